@@ -1,0 +1,83 @@
+"""The ``depthforge`` command. Each subcommand lives in its own module exposing
+``add_arguments(parser)`` and ``run(args) -> int``; this file only wires them together."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from .errors import DepthforgeError
+
+COMMANDS = {
+    "demo": ("depthforge.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
+    "train": ("depthforge.train", "train a model from a YAML recipe (default: configs/quick.yaml)"),
+    "eval": ("depthforge.evaluate", "evaluate a checkpoint with the field's standard metrics"),
+    "predict": ("depthforge.predict", "predict depth for images, folders, videos or a webcam"),
+    "data": ("depthforge.data.cli", "generate synthetic scenes, check a dataset"),
+    "bench": ("depthforge.bench", "speed and memory figures"),
+    "export": ("depthforge.export", "export a checkpoint to ONNX"),
+    "serve": ("depthforge.serve", "web page and API for a checkpoint"),
+}
+
+# glibc returning freed memory to the kernel on every step made page faults half of a CPU training step.
+_MALLOC_TUNING = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+_TUNED = {"demo", "train", "bench", "eval"}
+
+
+def _tune_malloc(command: str) -> None:
+    """Re-exec once with GLIBC_TUNABLES set (it is read only at process start). DEPTHFORGE_NO_MALLOC_TUNING=1 skips."""
+    if command not in _TUNED or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
+        return
+    if not sys.platform.startswith("linux"):
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=_MALLOC_TUNING)
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], env)
+    except OSError:
+        pass
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(prog="depthforge", description="Monocular depth estimation toolkit.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name, (module_name, help_) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            continue
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=help_, description=help_))
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+        if argv:
+            _tune_malloc(argv[0])
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except DepthforgeError as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Datasets by name, and the loader plumbing that keeps a bad file from stopping an epoch.
+
+A dataset is a torch Dataset of sample dicts (see ``sample.make_sample``) at the files' native size;
+``build_dataset`` picks one by name (``synth``, ``folder``, ...) or detects it from a path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from ..errors import DepthforgeError
+from .sample import make_sample
+
+log = logging.getLogger(__name__)
+
+DATASETS: dict[str, Callable[..., Dataset]] = {}
+# name -> predicate(path) telling whether a path holds that format; tried in insertion order.
+DETECTORS: dict[str, Callable[[Path], bool]] = {}
+
+
+def register(name: str, detect: Callable[[Path], bool] | None = None):
+    """Class/function decorator adding a dataset factory ``factory(split=..., **options)`` under ``name``."""
+
+    def wrap(factory):
+        DATASETS[name] = factory
+        if detect is not None:
+            DETECTORS[name] = detect
+        return factory
+
+    return wrap
+
+
+def detect_format(root: str | os.PathLike) -> str:
+    path = Path(root)
+    if not path.exists():
+        raise DepthforgeError(f"{path}: dataset not found")
+    for name, detect in DETECTORS.items():
+        if detect(path):
+            return name
+    raise DepthforgeError(f"{path}: no known dataset layout found (known: {', '.join(DETECTORS)})")
+
+
+def build_dataset(spec: str | os.PathLike | dict[str, Any], split: str = "test", **overrides: Any) -> Dataset:
+    """Build a dataset split.
+
+    ``spec`` is a dict ``{"name": ..., **options}`` (as in a config's ``data:`` section), a registered name
+    (``"synth"``), or a path whose layout is detected. ``name: auto`` with ``root`` also detects.
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        spec = {"name": str(spec)} if str(spec) in DATASETS else {"name": "auto", "root": str(spec)}
+    options = {**spec, **overrides}
+    name = options.pop("name", "auto")
+    if name == "auto":
+        if not options.get("root"):
+            raise DepthforgeError("data: 'name: auto' needs a 'root' path")
+        name = detect_format(options["root"])
+    if name not in DATASETS:
+        raise DepthforgeError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    root = options.get("root")
+    if root is not None and not Path(root).exists():
+        raise DepthforgeError(f"{root}: dataset not found (data.root of dataset {name!r})")
+    return DATASETS[name](split=split, **options)
+
+
+class SkipBad(Dataset):
+    """Wraps a dataset so that a sample whose files are missing or unreadable becomes None (and is counted)
+    instead of raising; ``collate`` drops the Nones. Training then goes on with a warning and a count."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[dict], dict] | None = None):
+        self.dataset, self.transform = dataset, transform
+        self.skipped: set[int] = set()  # per process; DataLoader workers report through the log
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            sample = self.dataset[i]
+            if not bool(sample["valid"].any()):
+                raise DepthforgeError(f"{sample['name']}: depth map has no valid pixel")
+        except DepthforgeError as e:
+            if i not in self.skipped:
+                self.skipped.add(i)
+                log.warning("skipping sample %d: %s", i, e)
+            return None
+        return self.transform(sample) if self.transform else sample
+
+
+def collate(batch: list[dict | None]) -> dict | None:
+    """default_collate over the samples that loaded; None when none of them did."""
+    batch = [b for b in batch if b is not None]
+    return default_collate(batch) if batch else None
+
+
+from . import folder, synth  # noqa: E402,F401  (formats register themselves)
+
+__all__ = ["DATASETS", "build_dataset", "detect_format", "register", "make_sample", "SkipBad", "collate"]

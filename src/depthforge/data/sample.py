@@ -1,0 +1,46 @@
+"""The sample dict every dataset returns, and how to build one from arrays read at the file boundary."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
+                intrinsics: np.ndarray | None = None) -> dict:
+    """Arrays -> sample dict of tensors.
+
+    image: float32 (H,W,3) in [0,1]; depth: float32 metres (H,W), 0/non-finite = invalid (None: no ground truth,
+    stored as all-invalid zeros); intrinsics: (3,3) pixels at this image size.
+    Returns {"image": [3,H,W] float32, "depth": [1,H,W] float32, "valid": [1,H,W] bool, "name": str,
+    "intrinsics": [3,3] float32 (only when given)}.
+    """
+    h, w = image.shape[:2]
+    if depth is None:
+        depth = np.zeros((h, w), np.float32)
+    depth = np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+    sample = {
+        "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)),
+        "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],
+        "name": name,
+    }
+    sample["valid"] = sample["depth"] > 0
+    if intrinsics is not None:
+        sample["intrinsics"] = torch.as_tensor(np.asarray(intrinsics, dtype=np.float32))
+    return sample
+
+
+def scale_intrinsics(k: np.ndarray, sy: float, sx: float) -> np.ndarray:
+    """Intrinsics for an image resized by (sy, sx); principal point in pixel-centre convention."""
+    k = np.array(k, dtype=np.float32, copy=True)
+    k[0, 0] *= sx
+    k[1, 1] *= sy
+    k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return k
+
+
+def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float32)
+
+
+NYU_INTRINSICS_640 = intrinsics_matrix(518.8579, 519.4696, 325.5824, 253.7362)

@@ -1,0 +1,1 @@
+"""Procedural indoor scenes (being written)."""
