@@ -6,7 +6,9 @@ A dataset is a torch Dataset of sample dicts (see ``sample.make_sample``) at the
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,14 +71,38 @@ def build_dataset(spec: str | os.PathLike | dict[str, Any], split: str = "test",
 
 class SkipBad(Dataset):
     """Wraps a dataset so that a sample whose files are missing or unreadable becomes None (and is counted)
-    instead of raising; ``collate`` drops the Nones. Training then goes on with a warning and a count."""
+    instead of raising; ``collate`` drops the Nones. Training then goes on with a warning and a count.
+
+    The count is shared with DataLoader workers (a byte per sample in shared memory): ``num_skipped`` in the
+    main process counts the samples any worker skipped, and each bad sample is logged once per run.
+    """
 
     def __init__(self, dataset: Dataset, transform: Callable[[dict], dict] | None = None):
         self.dataset, self.transform = dataset, transform
-        self.skipped: set[int] = set()  # per process; DataLoader workers report through the log
+        self.skipped: set[int] = set()  # the ones this process met
+        try:
+            self._flags = multiprocessing.RawArray("B", max(len(dataset), 1))
+        except OSError:  # no shared memory here: count per process
+            self._flags = None
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @property
+    def num_skipped(self) -> int:
+        """How many distinct samples were skipped so far, in this process and its DataLoader workers."""
+        if self._flags is None:
+            return len(self.skipped)
+        return bytes(self._flags).count(1)
+
+    def _first_time(self, i: int) -> bool:
+        if i in self.skipped:
+            return False
+        self.skipped.add(i)
+        if self._flags is None:
+            return True
+        seen, self._flags[i] = self._flags[i], 1
+        return not seen
 
     def __getitem__(self, i: int):
         try:
@@ -84,11 +110,16 @@ class SkipBad(Dataset):
             if not bool(sample["valid"].any()):
                 raise DepthforgeError(f"{sample['name']}: depth map has no valid pixel")
         except DepthforgeError as e:
-            if i not in self.skipped:
-                self.skipped.add(i)
+            if self._first_time(i):
                 log.warning("skipping sample %d: %s", i, e)
             return None
         return self.transform(sample) if self.transform else sample
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if get_spawning_popen() is None:  # shared memory travels only to workers being started
+            state["_flags"] = None
+        return state
 
 
 def collate(batch: list[dict | None]) -> dict | None:
@@ -97,6 +128,6 @@ def collate(batch: list[dict | None]) -> dict | None:
     return default_collate(batch) if batch else None
 
 
-from . import folder, synth  # noqa: E402,F401  (formats register themselves)
+from . import nyu, kitti, folder, synth  # noqa: E402,F401  (formats register themselves)
 
 __all__ = ["DATASETS", "build_dataset", "detect_format", "register", "make_sample", "SkipBad", "collate"]

@@ -1,30 +1,92 @@
-"""Your own RGB-D data: a folder of images and depth maps matched by file stem.
+"""Your own RGB-D data: images and depth maps matched by name, or listed in a CSV/TXT file.
 
-Layout: ``ROOT[/SPLIT]/rgb/NAME.ext`` and ``ROOT[/SPLIT]/depth/NAME.png|.npy`` (``image``/``images`` also
-accepted for the RGB folder), optional ``intrinsics.txt`` (fx fy cx cy at the images' size).
+Layouts of ``root`` (``ROOT/SPLIT`` is used instead when that folder exists):
+
+- folders: ``rgb/NAME.ext`` + ``depth/NAME.png|.npy|...`` matched by stem (``image/``, ``images/`` also accepted);
+- a list: ``rgb,depth`` or ``rgb depth [focal]`` per line, paths relative to the list's folder (``None`` = no
+  ground truth; a header row is skipped). Given as the option ``lists``, as ``root`` itself, or found as
+  ``ROOT/SPLIT.csv`` / ``ROOT/SPLIT.txt``;
+- flat: one folder of files named with a role word: ``rgb_1.png`` + ``depth_1.png``, ``0001_colors.png`` +
+  ``0001_depth.png``, ``rgb.jpg`` + ``depth.png``.
+
+The depth encoding is given once (``depth_encoding``: mm, kitti256, tum5000, sunrgbd, nyu8bit, metres; float
+files — ``.npy``, ``.exr``, float TIFF — are metres whatever it says). Intrinsics: the option ``intrinsics``
+(fx fy cx cy, or a file holding them), else ``intrinsics.txt`` beside the data; a list line's focal replaces
+fx and fy (cx, cy then come from the intrinsics, or the image centre).
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import is_image_file, read_depth, read_image
+from .io import (DEPTH_ENCODINGS, DEPTH_SUFFIXES, find_list, is_image_file, parse_list, read_depth, read_image,
+                 read_list, safe_name)
 from .sample import intrinsics_matrix, make_sample
 
 RGB_DIRS = ("rgb", "image", "images")
+LIST_SUFFIXES = (".csv", ".txt")
+# A role word in a file stem, between separators: rgb_1 / depth_1, 0001_colors / 0001_depth, rgb / depth.
+_ROLE = re.compile(r"(?:^|(?<=[_\-. ]))(sync_depth|depth|rgb|colou?rs?|image|img)(?=$|[_\-. ])", re.I)
 
+Item = tuple[Path, "Path | None", "float | None"]  # rgb, depth (None: no ground truth), focal
+
+
+# --- pairing by name ------------------------------------------------------------------------------------
 
 def _rgb_dir(root: Path) -> Path | None:
     return next((root / d for d in RGB_DIRS if (root / d).is_dir()), None)
 
 
+def _role(path: Path) -> tuple[str, str] | None:
+    """('rgb'|'depth', key) from a file name with a role word; files of one pair share the key."""
+    m = _ROLE.search(path.stem)
+    if m is None:
+        return None
+    role = "depth" if "depth" in m.group(1).lower() else "rgb"
+    if (role == "rgb" and not is_image_file(path)) or (role == "depth" and path.suffix.lower() not in DEPTH_SUFFIXES):
+        return None
+    return role, (path.stem[:m.start()] + path.stem[m.end():]).strip("_-. ").lower()
+
+
+def flat_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
+    """(rgb, depth or None) for files named with role words in one folder, sorted by rgb name."""
+    rgb, depth = {}, {}
+    for p in sorted(folder.iterdir()):
+        found = _role(p) if p.is_file() else None
+        if found:
+            (rgb if found[0] == "rgb" else depth).setdefault(found[1], p)
+    return [(p, depth.get(key)) for key, p in sorted(rgb.items(), key=lambda kv: kv[1].name)]
+
+
+def _list_file_ok(path: Path) -> bool:
+    if path.suffix.lower() not in LIST_SUFFIXES or not path.is_file():
+        return False
+    try:
+        with open(path, errors="replace") as f:
+            head = f.read(4096)
+        return bool(parse_list(head.rsplit("\n", 1)[0] if len(head) == 4096 else head, str(path)))
+    except (OSError, DepthforgeError):
+        return False
+
+
 def _detect(path: Path) -> bool:
-    roots = [path] + [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
-    return any(_rgb_dir(r) is not None and (r / "depth").is_dir() for r in roots)
+    if path.is_file():
+        return _list_file_ok(path)
+    if not path.is_dir():
+        return False
+    roots = [path] + [p for p in path.iterdir() if p.is_dir()]
+    if any(_rgb_dir(r) is not None and (r / "depth").is_dir() for r in roots):
+        return True
+    if any(_list_file_ok(path / f"{s}{x}") for s in ("train", "val", "test") for x in LIST_SUFFIXES):
+        return True
+    return any(d is not None for _, d in flat_pairs(path))
 
 
 def read_intrinsics_txt(path: Path) -> np.ndarray:
@@ -39,36 +101,87 @@ def read_intrinsics_txt(path: Path) -> np.ndarray:
 
 @register("folder", detect=_detect)
 class FolderDataset(Dataset):
-    def __init__(self, root: str, split: str = "test", depth_encoding: str = "mm",
-                 intrinsics: list[float] | None = None, **_: object):
-        root_p = Path(root)
-        if (root_p / split).is_dir():
-            root_p = root_p / split
-        rgb = _rgb_dir(root_p)
-        if rgb is None:
-            raise DepthforgeError(f"{root_p}: no rgb/ folder")
-        self.root, self.encoding = root_p, depth_encoding
-        depth_dir = root_p / "depth"
-        depths = {p.stem: p for p in sorted(depth_dir.glob("*")) if p.suffix.lower() in (".png", ".npy")} \
-            if depth_dir.is_dir() else {}
-        self.items = [(p, depths.get(p.stem)) for p in sorted(rgb.iterdir()) if is_image_file(p)]
-        if not self.items:
-            raise DepthforgeError(f"{rgb}: no images")
-        if intrinsics is not None:
+    """Your own data (see the module docstring).
+
+    Options: ``root`` (folder or list file), ``split`` (subfolder or list name), ``depth_encoding`` (default mm),
+    ``intrinsics`` ([fx, fy, cx, cy] or a file), ``lists`` (a list file, a folder holding ``SPLIT.csv|.txt``,
+    or {split: file}). Other keys (e.g. a config's ``size``) are ignored.
+    """
+
+    def __init__(self, root: str | None = None, split: str = "test", depth_encoding: str = "mm",
+                 intrinsics: list[float] | str | None = None, lists: Any = None, **_: object):
+        if root is None and lists is None:
+            raise DepthforgeError("folder: give 'root' (a folder or list file) or 'lists'")
+        if depth_encoding not in DEPTH_ENCODINGS:
+            raise DepthforgeError(f"unknown depth encoding {depth_encoding!r}; known: {', '.join(DEPTH_ENCODINGS)}")
+        self.encoding = depth_encoding
+        root_p = Path(root) if root is not None else None
+        list_path = self._list_path(root_p, split, lists)
+        if list_path is not None:
+            base = list_path.parent
+            rows = read_list(list_path)
+            self.items: list[Item] = [(base / r, base / d if d else None, f) for r, d, f in rows]
+            stems = [Path(r).stem for r, _, _ in rows]
+            self.names = stems if len(set(stems)) == len(stems) else [safe_name(r) for r, _, _ in rows]
+        else:
+            assert root_p is not None
+            base = root_p / split if (root_p / split).is_dir() else root_p
+            rgb = _rgb_dir(base)
+            if rgb is not None:
+                depth_dir = base / "depth"
+                depths = {p.stem: p for p in sorted(depth_dir.glob("*")) if p.suffix.lower() in DEPTH_SUFFIXES} \
+                    if depth_dir.is_dir() else {}
+                pairs = [(p, depths.get(p.stem)) for p in sorted(rgb.iterdir()) if is_image_file(p)]
+            else:
+                pairs = flat_pairs(base) if base.is_dir() else []
+                if not any(d is not None for _, d in pairs):
+                    raise DepthforgeError(f"{base}: no rgb/ folder, no {split}.csv/.txt list and no rgb_*/depth_* "
+                                          "file pairs")
+            self.items = [(r, d, None) for r, d in pairs]
+            self.names = [r.stem for r, _ in pairs]
+            if not self.items:
+                raise DepthforgeError(f"{rgb}: no images")
+        self.root = base
+        if isinstance(intrinsics, (str, os.PathLike)):
+            self.intrinsics = read_intrinsics_txt(Path(intrinsics))
+        elif intrinsics is not None:
+            if len(intrinsics) != 4:
+                raise DepthforgeError(f"folder: intrinsics must be [fx, fy, cx, cy], got {intrinsics!r}")
             self.intrinsics = intrinsics_matrix(*intrinsics)
-        elif (root_p / "intrinsics.txt").exists():
-            self.intrinsics = read_intrinsics_txt(root_p / "intrinsics.txt")
+        elif (base / "intrinsics.txt").exists():
+            self.intrinsics = read_intrinsics_txt(base / "intrinsics.txt")
         else:
             self.intrinsics = None
+
+    @staticmethod
+    def _list_path(root: Path | None, split: str, lists: Any) -> Path | None:
+        names = [f"{split}{x}" for x in LIST_SUFFIXES]
+        if lists is not None:
+            return find_list(lists, split, names, [])
+        if root is None or not root.exists():
+            raise DepthforgeError(f"{root}: dataset not found")
+        if root.is_file():
+            return root
+        if _rgb_dir(root / split) is not None or _rgb_dir(root) is not None:
+            return None
+        return next((root / n for n in names if (root / n).is_file()), None)
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def has_gt(self, i: int) -> bool:
+        return self.items[i][1] is not None
+
     def __getitem__(self, i: int) -> dict:
-        rgb_path, depth_path = self.items[i]
+        rgb_path, depth_path, focal = self.items[i]
         image = read_image(rgb_path)
         depth = None if depth_path is None else read_depth(depth_path, self.encoding)
         if depth is not None and depth.shape != image.shape[:2]:
             raise DepthforgeError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, "
                                   f"image is {image.shape[1]}x{image.shape[0]}")
-        return make_sample(image, depth, rgb_path.stem, self.intrinsics)
+        k = self.intrinsics
+        if focal is not None:
+            h, w = image.shape[:2]
+            cx, cy = (k[0, 2], k[1, 2]) if k is not None else ((w - 1) / 2, (h - 1) / 2)
+            k = intrinsics_matrix(focal, focal, cx, cy)
+        return make_sample(image, depth, self.names[i], k)

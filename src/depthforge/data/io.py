@@ -8,16 +8,20 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DepthforgeError
+
+# OpenCV reads this once, at its first EXR decode; it must be set before then.
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -76,33 +80,67 @@ def pil_to_array(im: Image.Image) -> np.ndarray:
 def read_depth(path: str | os.PathLike, encoding: str = "mm", data: bytes | None = None) -> np.ndarray:
     """Read a depth map -> float32 metres (H,W); 0 where invalid (stored 0, NaN or inf).
 
-    ``encoding`` is one of DEPTH_ENCODINGS for PNGs; ``.npy`` files are float metres whatever it says.
+    ``encoding`` is one of DEPTH_ENCODINGS for integer files (PNG, PGM, TIFF); floating-point files (``.npy``,
+    ``.exr``, float TIFF) are metres whatever it says.
     """
-    path_s = str(path)
     if encoding not in DEPTH_ENCODINGS:
         raise DepthforgeError(f"unknown depth encoding {encoding!r}; known: {', '.join(DEPTH_ENCODINGS)}")
+    return decode_depth(read_depth_raw(path, data), encoding)
+
+
+DEPTH_SUFFIXES = {".png", ".npy", ".exr", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
+    """The values a depth file stores, (H,W), in its own dtype (uint8/uint16 PNG, float ``.npy``/``.exr``).
+
+    For callers that choose the encoding from the file (e.g. 8-bit vs 16-bit PNG); ``decode_depth`` converts.
+    """
+    path_s = str(path)
     try:
-        if path_s.endswith(".npy"):
+        if path_s.lower().endswith(".npy"):
             raw = np.load(_open_bytes(path, data), allow_pickle=False)
-            depth = np.asarray(raw, dtype=np.float32)
-            depth = depth.squeeze()
+            raw = np.asarray(raw).squeeze()
+            if raw.dtype.kind not in "uif":
+                raise ValueError(f"dtype {raw.dtype} is not numeric")
+        elif path_s.lower().endswith(".exr"):
+            raw = _read_exr(path, data)
         else:
             with Image.open(_open_bytes(path, data)) as im:
                 im.load()
                 raw = np.asarray(im)
             if raw.ndim == 3:  # some tools save depth as 3 identical channels
                 raw = raw[..., 0]
-            depth = DEPTH_ENCODINGS[encoding](raw)
     except FileNotFoundError:
         raise DepthforgeError(f"{path}: file not found") from None
     except UnidentifiedImageError:
         raise DepthforgeError(f"{path}: not an image file") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise DepthforgeError(f"{path}: unreadable or truncated depth map ({e})") from None
-    if depth.ndim != 2:
-        raise DepthforgeError(f"{path}: depth must be 2-D, got shape {depth.shape}")
-    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
-    return depth
+    if raw.ndim != 2:
+        raise DepthforgeError(f"{path}: depth must be 2-D, got shape {raw.shape}")
+    return raw
+
+
+def decode_depth(raw: np.ndarray, encoding: str = "mm") -> np.ndarray:
+    """Stored depth values -> float32 metres, 0 where invalid; floating-point values are already metres."""
+    depth = raw.astype(np.float32) if raw.dtype.kind == "f" else DEPTH_ENCODINGS[encoding](raw)
+    return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
+
+
+def _read_exr(path: str | os.PathLike, data: bytes | None) -> np.ndarray:
+    import cv2  # OPENCV_IO_ENABLE_OPENEXR is set at the top of this module, before OpenCV's first EXR use
+
+    buf = data if data is not None else Path(path).read_bytes()
+    try:
+        raw = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        raise ValueError(str(e).strip().splitlines()[-1]) from None
+    if raw is None:
+        if re.search(r"OpenEXR:\s+NO", cv2.getBuildInformation()):
+            raise ValueError("this OpenCV build cannot read OpenEXR; save depth as .npy or 16-bit PNG")
+        raise ValueError("OpenCV could not decode it")
+    return raw[..., 0] if raw.ndim == 3 else raw
 
 
 @contextlib.contextmanager
@@ -188,3 +226,65 @@ class ZipReader:
 
     def __setstate__(self, state):
         self.__init__(state["path"])
+
+
+# File lists (``rgb depth [focal]`` per line), as BTS/AdaBins and people's own datasets use them.
+
+def parse_list(text: str, where: str) -> list[tuple[str, str | None, float | None]]:
+    """``rgb depth [focal]`` or ``rgb,depth[,focal]`` lines -> (rgb, depth or None, focal or None).
+
+    Blank lines and ``#`` comments are skipped, and a first row whose first field has no file suffix (a header).
+    """
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")] if "," in line else line.split()
+        if not items and "." not in fields[0].rsplit("/", 1)[-1]:
+            continue  # a header row
+        if not 2 <= len(fields) <= 3:
+            raise DepthforgeError(f"{where}: line {n}: expected 'rgb depth [focal]', got {line!r}")
+        try:
+            focal = float(fields[2]) if len(fields) == 3 and fields[2] else None
+        except ValueError:
+            raise DepthforgeError(f"{where}: line {n}: focal {fields[2]!r} is not a number") from None
+        items.append((fields[0], None if fields[1] in ("None", "none", "") else fields[1], focal))
+    return items
+
+
+def read_list(path: Path) -> list[tuple[str, str | None, float | None]]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise DepthforgeError(f"{path}: cannot read the list ({e.strerror or e})") from None
+    items = parse_list(text, str(path))
+    if not items:
+        raise DepthforgeError(f"{path}: the list is empty")
+    return items
+
+
+def find_list(lists: Any, split: str, names: list[str], search: list[Path]) -> Path:
+    """The list file of ``split``: ``lists`` as a file, a folder, or {split: file}; else the first of ``names``
+    found in the folders ``search``."""
+    if isinstance(lists, dict):
+        if split not in lists:
+            raise DepthforgeError(f"lists: no list for split {split!r} (given: {', '.join(lists)})")
+        lists = lists[split]
+    if lists is not None and Path(lists).is_file():
+        return Path(lists)
+    folders = [Path(lists)] if lists is not None else search
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    where = folders[0] / names[0] if folders else Path(names[0])
+    raise DepthforgeError(f"{where}: list file not found (give the option 'lists')")
+
+
+def safe_name(rel: str) -> str:
+    """A list path -> a sample name usable as a file name: suffix dropped, folders joined with '_'."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if parts and "." in parts[-1]:
+        parts[-1] = parts[-1].rsplit(".", 1)[0]
+    return "_".join(parts)

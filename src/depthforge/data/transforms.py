@@ -1,13 +1,21 @@
-"""Depth-correct transforms on sample dicts ([3,H,W] image, [1,H,W] depth/valid tensors).
+"""Depth-correct transforms on sample dicts ([3,H,W] image, [1,H,W] depth/valid tensors, optional [3,3]
+intrinsics in pixels).
 
-Depth is never blended across holes: it is resized with nearest neighbour, so an invalid pixel stays 0
-and a valid one keeps a measured value.
+Depth is never blended across holes: it is resized and rotated with nearest neighbour, so an invalid pixel stays
+0 and a valid one keeps a measured value. Geometry changes move the intrinsics with the pixels; colour changes
+touch the image only. ``build_train_transform`` composes them from a config's ``augment:`` section.
 """
 from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any, Callable
 
 import torch
 from torch.nn import functional as F
 
+from ..errors import DepthforgeError
 from .sample import scale_intrinsics
 
 
@@ -39,3 +47,203 @@ def hflip(sample: dict) -> dict:
         k[0, 2] = sample["image"].shape[-1] - 1 - k[0, 2]
         out["intrinsics"] = k
     return out
+
+
+def crop(sample: dict, top: int, left: int, height: int, width: int) -> dict:
+    """Cut rows ``top:top+height`` and columns ``left:left+width``; values (metres) are unchanged and the
+    principal point moves by (-left, -top)."""
+    h0, w0 = sample["image"].shape[-2:]
+    if top < 0 or left < 0 or top + height > h0 or left + width > w0:
+        raise DepthforgeError(f"{sample.get('name', 'sample')}: crop {width}x{height} at ({left},{top}) "
+                              f"does not fit in {w0}x{h0}")
+    out = dict(sample)
+    for key in ("image", "depth", "valid"):
+        out[key] = sample[key][..., top:top + height, left:left + width].contiguous()
+    if "intrinsics" in sample:
+        k = sample["intrinsics"].clone()
+        k[0, 2] -= left
+        k[1, 2] -= top
+        out["intrinsics"] = k
+    return out
+
+
+def random_crop(sample: dict, size: tuple[int, int], generator: torch.Generator | None = None) -> dict:
+    """Crop (H, W) at a uniformly random position (see ``crop``)."""
+    h0, w0 = sample["image"].shape[-2:]
+    h, w = size
+    if h > h0 or w > w0:
+        raise DepthforgeError(f"{sample.get('name', 'sample')}: crop {w}x{h} is larger than the image {w0}x{h0}")
+    top = int(torch.randint(0, h0 - h + 1, (), generator=generator))
+    left = int(torch.randint(0, w0 - w + 1, (), generator=generator))
+    return crop(sample, top, left, h, w)
+
+
+def rotate(sample: dict, degrees: float) -> dict:
+    """Rotate the picture by ``degrees`` (counter-clockwise as displayed) about the principal point, or the
+    image centre when the sample has no intrinsics.
+
+    About the principal point this is a roll of the camera around its optical axis, so depth (distance along
+    the axis) and the intrinsics stay exact (for fx = fy; NYU's differ by 0.1 %). The image is sampled
+    bilinearly; depth and valid with nearest neighbour, so every valid output pixel holds one measured input
+    value; pixels rotated in from outside the frame are invalid (depth 0) and black.
+    """
+    if degrees == 0:
+        return sample
+    h, w = sample["image"].shape[-2:]
+    if "intrinsics" in sample:
+        cx, cy = float(sample["intrinsics"][0, 2]), float(sample["intrinsics"][1, 2])
+    else:
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+    t = math.radians(degrees)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    dx, dy = xs - cx, ys - cy
+    sx = cx + math.cos(t) * dx - math.sin(t) * dy  # source pixel of each output pixel
+    sy = cy + math.sin(t) * dx + math.cos(t) * dy
+    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], -1)[None]
+
+    def warp(x: torch.Tensor, mode: str) -> torch.Tensor:
+        return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+
+    out = dict(sample)
+    out["image"] = warp(sample["image"], "bilinear").clamp(0, 1)
+    out["depth"] = warp(sample["depth"], "nearest")
+    out["valid"] = (warp(sample["valid"], "nearest") > 0.5) & (out["depth"] > 0)
+    return out
+
+
+def _gray(image: torch.Tensor) -> torch.Tensor:
+    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+
+
+def adjust_color(sample: dict, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0,
+                 gamma: float = 1.0) -> dict:
+    """Photometric change of the image only (depth, valid and intrinsics are the same objects).
+
+    In this order: ``image ** gamma``; times ``brightness``; ``contrast`` scales the distance to the mean grey
+    level; ``saturation`` scales the distance to each pixel's grey value (0 = greyscale). All 1 = unchanged.
+    The result is clamped to [0, 1].
+    """
+    x = sample["image"]
+    if gamma != 1:
+        x = x.clamp(min=0) ** gamma
+    if brightness != 1:
+        x = x * brightness
+    if contrast != 1:
+        m = _gray(x).mean()
+        x = (x - m) * contrast + m
+    if saturation != 1:
+        g = _gray(x)
+        x = (x - g) * saturation + g
+    out = dict(sample)
+    out["image"] = x.clamp(0, 1)
+    return out
+
+
+def _range(value: Any, key: str) -> tuple[float, float]:
+    """A jitter amount a -> (1-a, 1+a); a pair [lo, hi] as given."""
+    try:
+        lo, hi = (1 - float(value), 1 + float(value)) if not isinstance(value, (list, tuple)) else map(float, value)
+    except (TypeError, ValueError):
+        raise DepthforgeError(f"augment.jitter.{key}: expected a number or [low, high], got {value!r}") from None
+    if not 0 <= lo <= hi:
+        raise DepthforgeError(f"augment.jitter.{key}: need 0 <= low <= high, got [{lo}, {hi}]")
+    return lo, hi
+
+
+JITTER_DEFAULTS = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "gamma": [0.9, 1.1]}
+AUGMENT_KEYS = ("hflip", "crop", "rotate", "jitter")
+
+
+class TrainTransform:
+    """Random augmentation then a fixed output size; see ``build_train_transform``.
+
+    Draws come from a torch.Generator of its own, seeded on first use in each process from
+    ``torch.initial_seed()`` (what ``torch.manual_seed``/Lightning's ``seed_everything`` set in the main process
+    and DataLoader gives each worker), so a run with a fixed seed sees the same augmentations, and each worker
+    different ones. ``seed(n)`` reseeds it in the current process.
+    """
+
+    def __init__(self, cfg: dict, size: tuple[int, int]):
+        cfg = dict(cfg or {})
+        unknown = set(cfg) - set(AUGMENT_KEYS)
+        if unknown:
+            raise DepthforgeError(f"augment: unknown option(s) {', '.join(sorted(unknown))}; "
+                                  f"known: {', '.join(AUGMENT_KEYS)}")
+        self.size = (int(size[0]), int(size[1]))
+        flip = cfg.get("hflip", 0.0)
+        self.hflip = 0.5 if flip is True else float(flip or 0.0)
+        crop_ = cfg.get("crop", False)
+        if isinstance(crop_, (list, tuple)):
+            if len(crop_) != 2:
+                raise DepthforgeError(f"augment.crop: expected true or [H, W], got {crop_!r}")
+            self.crop: tuple[int, int] | bool = (int(crop_[0]), int(crop_[1]))
+        else:
+            self.crop = bool(crop_)
+        self.rotate = float(cfg.get("rotate", 0.0) or 0.0)
+        jitter = cfg.get("jitter") or {}
+        if jitter is True:
+            jitter = JITTER_DEFAULTS
+        if not isinstance(jitter, dict) or set(jitter) - set(JITTER_DEFAULTS):
+            raise DepthforgeError(f"augment.jitter: expected a mapping of {', '.join(JITTER_DEFAULTS)}, got {jitter!r}")
+        self.jitter = {k: _range(v, k) for k, v in jitter.items()}
+        self._generator: torch.Generator | None = None
+        self._pid: int | None = None
+
+    def seed(self, seed: int) -> "TrainTransform":
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self._pid = os.getpid()
+        return self
+
+    def _gen(self) -> torch.Generator:
+        if self._generator is None or self._pid != os.getpid():  # a new DataLoader worker
+            self.seed(torch.initial_seed())
+        return self._generator
+
+    def __getstate__(self):
+        return {**self.__dict__, "_generator": None, "_pid": None}
+
+    def _uniform(self, lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=self._gen()))
+
+    def __call__(self, sample: dict) -> dict:
+        if self.rotate:
+            sample = rotate(sample, self._uniform(-self.rotate, self.rotate))
+        if self.crop is True:
+            h0, w0 = sample["image"].shape[-2:]
+            s = max(self.size[0] / h0, self.size[1] / w0)
+            if s > 1:  # too small to crop from: enlarge just enough, keeping the aspect ratio
+                sample = resize(sample, (math.ceil(h0 * s), math.ceil(w0 * s)))
+            sample = random_crop(sample, self.size, self._gen())
+        elif self.crop:
+            sample = random_crop(sample, self.crop, self._gen())
+        sample = resize(sample, self.size)
+        if self.hflip and float(torch.rand((), generator=self._gen())) < self.hflip:
+            sample = hflip(sample)
+        if self.jitter:
+            sample = adjust_color(sample, **{k: self._uniform(*r) for k, r in self.jitter.items()})
+        return sample
+
+
+def build_train_transform(cfg: dict, size: tuple[int, int]) -> Callable[[dict], dict]:
+    """The training augmentation of a config's ``augment:`` section, ending at ``size`` (H, W).
+
+    Keys (all optional; ``{}`` = just resize to ``size``):
+    ``hflip`` probability of a left-right flip; ``rotate`` max degrees of a uniform random rotation (e.g. 2.5);
+    ``crop`` true = a random ``size`` crop at the native scale (the image is enlarged first only if smaller),
+    or [H, W] = a random crop of that size then a resize to ``size`` (false/absent: resize the whole image);
+    ``jitter`` {brightness, contrast, saturation: amount a (factor in [1-a, 1+a]) or [lo, hi]; gamma: [lo, hi]}
+    (``true`` = 0.2, 0.2, 0.2, [0.9, 1.1]). Order: rotate, crop, resize, flip, colour.
+    """
+    return TrainTransform(cfg, size)
+
+
+def identity(sample: dict) -> dict:
+    return sample
+
+
+def build_eval_transform(size: tuple[int, int] | None) -> Callable[[dict], dict]:
+    """Evaluation/validation: resize to ``size`` (H, W) — nearest for depth — or nothing when ``size`` is None."""
+    if size is None:
+        return identity
+    return functools.partial(resize, size=(int(size[0]), int(size[1])))

@@ -1,0 +1,34 @@
+"""``depthforge data synth`` and ``depthforge data check``."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = sub.add_parser("synth", help="render built-in synthetic rooms to a dataset folder (RGB PNG + 16-bit mm PNG)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--n", type=int, default=100, help="number of scenes (default 100)")
+    s.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    s.add_argument("--split", choices=("train", "val", "test"), default="train")
+    s.add_argument("--holes", action="store_true", help="Kinect-like holes and noise in the depth")
+    c = sub.add_parser("check", help="counts, sizes, depth ranges and every bad file of a dataset")
+    c.add_argument("dataset", help="a dataset folder, zip or .mat, or a registered name")
+    c.add_argument("--splits", nargs="+", default=["train", "test"])
+    c.add_argument("--encoding", help="depth encoding for a folder dataset (mm, kitti256, tum5000, sunrgbd, ...)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_command == "synth":
+        from .synth import write_dataset
+
+        out = write_dataset(args.out, args.n, size=tuple(args.size), split=args.split, holes=args.holes)
+        print(f"{args.n} scenes written to {out}")
+        return 0
+    from .check import check_dataset, format_report
+
+    spec = {"name": "auto", "root": args.dataset} if args.encoding is None else \
+        {"name": "folder", "root": args.dataset, "depth_encoding": args.encoding}
+    report = check_dataset(spec, splits=tuple(args.splits))
+    print(format_report(report))
+    return 0

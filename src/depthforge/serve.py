@@ -1,0 +1,323 @@
+"""``depthforge serve``: a web page and HTTP API for a checkpoint (FastAPI + uvicorn, page in ``web/``).
+
+Upload a photo, see its colour-mapped depth beside it, read metres under the mouse, download the depth
+(16-bit PNG in millimetres, .npy in metres) and the point cloud (PLY). Endpoints:
+
+- ``GET /`` the page; ``GET /health``;
+- ``POST /api/predict``: multipart form with a ``file`` field (or a raw image body) -> JSON with ``id``, size,
+  depth range and ``urls``;
+- ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
+  ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size).
+
+Uploads are read into memory up to the size limit, their pixel count is checked before decoding, and results
+live only in a private temporary folder (random hex ids, oldest evicted, removed at shutdown).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import math
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .colors import colorize, depth_range, legend
+from .data.io import depth_to_png16, pil_to_array, write_bytes
+from .errors import DepthforgeError
+from .pointcloud import backproject, estimate_intrinsics, ply_bytes
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).parent / "web"
+ID_RE = re.compile(r"[0-9a-f]{32}")
+MAX_PIXELS = 40_000_000   # decompression-bomb guard, checked from the header before decoding
+HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
+CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
+MULTIPART_OVERHEAD = 64 * 1024
+RESULT_FILES = {  # name -> (media type, download as attachment)
+    "image.jpg": ("image/jpeg", False),
+    "color.png": ("image/png", False),
+    "depth.png": ("image/png", True),
+    "depth.npy": ("application/octet-stream", True),
+    "cloud.ply": ("application/octet-stream", True),
+    "hover.f32": ("application/octet-stream", False),
+}
+
+
+class UploadError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _multipart_parser():
+    try:
+        from python_multipart.multipart import MultipartParser, parse_options_header
+    except ImportError:  # python-multipart < 0.0.13
+        from multipart.multipart import MultipartParser, parse_options_header
+    return MultipartParser, parse_options_header
+
+
+async def read_upload(request, limit: int) -> tuple[bytes, str]:
+    """The uploaded file's bytes and name, from a multipart ``file`` field or a raw body; never more than
+    ``limit`` bytes are kept (UploadError 413 beyond) and nothing touches the disk."""
+    too_big = UploadError(413, f"upload is larger than the {limit / 2**20:g} MB limit (--max-upload-mb)")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
+        raise too_big
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_big
+        return bytes(body), request.headers.get("x-filename", "upload")
+    MultipartParser, parse_options_header = _multipart_parser()
+    boundary = parse_options_header(ctype)[1].get(b"boundary")
+    if not boundary:
+        raise UploadError(400, "multipart upload without a boundary")
+    parts: list[dict[str, Any]] = []
+    header = {"field": b"", "value": b""}
+
+    def on_part_begin():
+        parts.append({"headers": {}, "data": bytearray()})
+
+    def on_header_field(data, start, end):
+        header["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        header["value"] += data[start:end]
+
+    def on_header_end():
+        parts[-1]["headers"][header["field"].decode("latin-1").lower()] = header["value"].decode("utf-8", "replace")
+        header["field"], header["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        part = parts[-1]["data"]
+        part += data[start:end]
+        if len(part) > limit:
+            raise too_big
+
+    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
+                                        "on_part_data": on_part_data})
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit + MULTIPART_OVERHEAD:
+                raise too_big
+            parser.write(chunk)
+        parser.finalize()
+    except UploadError:
+        raise
+    except Exception as e:  # python-multipart's parse errors
+        raise UploadError(400, f"malformed multipart upload ({e})") from None
+    for part in parts:
+        disposition = parse_options_header(part["headers"].get("content-disposition", ""))[1]
+        if disposition.get(b"name") == b"file":
+            return bytes(part["data"]), disposition.get(b"filename", b"upload").decode("utf-8", "replace")
+    raise UploadError(400, "no 'file' field in the upload form")
+
+
+def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """Upload bytes -> float32 RGB (H,W,3); the pixel count is checked from the header before decoding."""
+    if not data:
+        raise UploadError(400, f"{name}: empty upload")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise UploadError(413, f"{name}: image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is "
+                                           f"{max_pixels / 1e6:g} MP")
+                im.load()
+                return pil_to_array(ImageOps.exif_transpose(im))
+    except UnidentifiedImageError:
+        raise UploadError(400, f"{name}: not an image (upload a PNG, JPEG, WebP, BMP or TIFF photo)") from None
+    except Image.DecompressionBombError:
+        raise UploadError(413, f"{name}: image has too many pixels (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UploadError(400, f"{name}: unreadable or truncated image ({e})") from None
+
+
+class Results:
+    """Prediction results as files in one private temporary folder; the oldest are evicted past ``keep``."""
+
+    def __init__(self, workdir: str | None = None, keep: int = 50):
+        self.root = Path(tempfile.mkdtemp(prefix="depthforge-serve-", dir=workdir))
+        self.keep, self.lock, self.ids = keep, threading.Lock(), OrderedDict()
+
+    def add(self, files: dict[str, bytes]) -> str:
+        rid = secrets.token_hex(16)
+        folder = self.root / rid
+        folder.mkdir()
+        for name, data in files.items():
+            write_bytes(folder / name, data)
+        with self.lock:
+            self.ids[rid] = time.time()
+            while len(self.ids) > self.keep:
+                old, _ = self.ids.popitem(last=False)
+                shutil.rmtree(self.root / old, ignore_errors=True)
+        return rid
+
+    def path(self, rid: str, name: str) -> Path | None:
+        if not ID_RE.fullmatch(rid) or name not in RESULT_FILES:
+            return None
+        with self.lock:
+            if rid not in self.ids:
+                return None
+        path = self.root / rid / name
+        return path if path.is_file() else None
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _npy(depth: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, depth.astype(np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Photo and its depth -> the result files and the summary the page shows."""
+    h, w = depth.shape
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    vmin, vmax = depth_range(depth)
+    hover_step = max(1, math.ceil(math.sqrt(h * w / HOVER_PIXELS)))
+    hover = np.ascontiguousarray(depth[::hover_step, ::hover_step], dtype="<f4")
+    cloud_step = max(1, math.ceil(math.sqrt(h * w / CLOUD_POINTS)))
+    k = estimate_intrinsics(h, w, fov_deg)
+    k[:2] /= cloud_step  # striding from pixel 0 by s divides fx, fy, cx, cy by s exactly
+    points, colors = backproject(depth[::cloud_step, ::cloud_step], k, image[::cloud_step, ::cloud_step])
+    files = {"image.jpg": _jpeg(image), "color.png": _png(colorize(depth, vmin, vmax)),
+             "depth.png": depth_to_png16(depth), "depth.npy": _npy(depth), "hover.f32": hover.tobytes(),
+             "cloud.ply": ply_bytes(points, colors)}
+    summary = {"width": w, "height": h,
+               "min": float(valid.min()) if valid.size else 0.0, "max": float(valid.max()) if valid.size else 0.0,
+               "vmin": vmin, "vmax": vmax, "legend": legend(vmin, vmax),
+               "hover": {"width": hover.shape[1], "height": hover.shape[0], "step": hover_step},
+               "points": len(points), "cloud_step": cloud_step,
+               "intrinsics": f"estimated from a {fov_deg:g}° horizontal field of view"}
+    return files, summary
+
+
+def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
+               max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0):
+    """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+
+    results = Results(workdir, keep)
+    predict_lock = threading.Lock()  # one prediction at a time: the network already uses every core
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        results.close()
+
+    app = FastAPI(title="depthforge", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.state.results, app.state.predictor = results, predictor
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(WEB / "index.html", media_type="text/html")
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"),
+                "metric": predictor.metric, "train_size": predictor.train_size, "results": len(results.ids)}
+
+    def process(data: bytes, name: str) -> dict[str, Any]:
+        start = time.perf_counter()
+        image = decode_image(data, name, max_pixels)
+        with predict_lock:
+            depth = predictor(image)
+        files, summary = render_result(image, depth, fov_deg)
+        rid = results.add(files)
+        urls = {n: f"/api/result/{rid}/{n}" for n in RESULT_FILES}
+        return {"id": rid, "name": name, "metric": predictor.metric, "units": "m" if predictor.metric else "relative",
+                **summary, "urls": urls, "seconds": time.perf_counter() - start}
+
+    @app.post("/api/predict")
+    async def predict(request: Request):
+        try:
+            data, name = await read_upload(request, max_upload_bytes)
+            return await run_in_threadpool(process, data, Path(name).name or "upload")
+        except UploadError as e:
+            return error(e.status, str(e))
+        except DepthforgeError as e:
+            return error(400, str(e))
+        except Exception as e:  # never let one bad request take the service down
+            log.exception("prediction failed")
+            return error(500, f"prediction failed ({type(e).__name__}: {e})")
+
+    @app.get("/api/result/{rid}/{name}")
+    def result(rid: str, name: str):
+        path = results.path(rid, name)
+        if path is None:
+            return error(404, "no such result (unknown or expired id, or unknown file name)")
+        media, attachment = RESULT_FILES[name]
+        filename = f"depth-{rid[:8]}{Path(name).suffix}" if attachment else None
+        return FileResponse(path, media_type=media, filename=filename,
+                            content_disposition_type="attachment" if attachment else "inline")
+
+    return app
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="depthforge checkpoint or exported .onnx")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (MB)")
+    parser.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6,
+                        help="largest image accepted, in millions of pixels (decompression-bomb guard)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
+    parser.add_argument("--fov", type=float, default=60.0,
+                        help="horizontal field of view (degrees) assumed for the point cloud")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api import load
+
+    predictor = load(args.checkpoint, device=args.device)
+    app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                     max_pixels=int(args.max_megapixels * 1e6), fov_deg=args.fov)
+    print(f"depthforge serve: {predictor!r}\nopen http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

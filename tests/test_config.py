@@ -1,0 +1,30 @@
+import pytest
+
+from depthforge.config import apply_overrides, config_names, load_config
+from depthforge.errors import DepthforgeError
+
+
+def test_shipped_configs_load():
+    assert {"quick", "seed-nyu"} <= set(config_names())
+    cfg = load_config("seed-nyu")
+    assert cfg["data"]["size"] == [240, 320] and cfg["train"]["batch_size"] == 16
+    assert cfg["train"]["epochs"] == 15 and cfg["train"]["lr"] == 1e-4 and cfg["train"]["amsgrad"] is True
+
+
+def test_overrides_parse_yaml_values():
+    cfg = apply_overrides(load_config("quick"), ["train.epochs=3", "data.size=[32, 48]", "model.width=0.25",
+                                                 "loss.w_l1=0.5"])
+    assert cfg["train"]["epochs"] == 3 and cfg["data"]["size"] == [32, 48]
+    assert cfg["model"]["width"] == 0.25 and cfg["loss"]["w_l1"] == 0.5
+
+
+@pytest.mark.parametrize("bad", ["train.epocs=3", "nokey=1", "train", "seed.x=1"])
+def test_bad_overrides_are_one_line_errors(bad):
+    with pytest.raises(DepthforgeError) as e:
+        apply_overrides(load_config("quick"), [bad])
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config(tmp_path):
+    with pytest.raises(DepthforgeError, match="config not found"):
+        load_config(tmp_path / "nope.yaml")

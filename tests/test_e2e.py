@@ -1,0 +1,100 @@
+"""A tiny train -> checkpoint -> resume -> eval -> predict run through the public functions and the CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depthforge.checkpoint import read_checkpoint
+from depthforge.cli import main
+from depthforge.config import apply_overrides, load_config
+from depthforge.evaluate import evaluate
+from depthforge.train import fit
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_cfg(out, epochs=1):
+    return apply_overrides(load_config("quick"), [
+        f"out={out}", "data.n=24", "data.size=[32, 48]", "test_data.n=6", "model.width=0.125", "model.levels=3",
+        f"train.epochs={epochs}", "train.batch_size=8", "train.precision=32-true", "train.log_every_n_steps=1"])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    fit(tiny_cfg(out, epochs=1), progress=False)
+    return out
+
+
+def test_training_writes_checkpoints_logs_and_curves(run_dir):
+    for name in ("checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv", "loss_curve.png"):
+        assert (run_dir / name).is_file(), name
+    ckpt = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert ckpt["depthforge"]["model"]["name"] == "seed-unet"
+    assert ckpt["baselines"]["mean_map"].shape == (32, 48)
+    assert not list(run_dir.glob("checkpoints/.*")), "temporary checkpoint files left behind"
+
+
+def test_resume_continues_from_last(run_dir):
+    before = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    fit(tiny_cfg(run_dir, epochs=2), resume="last", progress=False)
+    after = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert after["epoch"] == before["epoch"] + 1
+    assert after["global_step"] == 2 * before["global_step"]
+    assert torch.equal(after["baselines"]["mean_map"], before["baselines"]["mean_map"])
+
+
+def test_eval_reports_metrics_baselines_and_pictures(run_dir, tmp_path):
+    res = evaluate(run_dir / "checkpoints" / "best.ckpt", out=tmp_path, progress=False)
+    assert res["images"] == 6 and set(res["baselines"]) == {"constant", "mean_map"}
+    for key in ("d1", "abs_rel", "rmse", "silog", "seed_loss", "seed_acc", "ordinal_err", "edge_f1"):
+        assert np.isfinite(res["model"][key]), key
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["model"]["abs_rel"] == pytest.approx(res["model"]["abs_rel"])
+    assert "| model |" in (tmp_path / "metrics.md").read_text()
+    assert Image.open(tmp_path / "best_worst.png").size[0] == 3 * 48  # prediction | ground truth | image
+
+
+def test_cli_predict_with_ground_truth_and_bad_files(run_dir, tmp_path, capsys):
+    data = tmp_path / "scenes"
+    assert main(["data", "synth", "--out", str(data), "--n", "2", "--size", "40", "56", "--split", "test"]) == 0
+    (data / "rgb" / "notes.txt").write_text("not an image")
+    (data / "rgb" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "pred"
+    code = main(["predict", str(data), "--checkpoint", str(run_dir / "checkpoints" / "best.ckpt"),
+                 "--out", str(out)])
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert "00000_color.png" in names and "00000_panel.png" in names and "00001.npy" in names
+    depth = np.load(out / "00000.npy")
+    assert depth.shape == (40, 56) and depth.dtype == np.float32 and (depth > 0).all()
+    mm = np.asarray(Image.open(out / "00000_depth.png"))
+    assert mm.dtype == np.uint16 and abs(mm.astype(float) / 1000 - depth).max() <= 0.0005 + 1e-6
+    assert Image.open(out / "00000_panel.png").size == (3 * 56, 40)
+    err = capsys.readouterr().err
+    assert "broken.png" in err
+
+
+def test_cli_rejects_foreign_checkpoints_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "model.ckpt"
+    torch.save({"weights": torch.zeros(2)}, bad)
+    assert main(["eval", "--checkpoint", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a depthforge checkpoint" in err and str(bad) in err
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x00garbage")
+    assert main(["predict", str(tmp_path), "--checkpoint", str(junk)]) == 1
+    assert "not a depthforge checkpoint" in capsys.readouterr().err
+
+
+def test_cli_reports_unwritable_output(run_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(img)
+    code = main(["predict", str(img), "--checkpoint", str(run_dir / "checkpoints" / "best.ckpt"),
+                 "--out", str(blocker / "sub")])
+    assert code == 1
+    assert "cannot write" in capsys.readouterr().err

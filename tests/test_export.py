@@ -1,0 +1,135 @@
+"""ONNX export: metadata, dynamic shapes, parity with PyTorch (<= 1e-4 m) on real and synthetic images."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import depthforge
+from depthforge import DepthforgeError, build_model
+from depthforge.checkpoint import meta, save_model
+from depthforge.cli import main
+from depthforge.export import bench_onnx, export_onnx, load_onnx
+
+KWARGS = {"width": 0.25, "levels": 3}
+TOL = 1e-4  # metres
+
+
+def trained_like_model(seed=0):
+    """A small seed U-Net whose BatchNorm statistics are not the identity, as after training."""
+    torch.manual_seed(seed)
+    model = build_model("seed-unet", **KWARGS)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    ckpt = tmp / "model.ckpt"
+    save_model(ckpt, trained_like_model(), meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
+    result = export_onnx(ckpt, tmp / "model.onnx")
+    return ckpt, tmp / "model.onnx", result
+
+
+def test_export_writes_metadata_and_dynamic_axes(exported):
+    ckpt, path, result = exported
+    assert result["path"] == str(path) and result["opset"] == 17 and result["max_abs_diff"] < TOL
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["depthforge"]) == depthforge.load(ckpt).info
+    assert json.loads(props["depthforge.model"]) == {"metric": True, "max_depth": 10.0, "multiple": 8}
+    dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert model.graph.input[0].name == "image" and dims == ["batch", "", "height", "width"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.ckpt", "model.onnx"]  # atomic
+
+
+def test_onnx_predictor_has_the_same_api(exported):
+    ckpt, path, _ = exported
+    p, q = depthforge.load(ckpt, device="cpu"), depthforge.load(path)
+    assert q.providers == ["CPUExecutionProvider"] and q.module is None
+    assert (q.metric, q.max_depth, q.multiple, q.train_size, q.info) == (p.metric, p.max_depth, p.multiple,
+                                                                        p.train_size, p.info)
+    depths = q([np.zeros((33, 47), np.uint8), np.ones((20, 20, 4), np.uint8)])
+    assert [d.shape for d in depths] == [(33, 47), (20, 20)] and depths[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("resize", ["train", "pad"])
+def test_parity_on_real_photos(exported, realdata, resize):
+    ckpt, path, _ = exported
+    p, q = depthforge.load(ckpt, device="cpu"), depthforge.load(path)
+    for photo in ("nyu/rgb_1.png", "kitti/rgb_0000000005.png", "sunrgbd/rgb.jpg"):
+        a, b = p(realdata / photo, resize=resize), q(realdata / photo, resize=resize)
+        assert a.shape == b.shape
+        diff = float(np.abs(a - b).max())
+        assert diff <= TOL, f"{photo} ({resize}): ONNX differs from PyTorch by {diff:.2e} m"
+        assert np.ptp(a) > 1e-3  # the model's output really varies over the image
+
+
+def test_parity_on_synthetic_images_and_batches(exported):
+    ckpt, path, _ = exported
+    p, q = depthforge.load(ckpt, device="cpu"), depthforge.load(path)
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 3, 96, 128), (3, 3, 64, 200), (2, 3, 123, 171), (1, 3, 8, 8)]:
+        x = torch.rand(shape, generator=g)
+        for flip in (False, True):
+            a, b = p.predict_tensor(x, resize="pad", flip=flip), q.predict_tensor(x, resize="pad", flip=flip)
+            assert a.shape == b.shape == (shape[0], 1, *shape[2:])
+            assert float((a - b).abs().max()) <= TOL
+    # smooth synthetic scene: a gradient with a box, through the resize-to-training-size path
+    yy, xx = np.mgrid[0:240, 0:320] / np.array([240.0, 320.0])[:, None, None]
+    scene = np.stack([xx, yy, 0.5 * (xx + yy)], axis=-1).astype(np.float32)
+    scene[80:160, 100:200] = [0.9, 0.2, 0.1]
+    assert float(np.abs(p(scene) - q(scene)).max()) <= TOL
+
+
+def test_dynamo_exporter(exported, tmp_path):
+    ckpt, _, _ = exported
+    result = export_onnx(ckpt, tmp_path / "dynamo.onnx", exporter="dynamo")
+    assert result["opset"] == 18 and result["max_abs_diff"] <= TOL
+    x = torch.rand(2, 3, 40, 56)
+    np.testing.assert_allclose(depthforge.load(tmp_path / "dynamo.onnx").predict_tensor(x, resize="pad"),
+                               depthforge.load(ckpt).predict_tensor(x, resize="pad"), atol=TOL)
+
+
+def test_cli_export(exported, tmp_path, capsys):
+    ckpt, _, _ = exported
+    assert main(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "cli.onnx"), "--opset", "18"]) == 0
+    out = capsys.readouterr().out
+    assert "cli.onnx" in out and "opset 18" in out and "max |difference|" in out
+    assert (tmp_path / "cli.onnx").is_file()
+    assert main(["export", "--checkpoint", str(tmp_path / "nope.ckpt"), "--onnx", str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {tmp_path / 'nope.ckpt'}: checkpoint not found"
+    assert main(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "x.bin")]) == 1
+    assert "must end in .onnx" in capsys.readouterr().err
+
+
+def test_loading_foreign_or_damaged_onnx_files(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(DepthforgeError, match="junk.onnx: not a loadable ONNX model"):
+        depthforge.load(tmp_path / "junk.onnx")
+    buf = io.BytesIO()
+    torch.onnx.export(torch.nn.Conv2d(3, 1, 1), (torch.rand(1, 3, 4, 4),), buf, dynamo=False)
+    (tmp_path / "plain.onnx").write_bytes(buf.getvalue())
+    with pytest.raises(DepthforgeError, match="plain.onnx: not a depthforge ONNX export"):
+        depthforge.load(tmp_path / "plain.onnx")
+    with pytest.raises(DepthforgeError, match="missing.onnx: ONNX model not found"):
+        load_onnx(tmp_path / "missing.onnx")
+
+
+def test_bench_onnx(exported):
+    ckpt, _, _ = exported
+    result = bench_onnx(ckpt, size=(60, 90), n=2)
+    assert result["size"] == [64, 96] and result["n"] == 2
+    assert result["torch_ms"] > 0 and result["onnx_ms"] > 0 and result["max_abs_diff"] <= TOL
+    assert result["speedup"] == pytest.approx(result["torch_ms"] / result["onnx_ms"])
