@@ -114,6 +114,7 @@ def test_cli_export(exported, tmp_path, capsys):
     assert "must end in .onnx" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_loading_foreign_or_damaged_onnx_files(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(DepthforgeError, match="junk.onnx: not a loadable ONNX model"):

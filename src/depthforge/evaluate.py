@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, read_checkpoint
 from .data import SkipBad, build_dataset, collate
-from .data.io import write_bytes, write_image
+from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
 from .inference import infer
 from .losses import build_loss
@@ -64,6 +64,10 @@ def image_row(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, protocol, max
     return row
 
 
+def _means(rows: list[dict]) -> dict[str, float]:
+    return mean_metrics([{c: row[c] for c in COLUMNS} for row in rows])
+
+
 def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | None = None,
              align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
              limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
@@ -71,6 +75,7 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     """Evaluate a checkpoint; writes metrics.json, metrics.md and best_worst.png to ``out`` and returns the
     results dict: {"model": means, "baselines": {name: means}, "per_image": [...], "protocol": ..., ...}."""
     model, info = load_checkpoint(checkpoint)
+    out = ensure_dir(out or Path(checkpoint).resolve().parent.parent / "eval")
     baselines = read_checkpoint(checkpoint).get("baselines")
     cfg = info.get("config") or {}
     size = tuple(cfg.get("data", {}).get("size", (240, 320)))
@@ -127,11 +132,10 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     results = {
         "checkpoint": str(checkpoint), "data": str(data or spec), "protocol": protocol_name,
         "max_depth": cap, "align": align_mode, "flip": flip, "images": len(rows["model"]),
-        "model": {k: mean_metrics(rows["model"])[k] for k in COLUMNS},
-        "baselines": {k: {c: mean_metrics(v)[c] for c in COLUMNS} for k, v in rows.items() if k != "model" and v},
+        "model": _means(rows["model"]),
+        "baselines": {k: _means(v) for k, v in rows.items() if k != "model" and v},
         "per_image": rows["model"],
     }
-    out = Path(out) if out else Path(checkpoint).resolve().parent.parent / "eval"
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
     write_bytes(out / "metrics.md", markdown_table(results).encode())
     if pictures and kept:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.folder import RGB_DIRS, read_intrinsics_txt
-from .data.io import is_image_file, read_depth, read_image, write_depth_png, write_image, write_npy
+from .data.io import ensure_dir, is_image_file, read_depth, read_image, write_depth_png, write_image, write_npy
 from .data.sample import intrinsics_matrix
 from .errors import DepthforgeError
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from .video import is_video_source, predict_video
 
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
-    out = Path(args.out)
+    out = ensure_dir(args.out)
     videos = [a for a in args.inputs if is_video_source(a)]
     images = [a for a in args.inputs if a not in videos]
     k = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None

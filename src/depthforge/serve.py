@@ -31,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 
 from .colors import colorize, depth_range, legend
 from .data.io import depth_to_png16, pil_to_array, write_bytes
@@ -70,7 +74,7 @@ def _multipart_parser():
     return MultipartParser, parse_options_header
 
 
-async def read_upload(request, limit: int) -> tuple[bytes, str]:
+async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     """The uploaded file's bytes and name, from a multipart ``file`` field or a raw body; never more than
     ``limit`` bytes are kept (UploadError 413 beyond) and nothing touches the disk."""
     too_big = UploadError(413, f"upload is larger than the {limit / 2**20:g} MB limit (--max-upload-mb)")
@@ -144,13 +148,16 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise UploadError(413, f"{name}: image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is "
-                                           f"{max_pixels / 1e6:g} MP")
+                                           f"{max_pixels / 1e6:g} MP (decompression bomb guard)")
                 im.load()
                 return pil_to_array(ImageOps.exif_transpose(im))
     except UnidentifiedImageError:
         raise UploadError(400, f"{name}: not an image (upload a PNG, JPEG, WebP, BMP or TIFF photo)") from None
-    except Image.DecompressionBombError:
-        raise UploadError(413, f"{name}: image has too many pixels (decompression bomb guard)") from None
+    except Image.DecompressionBombError as e:  # PIL's own guard fires in open() beyond twice its limit
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]) / 1e6:.0f} MP" if pixels else "too many pixels"
+        raise UploadError(413, f"{name}: image is {size}; the limit is {max_pixels / 1e6:g} MP "
+                               "(decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UploadError(400, f"{name}: unreadable or truncated image ({e})") from None
 
@@ -159,7 +166,13 @@ class Results:
     """Prediction results as files in one private temporary folder; the oldest are evicted past ``keep``."""
 
     def __init__(self, workdir: str | None = None, keep: int = 50):
-        self.root = Path(tempfile.mkdtemp(prefix="depthforge-serve-", dir=workdir))
+        try:
+            if workdir is not None:
+                Path(workdir).mkdir(parents=True, exist_ok=True)
+            self.root = Path(tempfile.mkdtemp(prefix="depthforge-serve-", dir=workdir))
+        except OSError as e:
+            raise DepthforgeError(f"{workdir or tempfile.gettempdir()}: cannot create a folder for results "
+                                  f"({e.strerror or e})") from None
         self.keep, self.lock, self.ids = keep, threading.Lock(), OrderedDict()
 
     def add(self, files: dict[str, bytes]) -> str:
@@ -230,13 +243,8 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float) -> tuple
 
 
 def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
-               max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0):
+               max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0) -> FastAPI:
     """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
-
     results = Results(workdir, keep)
     predict_lock = threading.Lock()  # one prediction at a time: the network already uses every core
 

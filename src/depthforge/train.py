@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -21,7 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from . import checkpoint as ckpt_lib
 from .config import apply_overrides, load_config, split_name
 from .data import SkipBad, build_dataset, collate
-from .data.io import write_bytes
+from .data.io import ensure_dir, write_bytes
 from .data.transforms import build_eval_transform, build_train_transform
 from .errors import DepthforgeError
 from .losses import build_loss
@@ -154,11 +152,7 @@ def training_baselines(train: SkipBad, size: tuple[int, int]) -> dict[str, Any]:
 
 def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the run folder (checkpoints/best.ckpt, checkpoints/last.ckpt, logs, curves)."""
-    out = Path(cfg.get("out", "runs/quick"))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DepthforgeError(f"{out}: cannot create the run folder ({e.strerror})") from None
+    out = ensure_dir(cfg.get("out", "runs/quick"))
     L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     t = cfg["train"]
     size = tuple(cfg["data"]["size"])
@@ -185,7 +179,9 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
     ]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, int(t.get("log_every_n_steps", 10)) // 2)))
-    loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="")]
+    # One version folder per (re)start, so a resumed run appends to the history instead of replacing it.
+    csv_logger = CSVLogger(out, name="logs")
+    loggers = [csv_logger, TensorBoardLogger(out, name="logs", version=csv_logger.version)]
     trainer = L.Trainer(
         max_epochs=int(t["epochs"]), max_steps=int(t.get("max_steps", -1)),
         accelerator=t.get("accelerator", "auto"), devices=t.get("devices", "auto"),
@@ -196,8 +192,11 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
         limit_train_batches=t.get("limit_train_batches", 1.0), limit_val_batches=t.get("limit_val_batches", 1.0),
         num_sanity_val_steps=0, deterministic=False, default_root_dir=out,
     )
+    if not log.isEnabledFor(logging.DEBUG):  # Lightning's banners and tips drown the progress bar
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance.*treespec).*")
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance.*treespec|"
+                                                  "exists and is not empty).*")
         trainer.fit(module, loader(train_ds, cfg, shuffle=True), loader(val_ds, cfg, False) if val_ds else None,
                     ckpt_path=ckpt_path, weights_only=True)
     skipped = len(train_ds.skipped) + (len(val_ds.skipped) if val_ds else 0)
@@ -205,7 +204,7 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
         log.warning("%d sample(s) could not be loaded and were skipped (listed above)", skipped)
     from .viz import plot_curves
 
-    plot_curves(out / "logs" / "metrics.csv", out / "loss_curve.png")
+    plot_curves(sorted((out / "logs").glob("version_*/metrics.csv")), out / "loss_curve.png")
     best = callbacks[0].best_model_path
     if best and Path(best).name != "best.ckpt":
         log.info("best checkpoint: %s", best)

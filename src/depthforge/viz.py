@@ -48,17 +48,17 @@ def grid(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(out[:-1], axis=0)
 
 
-def plot_curves(metrics_csv: Path, out: Path) -> Path | None:
-    """Training and validation curves from Lightning's CSV log -> PNG (None when there is nothing to plot)."""
-    if not metrics_csv.is_file():
-        return None
+def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
+    """Training and validation curves from Lightning's CSV logs (one per start of a resumed run) -> PNG.
+    Returns None when there is nothing to plot."""
     series: dict[str, list[tuple[int, float]]] = {}
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(float(row.get("step") or 0))
-            for key, value in row.items():
-                if key not in ("step", "epoch") and value not in (None, ""):
-                    series.setdefault(key, []).append((step, float(value)))
+    for metrics_csv in metrics_csvs:
+        with open(metrics_csv, newline="") as f:
+            for row in csv.DictReader(f):
+                step = int(float(row.get("step") or 0))
+                for key, value in row.items():
+                    if key not in ("step", "epoch") and value not in (None, ""):
+                        series.setdefault(key, []).append((step, float(value)))
     if not series:
         return None
     import matplotlib
@@ -71,7 +71,7 @@ def plot_curves(metrics_csv: Path, out: Path) -> Path | None:
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        steps, values = zip(*series[key])
+        steps, values = zip(*sorted(series[key]))
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3)
         ax.set_title(key)
         ax.set_xlabel("step")

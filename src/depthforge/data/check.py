@@ -176,7 +176,7 @@ def format_report(report: DatasetReport, max_problems: int = 50) -> str:
         table.add_row(s.split, count, sizes or "-", rng, share, str(s.no_gt), str(len(s.problems)))
     buf = io.StringIO()
     Console(file=buf, width=120, no_color=True, highlight=False).print(table)
-    lines = [buf.getvalue().rstrip()]
+    lines = [line.rstrip() for line in buf.getvalue().rstrip().splitlines()]
     for s in report.splits:
         if s.error is not None:
             lines.append(f"{s.split}: cannot open: {s.error}")

@@ -88,7 +88,7 @@ def read_depth(path: str | os.PathLike, encoding: str = "mm", data: bytes | None
     return decode_depth(read_depth_raw(path, data), encoding)
 
 
-DEPTH_SUFFIXES = {".png", ".npy", ".exr", ".tif", ".tiff", ".pgm", ".ppm"}
+DEPTH_SUFFIXES = {".png", ".npy", ".exr", ".tif", ".tiff", ".pgm"}
 
 
 def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
@@ -160,6 +160,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create an output folder (and parents) and check it is writable; one-line DepthforgeError otherwise."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DepthforgeError(f"{path}: cannot write there ({e.strerror or e})") from None
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -244,7 +257,8 @@ def parse_list(text: str, where: str) -> list[tuple[str, str | None, float | Non
         if not items and "." not in fields[0].rsplit("/", 1)[-1]:
             continue  # a header row
         if not 2 <= len(fields) <= 3:
-            raise DepthforgeError(f"{where}: line {n}: expected 'rgb depth [focal]', got {line!r}")
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise DepthforgeError(f"{where}: line {n}: expected 'rgb depth [focal]', got {shown!r}")
         try:
             focal = float(fields[2]) if len(fields) == 3 and fields[2] else None
         except ValueError:

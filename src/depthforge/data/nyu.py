@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +28,8 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import (ZipReader, decode_depth, find_list, parse_list, read_depth, read_depth_raw, read_image, read_list,
-                 safe_name)
+from .io import (DEPTH_ENCODINGS, ZipReader, decode_depth, find_list, parse_list, read_depth, read_depth_raw,
+                 read_image, read_list, safe_name)
 from .sample import NYU_INTRINSICS_640, intrinsics_matrix, make_sample
 
 NYU_SIZE = (480, 640)  # H, W of every NYU-Depth v2 frame
@@ -73,7 +74,6 @@ def _densedepth_base(path: Path) -> tuple[Path, str] | None:
         if path.suffix.lower() != ".zip":
             return None
         try:
-            import zipfile
             with zipfile.ZipFile(path) as z:
                 names = set(z.namelist())
         except (OSError, zipfile.BadZipFile):
@@ -133,7 +133,7 @@ def nyu(split: str = "test", root: str | None = None, layout: str = "auto", **op
     ``all``). densedepth: ``depth_encoding`` auto (8-bit -> nyu8bit, 16-bit -> mm) or any DEPTH_ENCODINGS name.
     mat: ``splits`` (path to splits.mat; default beside the .mat), ``indices`` (0-based frame indices, overrides
     ``split``), ``depth_key`` depths (inpainted, default) | rawDepths. bts: ``lists`` (a folder holding the two
-    list files, or one list file; default: ROOT, ROOT/train_test_inputs, ROOT/..), ``image_root`` (folder the
+    list files, or one list file; default: searched in ROOT, ROOT/.. and their train_test_inputs/), ``image_root`` (folder the
     list paths are relative to; default ROOT/sync for train, ROOT/official_splits/test for test).
     Other keys (e.g. a config's ``size``) are ignored.
     """
@@ -169,6 +169,9 @@ class NYUDenseDepth(Dataset):
         if found is None:
             raise DepthforgeError(f"{root}: not DenseDepth's NYU layout (no data/nyu2_{split}.csv)")
         self.base, kind = found
+        if depth_encoding != "auto" and depth_encoding not in DEPTH_ENCODINGS:
+            raise DepthforgeError(f"nyu: unknown depth encoding {depth_encoding!r}; known: auto, "
+                                  f"{', '.join(DEPTH_ENCODINGS)}")
         self.encoding = depth_encoding
         csv_name = f"data/nyu2_{split}.csv"
         if kind == "zip":
@@ -233,7 +236,7 @@ def read_splits(path: Path) -> dict[str, np.ndarray]:
                 raw = {k: np.asarray(f[k]) for k in ("trainNdxs", "testNdxs") if k in f}
         else:
             raw = scipy.io.loadmat(path, variable_names=["trainNdxs", "testNdxs"])
-    except (OSError, ValueError, TypeError, NotImplementedError) as e:
+    except (OSError, ValueError, TypeError, KeyError, NotImplementedError, scipy.io.matlab.MatReadError) as e:
         raise DepthforgeError(f"{path}: not a readable splits.mat ({e})") from None
     out = {}
     for key, split in (("trainNdxs", "train"), ("testNdxs", "test")):
@@ -299,8 +302,8 @@ class NYUList(Dataset):
 
     def __init__(self, root: Path, split: str = "test", lists: Any = None, image_root: str | None = None):
         _check_split(split)
-        self.list_path = find_list(lists, split, [BTS_LISTS[split]], [root, root / "train_test_inputs", root.parent,
-                                                             root.parent / "train_test_inputs"])
+        search = [root, root / "train_test_inputs", root.parent, root.parent / "train_test_inputs"]
+        self.list_path = find_list(lists, split, [BTS_LISTS[split]], search)
         self.items = read_list(self.list_path)
         if image_root is not None:
             self.base = Path(image_root)

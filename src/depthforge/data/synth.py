@@ -15,12 +15,13 @@ from __future__ import annotations
 import colorsys
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from ..errors import DepthforgeError
 from . import register
@@ -32,6 +33,23 @@ SEED_TAG = 0x5E7D  # part of every scene's seed; change it when the generator ch
 EPS = 1e-4  # smallest ray parameter counted as a hit
 SHADOW_BIAS = 1e-3  # metres; shadow rays start this far off the surface
 BACKGROUND = 0.0  # image value where a ray hits nothing (only in hand-made scenes without a room)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.number))
+
+
+class _Params:
+    """Turns numeric dataclass fields into Python numbers (vectors into tuples): NumPy float64 scalars would
+    turn every per-pixel float32 operation they touch into float64."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, np.number):
+                setattr(self, f.name, v.item())
+            elif isinstance(v, (tuple, list, np.ndarray)) and np.ndim(v) == 1 and all(_is_number(x) for x in v):
+                setattr(self, f.name, tuple(x.item() if isinstance(x, np.number) else x for x in v))
 
 
 # --------------------------------------------------------------------------------------------- textures
@@ -60,7 +78,7 @@ def value_noise(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Texture:
+class Texture(_Params):
     """An albedo pattern fixed in object coordinates: ``kind`` is plain, stripes, checker or noise.
 
     Colours are linear RGB in [0,1]; ``scale`` is metres per stripe period / checker cell / noise feature;
@@ -98,8 +116,25 @@ class Texture:
 
 
 # ----------------------------------------------------------------------------------------------- shapes
-# Every shape has intersect(o, d) -> t: o is a point (3,) or points (3,...), d directions (3,...) (any length);
-# t (...) float32 is the smallest ray parameter > EPS with o + t*d on the surface, inf where the ray misses.
+
+class Shape(_Params):
+    """A surface. intersect(o, d) -> t: o is a point (3,) or points (3,...), d directions (3,...) of any length;
+    t (...) float32 is the smallest ray parameter > EPS with o + t*d on the surface, inf where the ray misses.
+    normal_at(p) -> (3,M) unit normals at surface points p (3,M); local(p) -> (3,M) object-frame coordinates
+    (where the texture is fixed); bounds() -> world AABB (lo, hi), or None when unbounded."""
+
+    casts_shadow = True
+
+    def local(self, p):
+        return p
+
+    def albedo(self, p):
+        """Linear RGB albedo (3,M) at surface points p (3,M)."""
+        return self.texture(self.local(p))
+
+    def bounds(self):
+        return None
+
 
 def _nearest(tnear: np.ndarray, tfar: np.ndarray) -> np.ndarray:
     """First hit > EPS of a convex shape entered at tnear and left at tfar (inf where tfar < tnear)."""
@@ -108,13 +143,16 @@ def _nearest(tnear: np.ndarray, tfar: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Plane:
-    """The infinite plane through ``point`` with unit ``normal``."""
+class Plane(Shape):
+    """The infinite plane through ``point`` with ``normal``."""
 
     point: tuple
     normal: tuple
     texture: Texture = field(default_factory=Texture)
-    casts_shadow = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.normal = tuple(float(v) for v in np.asarray(self.normal) / np.linalg.norm(self.normal))
 
     def intersect(self, o, d):
         n = np.asarray(self.normal, np.float32)
@@ -126,22 +164,15 @@ class Plane:
     def normal_at(self, p):
         return np.broadcast_to(np.asarray(self.normal, np.float32)[:, None], p.shape)
 
-    def local(self, p):
-        return p
-
-    def bounds(self):
-        return None
-
 
 @dataclass
-class Box:
+class Box(Shape):
     """A box with ``half`` extents (x, y, z), turned by ``yaw`` radians about the vertical through ``center``."""
 
     center: tuple
     half: tuple
     yaw: float = 0.0
     texture: Texture = field(default_factory=Texture)
-    casts_shadow = True
 
     def _rotate(self, x, y, z, inverse=True):
         c, s = math.cos(self.yaw), math.sin(self.yaw)
@@ -183,11 +214,12 @@ class Box:
 
 
 @dataclass
-class Sphere:
+class Sphere(Shape):
+    """A ball of ``radius`` metres around ``center``."""
+
     center: tuple
     radius: float
     texture: Texture = field(default_factory=Texture)
-    casts_shadow = True
 
     def intersect(self, o, d):
         ox, oy, oz = (o[i] - self.center[i] for i in range(3))
@@ -211,14 +243,13 @@ class Sphere:
 
 
 @dataclass
-class Cylinder:
+class Cylinder(Shape):
     """An upright, capped cylinder: axis through ``base`` (x, y0, z) going up ``height``."""
 
     base: tuple
     height: float
     radius: float
     texture: Texture = field(default_factory=Texture)
-    casts_shadow = True
 
     def intersect(self, o, d):
         bx, y0, bz = self.base
@@ -259,7 +290,7 @@ class Cylinder:
 
 
 @dataclass
-class Room:
+class Room(Shape):
     """The inside of the box [0,W]x[0,H]x[0,D] (``size`` = W, H, D); rays must start inside it.
 
     ``walls`` are the textures of the walls at x=0, x=W, z=0, z=D, in world coordinates.
@@ -292,9 +323,6 @@ class Room:
         n[face // 2, np.arange(p.shape[1])] = np.where(face % 2 == 0, 1.0, -1.0)  # pointing into the room
         return n
 
-    def local(self, p):
-        return p
-
     def albedo(self, p):
         face = self._face(p)
         out = np.empty_like(p)
@@ -304,9 +332,6 @@ class Room:
             if sel.size:
                 out[:, sel] = tex(p[:, sel])
         return out
-
-    def bounds(self):
-        return None
 
 
 # ----------------------------------------------------------------------------------------------- camera
@@ -344,7 +369,7 @@ def camera_rays(k: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass
-class Camera:
+class Camera(_Params):
     """Pinhole camera: ``position`` (3,) metres, ``rotation`` (3,3) camera-to-world, ``k`` (3,3) at ``size``."""
 
     position: tuple
@@ -354,7 +379,7 @@ class Camera:
 
 
 @dataclass
-class Light:
+class Light(_Params):
     """A point light: irradiance ``intensity * cos / distance^2`` (per RGB channel) on a surface it sees."""
 
     position: tuple
@@ -370,8 +395,9 @@ class Scene:
 
 
 def _rotate(r: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """r (3,3) applied to vectors v (3,...), without BLAS (it would use more threads than this core)."""
-    return np.stack([r[i, 0] * v[0] + r[i, 1] * v[1] + r[i, 2] * v[2] for i in range(3)]).astype(np.float32)
+    """r (3,3) applied to vectors v (3,...) in v's precision, without BLAS (it would use more than one core)."""
+    r = np.asarray(r).tolist()
+    return np.stack([r[i][0] * v[0] + r[i][1] * v[1] + r[i][2] * v[2] for i in range(3)])
 
 
 def _screen_window(shape, cam: Camera):
@@ -471,7 +497,7 @@ def render(scene: Scene) -> dict:
         if sel.size:
             ps = p[:, sel]
             normal[:, sel] = shape.normal_at(ps)
-            albedo[:, sel] = shape.albedo(ps) if isinstance(shape, Room) else shape.texture(shape.local(ps))
+            albedo[:, sel] = shape.albedo(ps)
     normal *= np.where((normal * dh).sum(0) > 0, -1, 1).astype(np.float32)  # face the camera (planes' backs)
 
     light_sum = np.full_like(p, scene.ambient)
@@ -492,8 +518,8 @@ def render(scene: Scene) -> dict:
     depth = np.where(np.isfinite(t), t, 0).astype(np.float32)
     normal_map = np.zeros((3, h * w), np.float32)
     normal_map[:, hit] = _rotate(rot.T, normal)
-    return {"image": image.reshape(3, h, w).transpose(1, 2, 0), "depth": depth,
-            "normal": normal_map.reshape(3, h, w).transpose(1, 2, 0), "shape": ids}
+    return {"image": np.ascontiguousarray(image.reshape(3, h, w).transpose(1, 2, 0)), "depth": depth,
+            "normal": np.ascontiguousarray(normal_map.reshape(3, h, w).transpose(1, 2, 0)), "shape": ids}
 
 
 # ---------------------------------------------------------------------------------------- sensor model
@@ -512,21 +538,15 @@ def kinect_holes(depth: np.ndarray, normal: np.ndarray, k: np.ndarray, rng: np.r
     bad = (depth < 0.45) | (depth > rng.uniform(7.0, 10.0)) | (cos < 0.14)
     # The projector sits to one side of the IR camera: a near edge hides the pattern from the background for
     # f * b * (1/z_near - 1/z_far) pixels beside it.
-    fb = k[0, 0] * 0.075
-    safe = np.maximum(depth, 1e-3)
-    for s in range(1, int(fb * (1 / 0.45 - 1 / 10)) + 1):
-        near = safe[:, :-s]
-        bad[:, s:] |= fb * (1 / near - 1 / safe[:, s:]) > s
+    disparity = k[0, 0] * 0.075 / np.maximum(depth, 1e-3)
+    for s in range(1, int(k[0, 0] * 0.075 * (1 / 0.45 - 1 / 10)) + 1):
+        bad[:, s:] |= disparity[:, :-s] - disparity[:, s:] > s
     # Mixed pixels where depth jumps: dropped at random on both sides.
     jump = np.zeros_like(bad)
-    for a, b in ((safe[:, 1:], safe[:, :-1]), (safe[1:], safe[:-1])):
-        j = np.abs(a - b) > 0.04 * np.minimum(a, b) + 0.02
-        if a.shape[0] < h:
-            jump[1:] |= j
-            jump[:-1] |= j
-        else:
-            jump[:, 1:] |= j
-            jump[:, :-1] |= j
+    for axis, before, after in ((1, np.s_[:, :-1], np.s_[:, 1:]), (0, np.s_[:-1], np.s_[1:])):
+        j = np.abs(np.diff(depth, axis=axis)) > 0.04 * np.minimum(depth[before], depth[after]) + 0.02
+        jump[before] |= j
+        jump[after] |= j
     bad |= jump & (rng.random((h, w)) < 0.6)
     # Blobs: dark, shiny or transparent spots the sensor cannot read (peaks of smooth noise).
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / np.float32(w * rng.uniform(0.08, 0.15))
@@ -590,9 +610,9 @@ class _Layout:
             to_wall = np.max([-self.cam / ray, (np.asarray(self.room)[[0, 2]] - self.cam) / ray], axis=0).min()
         return self.cam + self.rng.uniform(0.8, max(1.0, to_wall)) * ray
 
-    def _free(self, x: float, z: float, r: float, clearance: float = 0.7) -> bool:
+    def _free(self, x: float, z: float, r: float, clearance: float = 0.7, in_room: bool = True) -> bool:
         w, _, d = self.room
-        if not (r <= x <= w - r and r <= z <= d - r):
+        if in_room and not (r <= x <= w - r and r <= z <= d - r):
             return False
         if math.hypot(x - self.cam[0], z - self.cam[1]) < r + clearance:
             return False
@@ -629,7 +649,7 @@ class _Layout:
                 if all(math.hypot(x - cx, z - cz) >= r + cr for cx, cz, cr in self.on_walls):
                     self.on_walls.append((x, z, r))
                     return x, z, yaw, normal
-            elif self._free(x, z, r * 0.9):
+            elif self._free(x, z, r * 0.9, in_room=False):  # (x, z) is already against the wall
                 self.circles.append((x, z, r * 0.9))
                 return x, z, yaw, normal
         return None
@@ -848,7 +868,7 @@ def random_scene(rng: np.random.Generator, k: np.ndarray, size: tuple[int, int])
     kinds, probs = list(FURNITURE), np.array(list(FURNITURE.values()))
     chosen = rng.choice(kinds, size=rng.integers(3, 16), p=probs / probs.sum())
     for kind in sorted(chosen, key=lambda kind: kind == "item"):  # supports first, then what rests on them
-        shapes += _furniture(str(kind), rng, lay, room)
+        shapes += _furniture(str(kind), rng, lay, room) or _furniture("picture", rng, lay, room)  # no room: hang one
 
     lights = []
     total = u(0.9, 1.6) * hgt ** 2  # roughly this irradiance on the floor below a light
@@ -942,11 +962,11 @@ def write_dataset(out, n: int, size=(240, 320), split: str = "train", holes: boo
                   progress: bool = True) -> Path:
     """Render scenes 0..n-1 of ``split`` to ``out`` in the folder format (``folder`` dataset) and return ``out``:
     ``rgb/NNNNN.png`` (8-bit RGB), ``depth/NNNNN.png`` (16-bit millimetres, 0 = invalid), ``intrinsics.txt``."""
-    from tqdm import tqdm
-
     out = Path(out)
     size = _check_size(size)
     scene_rng(0, split)
+    if int(n) < 1:
+        raise DepthforgeError(f"synth: number of scenes must be >= 1, got {n}")
     k = synth_intrinsics(size)
     write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
     for i in tqdm(range(int(n)), desc=f"rendering {split} scenes", unit="scene", disable=not progress):

@@ -1,0 +1,214 @@
+"""The web service: good uploads give every result file; bad ones a clear 4xx JSON, and the service stays up."""
+from __future__ import annotations
+
+import io
+import re
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import depthforge
+from depthforge import build_model
+from depthforge.checkpoint import meta, save_model
+from depthforge.pointcloud import read_ply
+from depthforge.serve import WEB, create_app
+
+KWARGS = {"width": 0.25, "levels": 3}
+LIMIT = 200_000
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("serve") / "model.ckpt"
+    save_model(path, build_model("seed-unet", **KWARGS), meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
+    return depthforge.load(path, device="cpu")
+
+
+@pytest.fixture
+def client(predictor, tmp_path):
+    app = create_app(predictor, max_upload_bytes=LIMIT, workdir=str(tmp_path / "work"), keep=3)
+    with TestClient(app) as c:
+        yield c, app
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # removed at shutdown
+
+
+def png_bytes(h=75, w=101, mode="RGB", seed=0) -> bytes:
+    a = np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def bomb_png(side=20000) -> bytes:
+    """A 1-bit side×side PNG of zeros: ~50 kB on the wire, 400 MP once decoded."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + side // 8)
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def upload(c, data, name="photo.png", mime="image/png"):
+    return c.post("/api/predict", files={"file": (name, data, mime)})
+
+
+def test_page_health_and_static_files(client):
+    c, _ = client
+    page = c.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'src="/static/app.js"' in page.text and 'id="file"' in page.text
+    assert c.get("/static/app.js").status_code == 200 and c.get("/static/style.css").status_code == 200
+    health = c.get("/health").json()
+    assert health["status"] == "ok" and health["model"] == "seed-unet" and health["metric"] is True
+    # nothing external to load: no CDN, no remote fonts or scripts
+    for f in WEB.iterdir():
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", f.read_text()), f.name
+
+
+def test_good_upload_gives_every_result(client, tmp_path):
+    c, app = client
+    r = upload(c, png_bytes())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert re.fullmatch(r"[0-9a-f]{32}", body["id"]) and (body["width"], body["height"]) == (101, 75)
+    assert 0 < body["min"] <= body["vmin"] < body["vmax"] <= body["max"] < 10 and body["units"] == "m"
+    assert body["points"] == 75 * 101 and body["name"] == "photo.png" and "60° horizontal" in body["intrinsics"]
+    urls = body["urls"]
+    depth = np.load(io.BytesIO(c.get(urls["depth.npy"]).content))
+    assert depth.shape == (75, 101) and depth.dtype == np.float32
+    png = c.get(urls["depth.png"])
+    assert png.headers["content-type"] == "image/png" and "attachment" in png.headers["content-disposition"]
+    mm = np.asarray(Image.open(io.BytesIO(png.content)))
+    assert Image.open(io.BytesIO(png.content)).mode.startswith("I;16") and mm.shape == (75, 101)
+    np.testing.assert_allclose(mm / 1000.0, depth, atol=5e-4)
+    hover = np.frombuffer(c.get(urls["hover.f32"]).content, "<f4").reshape(body["hover"]["height"], -1)
+    np.testing.assert_array_equal(hover, depth)  # small image: the read-out map is the full depth
+    color = Image.open(io.BytesIO(c.get(urls["color.png"]).content))
+    assert color.size == (101, 75) and color.mode == "RGB"
+    assert Image.open(io.BytesIO(c.get(urls["image.jpg"]).content)).size == (101, 75)
+    (tmp_path / "cloud.ply").write_bytes(c.get(urls["cloud.ply"]).content)
+    points, colors = read_ply(tmp_path / "cloud.ply")
+    assert len(points) == body["points"] and colors.shape == (len(points), 3)
+    np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(depth.ravel()), rtol=1e-6)
+    # the same photo as a raw body (curl --data-binary) gives the same depth
+    raw = c.post("/api/predict", content=png_bytes(), headers={"content-type": "image/png"})
+    assert raw.status_code == 200
+    np.testing.assert_array_equal(np.load(io.BytesIO(c.get(raw.json()["urls"]["depth.npy"]).content)), depth)
+    # every file the service wrote is inside its own temporary folder
+    root = app.state.results.root
+    assert root.parent == tmp_path / "work" and all(p.is_relative_to(root) for p in (tmp_path / "work").rglob("*"))
+
+
+def test_grayscale_and_rgba_uploads(client):
+    c, _ = client
+    gray16 = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 65536, (40, 33)).astype(np.uint16)).save(gray16, "PNG")
+    for name, data in [("gray.png", png_bytes(40, 33, "L")), ("rgba.png", png_bytes(40, 33, "RGBA")),
+                       ("gray16.png", gray16.getvalue())]:
+        r = upload(c, data, name=name)
+        assert r.status_code == 200, r.text
+        assert (r.json()["width"], r.json()["height"]) == (33, 40)
+
+
+@pytest.mark.parametrize("data, name, status, message", [
+    (b"just some text\n", "notes.txt", 400, "notes.txt: not an image"),
+    (b"", "empty.png", 400, "empty.png: empty upload"),
+    (png_bytes()[:300], "cut.png", 400, "cut.png: unreadable or truncated image"),
+    (b"\0" * (LIMIT + 1), "big.png", 413, "larger than the"),
+    (bomb_png(), "bomb.png", 413, r"bomb.png: image is 400 MP; the limit is 40 MP \(decompression bomb guard\)"),
+    (bomb_png(8000), "b2.png", 413, r"b2.png: image is 8000x8000 \(64 MP\); the limit is 40 MP"),
+], ids=["text", "empty", "truncated", "oversized", "bomb-400MP", "bomb-64MP"])
+def test_bad_uploads_get_a_clear_4xx_and_the_service_stays_up(client, data, name, status, message):
+    c, _ = client
+    r = upload(c, data, name=name)
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert re.search(message, detail) and "\n" not in detail
+    assert c.get("/health").status_code == 200
+    assert upload(c, png_bytes(20, 30)).status_code == 200
+
+
+def test_malformed_requests(client):
+    c, _ = client
+    r = c.post("/api/predict", files={"other": ("a.png", png_bytes(), "image/png")})
+    assert r.status_code == 400 and "no 'file' field" in r.json()["detail"]
+    r = c.post("/api/predict", content=b"x" * 10, headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["detail"]
+    r = c.post("/api/predict", content=b"--zz\r\nbroken", headers={"content-type": "multipart/form-data; boundary=zz"})
+    assert r.status_code == 400
+    big = c.post("/api/predict", content=b"\0" * 10, headers={"content-type": "image/png",
+                                                                "content-length": str(LIMIT * 2)})
+    assert big.status_code == 413
+    assert c.get("/health").status_code == 200
+
+
+def test_result_ids_cannot_escape_the_folder(client):
+    c, _ = client
+    rid = upload(c, png_bytes()).json()["id"]
+    assert c.get(f"/api/result/{rid}/depth.png").status_code == 200
+    for url in [f"/api/result/{rid}/..%2F..%2Fetc%2Fpasswd", "/api/result/..%2F..%2Fetc/passwd",
+                "/api/result/../../etc/passwd", f"/api/result/{rid}/secret.txt", f"/api/result/{rid.upper()}/depth.png",
+                f"/api/result/{'0' * 32}/depth.png", "/api/result/%2e%2e/depth.png", f"/api/result/{rid}/..",
+                f"/api/result/{rid[:-1]}/depth.png", f"/api/result/{rid}%2F..%2F{rid}/depth.png"]:
+        r = c.get(url)
+        assert r.status_code == 404, url
+    assert c.get("/health").status_code == 200
+
+
+def test_old_results_are_evicted(client):
+    c, app = client
+    ids = [upload(c, png_bytes(20, 30, seed=i)).json()["id"] for i in range(4)]  # keep=3
+    assert c.get(f"/api/result/{ids[0]}/depth.npy").status_code == 404
+    assert all(c.get(f"/api/result/{i}/depth.npy").status_code == 200 for i in ids[1:])
+    assert len(list(app.state.results.root.iterdir())) == 3
+
+
+def test_uploads_never_touch_the_system_temp_folder(client, tmp_path, monkeypatch):
+    c, _ = client
+    spy = tmp_path / "system-tmp"
+    spy.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spy))
+    big = png_bytes(300, 200)  # > 100 kB: would be spooled to disk by a default form parser
+    assert len(big) > 100_000
+    assert upload(c, big).status_code == 200
+    assert upload(c, b"text", name="t.txt").status_code == 400
+    assert list(spy.iterdir()) == []
+
+
+def test_large_photos_get_a_subsampled_readout_map_and_cloud(monkeypatch):
+    from depthforge import serve
+    from depthforge.pointcloud import backproject, estimate_intrinsics
+
+    monkeypatch.setattr(serve, "HOVER_PIXELS", 100)
+    monkeypatch.setattr(serve, "CLOUD_POINTS", 200)
+    depth = np.random.default_rng(0).uniform(1, 5, (40, 50)).astype(np.float32)
+    image = np.random.default_rng(1).uniform(0, 1, (40, 50, 3)).astype(np.float32)
+    files, summary = serve.render_result(image, depth, fov_deg=60)
+    assert summary["hover"] == {"width": 10, "height": 8, "step": 5}
+    np.testing.assert_array_equal(np.frombuffer(files["hover.f32"], "<f4").reshape(8, 10), depth[::5, ::5])
+    assert summary["cloud_step"] == 4 and summary["points"] == 10 * 13
+    # the strided cloud is exactly the full-resolution cloud at those pixels
+    full, _ = backproject(depth, estimate_intrinsics(40, 50, 60))
+    ply = files["cloud.ply"]
+    vertex = np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3)])
+    points = np.frombuffer(ply[ply.index(b"end_header\n") + 11:], vertex)["xyz"]
+    np.testing.assert_allclose(points, full.reshape(40, 50, 3)[::4, ::4].reshape(-1, 3), rtol=1e-5, atol=1e-6)
+
+
+def test_exif_orientation_is_applied(client):
+    c, _ = client
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° when shown, as phones store portrait photos
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(buf, "JPEG", exif=exif)
+    body = upload(c, buf.getvalue(), name="portrait.jpg", mime="image/jpeg").json()
+    assert (body["width"], body["height"]) == (30, 40)
