@@ -40,7 +40,8 @@ def server(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "model.ckpt"
     kwargs = {"width": 0.25, "levels": 3}
-    save_model(ckpt, build_model("seed-unet", **kwargs), meta("seed-unet", kwargs, config={"data": {"size": [96, 128]}}))
+    save_model(ckpt, build_model("seed-unet", **kwargs),
+               meta("seed-unet", kwargs, config={"data": {"size": [96, 128]}}))
     app = create_app(depthforge.load(ckpt, device="cpu"), workdir=str(tmp_path / "work"))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -18,7 +18,8 @@ KWARGS = {"width": 0.25, "levels": 3}
 def predictor(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("video") / "model.ckpt"
-    save_model(path, build_model("seed-unet", **KWARGS), meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
+    save_model(path, build_model("seed-unet", **KWARGS),
+               meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
     return depthforge.load(path, device="cpu")
 
 

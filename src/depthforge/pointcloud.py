@@ -143,7 +143,8 @@ def read_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         raise DepthforgeError(f"{path}: PLY has no vertex element with x, y, z")
     try:
         if fmt == "ascii":
-            table = np.loadtxt(body.decode("ascii").splitlines()[:count], ndmin=2) if count else np.zeros((0, len(props)))
+            lines = body.decode("ascii").splitlines()[:count]
+            table = np.loadtxt(lines, ndmin=2) if count else np.zeros((0, len(props)))
             vertices = {n: table[:, i] for i, n in enumerate(names)}
         elif fmt in ("binary_little_endian", "binary_big_endian"):
             order = "<" if fmt == "binary_little_endian" else ">"

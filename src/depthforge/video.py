@@ -130,5 +130,5 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
     seconds = time.perf_counter() - start
     result = {"path": str(out), "frames": frames, "fps": frames / max(seconds, 1e-9), "video_fps": video_fps,
               "seconds": seconds, "size": list(size)}
-    log.info("%s: %d frames at %.1f frames/s -> %s", name, frames, result["fps"], out)
+    log.debug("%s: %d frames at %.1f frames/s -> %s", name, frames, result["fps"], out)
     return result
