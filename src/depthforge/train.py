@@ -64,7 +64,9 @@ class DepthModule(L.LightningModule):
         out = self(batch["image"])
         scale = self.model.max_depth
         pred_n = out / scale if self.model.metric else out
-        loss = self.loss(pred_n, batch["depth"] / scale, batch["valid"])
+        # SSIM's variances (E[x²] − E[x]²) cancel catastrophically in bf16: the loss always runs in fp32.
+        with torch.autocast(device_type=out.device.type, enabled=False):
+            loss = self.loss(pred_n.float(), batch["depth"].float() / scale, batch["valid"])
         return (out if self.model.metric else out * scale), loss
 
     def training_step(self, batch, batch_idx):
