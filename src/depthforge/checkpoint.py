@@ -50,7 +50,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Checkpoint -> (model in eval mode on CPU, its ``depthforge`` metadata)."""
-    ckpt = read_checkpoint(path)
+    return model_from(read_checkpoint(path), path)
+
+
+def model_from(ckpt: dict, path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """A checkpoint dict already read by ``read_checkpoint`` -> (model in eval mode, metadata)."""
     info = ckpt["depthforge"]
     try:
         model = build_model(info["model"]["name"], **info["model"]["kwargs"])

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, read_checkpoint
+from .checkpoint import model_from, read_checkpoint
 from .data import SkipBad, build_dataset, collate
 from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
@@ -74,9 +74,10 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
              progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint; writes metrics.json, metrics.md and best_worst.png to ``out`` and returns the
     results dict: {"model": means, "baselines": {name: means}, "per_image": [...], "protocol": ..., ...}."""
-    model, info = load_checkpoint(checkpoint)
+    ckpt = read_checkpoint(checkpoint)
+    model, info = model_from(ckpt, checkpoint)
+    baselines = ckpt.get("baselines")
     out = ensure_dir(out or Path(checkpoint).resolve().parent.parent / "eval")
-    baselines = read_checkpoint(checkpoint).get("baselines")
     cfg = info.get("config") or {}
     size = tuple(cfg.get("data", {}).get("size", (240, 320)))
     spec, ds_name = _test_spec(cfg, data)

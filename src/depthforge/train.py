@@ -184,6 +184,8 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
     # One version folder per (re)start, so a resumed run appends to the history instead of replacing it.
     csv_logger = CSVLogger(out, name="logs")
     loggers = [csv_logger, TensorBoardLogger(out, name="logs", version=csv_logger.version)]
+    if not log.isEnabledFor(logging.DEBUG):  # Lightning's banners and tips drown the progress bar
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     trainer = L.Trainer(
         max_epochs=int(t["epochs"]), max_steps=int(t.get("max_steps", -1)),
         accelerator=t.get("accelerator", "auto"), devices=t.get("devices", "auto"),
@@ -194,8 +196,6 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
         limit_train_batches=t.get("limit_train_batches", 1.0), limit_val_batches=t.get("limit_val_batches", 1.0),
         num_sanity_val_steps=0, deterministic=False, default_root_dir=out,
     )
-    if not log.isEnabledFor(logging.DEBUG):  # Lightning's banners and tips drown the progress bar
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance.*treespec|"
                                                   "exists and is not empty).*")
