@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results))
         return 0
     for key, value in results.items():
-        print(f"{key:42s} {value:.3f}" if isinstance(value, float) else f"{key:42s} {value}")
+        print(f"{key:48s} {value:.3f}" if isinstance(value, float) else f"{key:48s} {value}")
     return 0
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import model_from, read_checkpoint
-from .data import SkipBad, build_dataset, collate
+from .data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
 from .inference import infer
@@ -38,16 +38,18 @@ def _protocol_for(dataset_name: str | None, cfg: dict) -> str:
     return cfg.get("eval", {}).get("protocol", "none")
 
 
-def _test_spec(cfg: dict, data: str | None) -> tuple[Any, str | None]:
-    """The dataset to evaluate on: ``--data`` (a name, a path, or a config) or the recipe's test set."""
+def _test_spec(cfg: dict, data: str | None) -> dict[str, Any]:
+    """The dataset to evaluate on: ``--data`` (a registered name or a dataset path) or the recipe's test set."""
     size = tuple(cfg.get("data", {}).get("size", (240, 320)))
     if data is None:
         spec = dict(cfg.get("test_data") or {k: v for k, v in cfg["data"].items() if k != "val_fraction"})
-        spec.setdefault("size", size)
-        return spec, spec.get("name")
-    if data == "synth":
-        return {"name": "synth", "size": size, "n": 200}, "synth"
-    return data, None
+    elif data in DATASETS:  # by name: the recipe's own test options when it names the same dataset
+        test = cfg.get("test_data") or {}
+        spec = dict(test) if test.get("name") == data else {"name": data}
+    else:
+        spec = {"name": detect_format(data), "root": data}
+    spec.setdefault("size", size)  # synthetic scenes render at the model's size; files ignore it
+    return spec
 
 
 def image_row(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, protocol, max_depth: float,
@@ -80,10 +82,9 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     out = ensure_dir(out or Path(checkpoint).resolve().parent.parent / "eval")
     cfg = info.get("config") or {}
     size = tuple(cfg.get("data", {}).get("size", (240, 320)))
-    spec, ds_name = _test_spec(cfg, data)
+    spec = _test_spec(cfg, data)
     dataset = build_dataset(spec, split="test")
-    ds_name = ds_name or type(dataset).__name__
-    protocol_name = protocol or _protocol_for(spec.get("name") if isinstance(spec, dict) else ds_name, cfg)
+    protocol_name = protocol or _protocol_for(spec["name"], cfg)
     if protocol_name not in PROTOCOLS:
         raise DepthforgeError(f"--protocol {protocol_name!r}: choose from {', '.join(PROTOCOLS)}")
     cap = float(max_depth or (cfg.get("eval", {}).get("max_depth") if protocol_name == "none" else 0)
@@ -129,7 +130,7 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
             kept = sorted(kept, key=lambda t: (math.isnan(t[0]), t[0]))
             kept = kept[:3] + kept[-3:] if len(kept) > 6 else kept
     if not rows["model"]:
-        raise DepthforgeError(f"{data or ds_name}: no sample with ground truth could be evaluated")
+        raise DepthforgeError(f"{data or spec['name']}: no sample with ground truth could be evaluated")
     results = {
         "checkpoint": str(checkpoint), "data": str(data or spec), "protocol": protocol_name,
         "max_depth": cap, "align": align_mode, "flip": flip, "images": len(rows["model"]),
