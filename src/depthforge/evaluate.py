@@ -30,6 +30,8 @@ SEED_COLUMNS = ["seed_loss", "seed_acc"]
 FAILURE_COLUMNS = ["ordinal_err", "edge_f1"]
 COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS + FAILURE_COLUMNS
 ALIGN_MODES = ("none", "median", "lstsq")
+# Published δ1 on the NYU-Depth v2 test split (Eigen crop, 10 m cap), to place a model's number among them.
+NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.984}
 
 
 def _protocol_for(dataset_name: str | None, cfg: dict) -> str:
@@ -138,6 +140,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
         "baselines": {k: _means(v) for k, v in rows.items() if k != "model" and v},
         "per_image": rows["model"],
     }
+    if protocol_name == "nyu":
+        results["anchors"] = dict(NYU_ANCHORS)
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
     write_bytes(out / "metrics.md", markdown_table(results).encode())
     if pictures and kept:
@@ -164,7 +168,14 @@ def markdown_table(results: dict) -> str:
     note = "\n\nd1..d3: higher is better; errors: lower is better. seed_loss / seed_acc are the seed's own " \
            "loss and soft accuracy (its reported 0.188 / 0.768). ordinal_err: share of point pairs in reversed " \
            "depth order; edge_f1: depth-boundary F1.\n"
-    return head + "\n".join(lines) + note
+    return head + "\n".join(lines) + note + (f"\n{anchor_line(results)}\n" if results.get("anchors") else "")
+
+
+def anchor_line(results: dict) -> str:
+    """Published δ1 beside this model's, e.g. 'published δ1 on NYU-Depth v2: DenseDepth 0.846 · ... — this model:
+    0.712'."""
+    published = " · ".join(f"{name} {d1:.3f}" for name, d1 in results["anchors"].items())
+    return f"published δ1 on NYU-Depth v2: {published} — this model: {results['model']['d1']:.3f}"
 
 
 def print_table(results: dict) -> None:
@@ -200,5 +211,7 @@ def run(args: argparse.Namespace) -> int:
                        flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=args.out,
                        progress=not args.no_progress)
     print_table(results)
+    if results.get("anchors"):
+        print(anchor_line(results))
     print(f"results: {results['out']}/metrics.json, metrics.md, best_worst.png")
     return 0

@@ -137,7 +137,7 @@ def loader(ds, cfg: dict, shuffle: bool) -> DataLoader:
 def training_baselines(train: SkipBad, size: tuple[int, int]) -> dict[str, Any]:
     """The two trivial predictors evaluation reports beside a model, fitted on the training split:
     one constant depth (the mean valid depth) and the per-pixel mean depth map at the training size."""
-    plain = SkipBad(train.dataset, build_eval_transform(size))
+    plain = train.with_transform(build_eval_transform(size))
     total = torch.zeros(1, *size, dtype=torch.float64)
     count = torch.zeros(1, *size, dtype=torch.float64)
     for batch in DataLoader(plain, batch_size=32, collate_fn=collate):
@@ -201,7 +201,7 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
                                                   "exists and is not empty).*")
         trainer.fit(module, loader(train_ds, cfg, shuffle=True), loader(val_ds, cfg, False) if val_ds else None,
                     ckpt_path=ckpt_path, weights_only=True)
-    skipped = len(train_ds.skipped) + (len(val_ds.skipped) if val_ds else 0)
+    skipped = train_ds.num_skipped + (val_ds.num_skipped if val_ds else 0)
     if skipped:
         log.warning("%d sample(s) could not be loaded and were skipped (listed above)", skipped)
     from .viz import plot_curves

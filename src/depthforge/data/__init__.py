@@ -5,6 +5,7 @@ A dataset is a torch Dataset of sample dicts (see ``sample.make_sample``) at the
 """
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
@@ -114,6 +115,12 @@ class SkipBad(Dataset):
                 log.warning("skipping sample %d: %s", i, e)
             return None
         return self.transform(sample) if self.transform else sample
+
+    def with_transform(self, transform: Callable[[dict], dict] | None) -> "SkipBad":
+        """The same samples under another transform, sharing the record of skipped ones (so each is warned once)."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
 
     def __getstate__(self):
         state = dict(self.__dict__)
