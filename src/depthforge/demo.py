@@ -3,7 +3,6 @@ evaluate it beside the trivial baselines, predict on unseen scenes, and say wher
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .config import apply_overrides, load_config
 

@@ -19,7 +19,7 @@ from .checkpoint import model_from, read_checkpoint
 from .data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
-from .inference import infer
+from .api import from_module
 from .losses import build_loss
 from .metrics import METRIC_NAMES, PROTOCOLS, align, compute_metrics, edge_metrics, mean_metrics, \
     ordinal_error, soft_accuracy
@@ -75,7 +75,7 @@ def _means(rows: list[dict]) -> dict[str, float]:
 def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | None = None,
              align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
              limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, device: str | None = None) -> dict[str, Any]:
     """Evaluate a checkpoint; writes metrics.json, metrics.md and best_worst.png to ``out`` and returns the
     results dict: {"model": means, "baselines": {name: means}, "per_image": [...], "protocol": ..., ...}."""
     ckpt = read_checkpoint(checkpoint)
@@ -83,7 +83,6 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     baselines = ckpt.get("baselines")
     out = ensure_dir(out or Path(checkpoint).resolve().parent.parent / "eval")
     cfg = info.get("config") or {}
-    size = tuple(cfg.get("data", {}).get("size", (240, 320)))
     spec = _test_spec(cfg, data)
     dataset = build_dataset(spec, split="test")
     protocol_name = protocol or _protocol_for(spec["name"], cfg)
@@ -98,11 +97,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     if not model.metric and align_mode == "none":
         log.warning("this model predicts relative depth; without --align its metres are not comparable")
     seed_loss = build_loss("seed")
-    scale = 1.0 if model.metric else model.max_depth
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(x) * scale
+    predictor = from_module(model, info, device, resize="train", flip=flip)
+    scale = 1.0 if model.metric else model.max_depth  # the seed's normalised output is depth / max_depth
 
     n = len(dataset) if limit is None else min(limit, len(dataset))
     safe = SkipBad(torch.utils.data.Subset(dataset, range(n)))
@@ -113,7 +109,7 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
         if sample is None:
             continue
         gt, valid = sample["depth"][0, 0].numpy(), sample["valid"][0, 0].numpy()
-        depth = infer(forward, sample["image"], multiple=model.multiple, size=size, flip=flip)[0, 0].numpy()
+        depth = predictor.predict_tensor(sample["image"])[0, 0].cpu().numpy() * scale
         if align_mode != "none":
             depth = align(depth, gt, valid & (gt > proto.min_depth) & (gt < proto.max_depth), align_mode)
         row = image_row(depth, gt, valid, proto, cap, seed_loss)
@@ -203,13 +199,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped prediction")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
     p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
                        flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=args.out,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, device=args.device)
     print_table(results)
     if results.get("anchors"):
         print(anchor_line(results))

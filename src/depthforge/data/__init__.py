@@ -13,7 +13,6 @@ from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import DepthforgeError
