@@ -11,6 +11,7 @@ from depthforge import DepthforgeError, build_model
 from depthforge.api import Predictor, from_module, to_image
 from depthforge.checkpoint import meta, save_model
 from depthforge.colors import colorize, depth_range, legend
+from depthforge.data.io import read_depth
 
 KWARGS = {"width": 0.25, "levels": 3}
 
@@ -203,3 +204,86 @@ def test_legend_matches_colorize():
     stops = legend(1.0, 3.0, n=3)
     assert [m for m, _ in stops] == [1.0, 2.0, 3.0]
     assert stops[0][1] == "#f0f921" and stops[-1][1] == "#0d0887"
+
+
+# ----- depthforge predict's files (predict.py) -----
+
+class FarModel(torch.nn.Module):
+    """Depth from brightness: 1 m (black) to 91 m (white), like a KITTI model (max_depth 80) seeing far road/sky."""
+    metric, max_depth, multiple = True, 80.0, 1
+
+    def forward(self, x):
+        return 1.0 + 90.0 * x.mean(1, keepdim=True)
+
+
+def test_far_depth_is_written_as_kitti256_not_as_invalid(tmp_path):
+    from depthforge.predict import collect_inputs, predict_images
+
+    image = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
+    Image.fromarray(image).save(tmp_path / "road.png")
+    out = tmp_path / "out"
+    assert predict_images(from_module(FarModel(), {}, "cpu"), collect_inputs([str(tmp_path / "road.png")]), out,
+                          progress=False) == (1, 0)
+    assert not (out / "road_depth.png").exists()
+    depth = np.load(out / "road.npy")
+    assert depth.max() > 90  # beyond 65.535 m: millimetres would not fit in 16 bits
+    back = read_depth(out / "road_depth_kitti256.png", "kitti256")
+    assert (back > 0).all()
+    np.testing.assert_allclose(back, depth, atol=1 / 512)
+
+
+def test_predict_pairs_dataset_folders_and_reads_their_intrinsics_once(tmp_path, caplog):
+    from depthforge.data.io import write_depth_png
+    from depthforge.pointcloud import read_ply
+    from depthforge.predict import collect_inputs, predict_images
+
+    data = tmp_path / "scene"
+    (data / "rgb").mkdir(parents=True)
+    (data / "depth").mkdir()
+    gray = np.full((6, 8, 3), 255 * 2 // 9, np.uint8)  # FarModel: 1 + 90 * 2/9 = 21 m
+    Image.fromarray(gray).save(data / "rgb" / "a.png")
+    write_depth_png(data / "depth" / "a.png", np.full((6, 8), 20.0, np.float32))
+    (data / "depth" / "a.txt").write_text("notes")  # not a depth file: must not be taken as a's ground truth
+    (data / "intrinsics.txt").write_text("10 10 0 0\n")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(gray).save(flat / "b.png")
+    (tmp_path / "intrinsics.txt").write_text("not for flat/b.png")  # an unrelated file above a flat folder
+    items = collect_inputs([str(data), str(flat)])
+    assert [(i.image.name, i.gt and i.gt.name) for i in items] == [("a.png", "a.png"), ("b.png", None)]
+    np.testing.assert_array_equal(items[0].intrinsics, [[10, 0, 0], [0, 10, 0], [0, 0, 1]])
+    assert items[1].intrinsics is None
+    assert collect_inputs([str(flat / "b.png")])[0].intrinsics is None
+    out = tmp_path / "out"
+    caplog.set_level("WARNING")
+    assert predict_images(from_module(FarModel(), {}, "cpu"), items, out, ply=True, progress=False) == (2, 0)
+    points, _ = read_ply(out / "a.ply")
+    z = points[:, 2]
+    # pixel (u, v) = (7, 5) with fx = fy = 10 and (cx, cy) = (0, 0) -> x = 7 z / 10, y = 5 z / 10
+    np.testing.assert_allclose(points[z.size - 1], [0.7 * z[-1], 0.5 * z[-1], z[-1]], rtol=1e-5)
+    assert (out / "a_panel.png").is_file() and not (out / "b_panel.png").exists()
+    assert sum("no camera intrinsics" in r.getMessage() for r in caplog.records) == 1  # only b.png guesses
+
+
+def test_predict_reports_ground_truth_of_the_wrong_size(tmp_path, caplog):
+    from depthforge.data.io import write_depth_png
+    from depthforge.predict import collect_inputs, predict_images
+
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "depth").mkdir()
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "rgb" / "a.png")
+    write_depth_png(tmp_path / "depth" / "a.png", np.ones((5, 8), np.float32))
+    out = tmp_path / "out"
+    assert predict_images(from_module(FarModel(), {}, "cpu"), collect_inputs([str(tmp_path)]), out,
+                          progress=False) == (0, 1)
+    assert any("a.png: depth is 8x5, image is 8x6" in r.getMessage() for r in caplog.records)
+
+
+def test_panel_uses_the_colour_range_of_the_color_picture():
+    from depthforge.viz import panel
+
+    depth = np.random.default_rng(0).uniform(1, 10, (20, 30)).astype(np.float32)
+    image = np.zeros((20, 30, 3), np.float32)
+    np.testing.assert_array_equal(panel(depth, image)[:, :30], colorize(depth))
+    both = np.concatenate([depth.ravel(), 2 * depth.ravel()])
+    np.testing.assert_array_equal(panel(depth, image, 2 * depth)[:, :30], colorize(depth, *depth_range(both)))

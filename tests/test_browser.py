@@ -99,7 +99,8 @@ def test_page_upload_hover_download(server, realdata, tmp_path):
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            # the 16-bit PNG download link works and holds the same depth in millimetres
+            # the 16-bit PNG download link says its encoding, works and holds the same depth in millimetres
+            assert page.text_content("#dl-png") == "depth PNG (16-bit, mm)"
             with page.expect_download() as info:
                 page.click("#dl-png")
             saved = tmp_path / "download.png"

@@ -10,24 +10,29 @@ from depthforge.data.check import check_dataset, format_report
 H, W = 12, 16
 
 
-@pytest.fixture
-def planted(tmp_path):
+def plant(root):
     """A list of 7 pairs: 3 good, a truncated PNG, a missing file, an all-zero depth map, a depth of the wrong size."""
+    root.mkdir(parents=True, exist_ok=True)
     r, c = np.mgrid[0:H, 0:W]
     lines = []
     for i in range(7):
-        Image.fromarray(np.stack([r * 20, c * 15, np.full_like(r, i)], -1).astype(np.uint8)).save(tmp_path / f"{i}.png")
+        Image.fromarray(np.stack([r * 20, c * 15, np.full_like(r, i)], -1).astype(np.uint8)).save(root / f"{i}.png")
         depth = (1000 + r * 100 + c * 10 + i).astype(np.uint16)
         if i == 5:
             depth[:] = 0
         if i == 6:
             depth = np.ones((H, W + 2), np.uint16)
-        Image.fromarray(depth).save(tmp_path / f"{i}_d.png")
+        Image.fromarray(depth).save(root / f"{i}_d.png")
         lines.append(f"{i}.png,{i}_d.png")
-    (tmp_path / "3_d.png").write_bytes((tmp_path / "3_d.png").read_bytes()[:60])  # truncated
-    (tmp_path / "4_d.png").unlink()  # missing
-    (tmp_path / "test.csv").write_text("rgb,depth\n" + "\n".join(lines) + "\n")
-    return {"name": "folder", "root": str(tmp_path), "depth_encoding": "mm"}
+    (root / "3_d.png").write_bytes((root / "3_d.png").read_bytes()[:60])  # truncated
+    (root / "4_d.png").unlink()  # missing
+    (root / "test.csv").write_text("rgb,depth\n" + "\n".join(lines) + "\n")
+    return {"name": "folder", "root": str(root), "depth_encoding": "mm"}
+
+
+@pytest.fixture
+def planted(tmp_path):
+    return plant(tmp_path)
 
 
 def test_check_lists_every_bad_file(planted, tmp_path):
@@ -46,6 +51,13 @@ def test_check_lists_every_bad_file(planted, tmp_path):
                    "training skips 4 of 7", "train: cannot open"):
         assert needle in text, needle
     assert report.to_dict()["splits"][1]["problems"][0]["kind"] == "unreadable"
+
+
+def test_problem_kinds_do_not_depend_on_words_in_the_path(tmp_path):
+    spec = plant(tmp_path / "not found, depth is truncated, cannot")
+    test = check_dataset(spec, splits=("test",), progress=False).splits[0]
+    assert {p.index: p.kind for p in test.problems} == {3: "unreadable", 4: "missing", 5: "all-invalid",
+                                                         6: "wrong size"}
 
 
 def test_check_in_worker_processes_and_with_a_limit(planted):
@@ -77,6 +89,35 @@ def test_check_flags_frames_of_an_unexpected_size(tmp_path):
     assert [(p.index, p.kind, p.skipped) for p in test.problems] == [(1, "wrong size", False)]
     assert "1_colors: image is 320x240, the dataset's frames are 640x480" in test.problems[0].message
     assert test.skipped == 0 and test.depth_min == test.depth_max == pytest.approx(2.5)
+
+
+def test_cli_encoding_keeps_the_detected_layout(tmp_path, capsys):
+    import io
+    import zipfile
+
+    from depthforge.cli import main
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((H, W), 2500, np.uint16)).save(buf, format="PNG")
+    with zipfile.ZipFile(tmp_path / "nyu_data.zip", "w") as z:
+        z.writestr("data/nyu2_test/0_colors.png", Image.new("RGB", (W, H)).tobytes())  # not a PNG: unreadable
+        z.writestr("data/nyu2_test/0_depth.png", buf.getvalue())
+        z.writestr("data/nyu2_test.csv", "data/nyu2_test/0_colors.png,data/nyu2_test/0_depth.png\n")
+    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "mm", "--splits", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "cannot open" not in out and "nyu_data.zip!data/nyu2_test/0_colors.png: not an image file" in out, out
+    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "cm", "--splits", "test"]) == 0
+    assert "test: cannot open: nyu option 'depth_encoding'" in capsys.readouterr().out
+
+
+def test_cli_checks_a_registered_dataset_by_name(monkeypatch):
+    from depthforge.cli import main
+    from depthforge.data import check
+
+    specs = []
+    monkeypatch.setattr(check, "check_dataset", lambda spec, splits: specs.append(spec) or check.DatasetReport("x", []))
+    assert main(["data", "check", "synth", "--encoding", "mm"]) == 0
+    assert specs == [{"name": "synth", "depth_encoding": "mm"}]
 
 
 @pytest.mark.parametrize("workers", [0, 2])

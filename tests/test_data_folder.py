@@ -6,7 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from depthforge.data import build_dataset, detect_format
+from torch.utils.data import DataLoader
+
+from depthforge.data import SkipBad, build_dataset, collate, detect_format
+from depthforge.data.check import check_dataset
 from depthforge.data.io import read_depth
 from depthforge.errors import DepthforgeError
 
@@ -131,11 +134,44 @@ def test_folder_errors_name_the_file(tmp_path):
     save_u16(tmp_path / "depth" / "a.png", np.ones((H + 1, W), np.uint16))
     with pytest.raises(DepthforgeError, match=r"a.png: depth is 7x6, image is 7x5"):
         build_dataset(tmp_path)[0]
-    with pytest.raises(DepthforgeError, match="unknown depth encoding 'cm'"):
+    with pytest.raises(DepthforgeError, match="^folder option 'depth_encoding': unknown depth encoding 'cm'; known"):
         build_dataset({"name": "folder", "root": str(tmp_path), "depth_encoding": "cm"})
+    with pytest.raises(DepthforgeError, match=f"^{tmp_path / 'depth' / 'a.png'}: unknown depth encoding 'cm'"):
+        read_depth(tmp_path / "depth" / "a.png", "cm")
     (tmp_path / "l.txt").write_text("a.png b.png 1 2\n")
     with pytest.raises(DepthforgeError, match=r"l.txt: line 1: expected 'rgb depth \[focal\]'"):
         build_dataset({"name": "folder", "root": str(tmp_path / "l.txt")})
+
+
+def test_a_depth_map_missing_beside_others_is_a_missing_file(tmp_path, caplog):
+    for i in range(3):
+        save_rgb(tmp_path / "rgb" / f"{i}.jpg", i)
+        if i != 1:
+            save_u16(tmp_path / "depth" / f"{i}.png", np.round(metres(i) * 1000))
+    ds = build_dataset(tmp_path)
+    assert len(ds) == 3 and all(ds.has_gt(i) for i in range(3))
+    with pytest.raises(DepthforgeError, match=r"depth/1\.png: file not found") as e:
+        ds[1]
+    assert e.value.kind == "missing"
+    test = check_dataset(str(tmp_path), splits=("test",), progress=False).splits[0]
+    assert [(p.index, p.kind) for p in test.problems] == [(1, "missing")] and test.no_gt == 0
+    assert str(tmp_path / "depth" / "1.png") in test.problems[0].message
+    skip = SkipBad(ds)
+    names = [n for b in DataLoader(skip, batch_size=3, collate_fn=collate) for n in b["name"]]
+    assert names == ["0", "2"] and skip.num_skipped == 1
+    assert any("1.png: file not found" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_images_without_a_depth_folder_have_no_ground_truth(tmp_path):
+    for i in range(2):
+        save_rgb(tmp_path / "rgb" / f"{i}.png", i)
+    (tmp_path / "depth").mkdir()  # empty: still no ground truth
+    spec = {"name": "folder", "root": str(tmp_path)}
+    ds = build_dataset(spec)
+    assert not ds.has_gt(0) and not ds[0]["valid"].any()
+    (tmp_path / "depth").rmdir()
+    test = check_dataset(spec, splits=("test",), progress=False).splits[0]
+    assert test.count == test.no_gt == 2 and not test.problems
 
 
 # --- the real samples in ../shared/realdata ---------------------------------------------------------------

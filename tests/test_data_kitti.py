@@ -102,6 +102,36 @@ def test_detection_and_errors(kitti, tmp_path):
         build_dataset(kitti, split="test")[0]
 
 
+def test_lists_may_name_any_split(kitti, tmp_path):
+    val = tmp_path / "my_val.txt"
+    val.write_text((tmp_path / "eigen_train_files_with_gt.txt").read_text())
+    assert len(build_dataset({**kitti, "lists": {"val": str(val)}}, split="val")) == 2
+    assert len(build_dataset({**kitti, "lists": str(val)}, split="val")) == 2
+    with pytest.raises(DepthforgeError, match=r"eigen_val_files_with_gt.txt: list file not found"):
+        build_dataset({**kitti, "lists": str(tmp_path)}, split="val")
+    with pytest.raises(DepthforgeError, match=r"lists: no list for split 'val' \(given: test\)"):
+        build_dataset({**kitti, "lists": {"test": str(val)}}, split="val")
+
+
+def test_unknown_depth_encoding_fails_when_built(kitti):
+    with pytest.raises(DepthforgeError, match=r"^kitti option 'depth_encoding': unknown depth encoding 'kiti256'; "
+                                              r"known: mm, kitti256, ") as e:
+        build_dataset({**kitti, "depth_encoding": "kiti256"})
+    assert "\n" not in str(e.value)
+
+
+def test_check_sorts_kitti_problems_by_kind(kitti, tmp_path):
+    from depthforge.data.check import check_dataset
+
+    (tmp_path / "data_depth_annotated" / "train" / "2011_09_26_drive_0002_sync" / "proj_depth" / "groundtruth"
+     / "image_02" / "0000000069.png").unlink()
+    rgb = tmp_path / "raw" / "2011_09_28" / "2011_09_28_drive_0001_sync" / "image_02" / "data" / "0000000005.png"
+    Image.fromarray(image(2)[:300, :1000]).save(rgb)  # smaller than the KB crop
+    test = check_dataset(kitti, splits=("test",), progress=False).splits[0]
+    assert [(p.index, p.kind) for p in test.problems] == [(0, "missing"), (2, "wrong size")]
+    assert "0000000069.png: file not found" in test.problems[0].message and test.no_gt == 1
+
+
 def test_real_kitti_frames_through_the_eigen_loader(realdata, tmp_path):
     """The real 1242x375 frames (2011_09_28) laid out as KITTI raw + annotated depth, read with the KB crop."""
     raw, ann, lines = tmp_path / "raw", tmp_path / "ann", []

@@ -111,6 +111,35 @@ def test_densedepth_zip_dataset_works_in_dataloader_workers(densedepth_zip):
         assert torch.equal(b["depth"][0], ds[i]["depth"])
 
 
+def test_densedepth_zip_is_opened_once_per_step(densedepth_zip, monkeypatch):
+    """Detecting the layout, finding the CSVs and the reader's handle: one open each, not one per probe."""
+    opened = []
+    real_init = zipfile.ZipFile.__init__
+
+    def counting(self, file, *args, **kwargs):
+        opened.append(str(file))
+        real_init(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", counting)
+    build_dataset(densedepth_zip, split="test")  # detect_format, then the dataset
+    assert opened == [str(densedepth_zip)] * 3
+    opened.clear()
+    build_dataset({"name": "nyu", "root": str(densedepth_zip)}, split="test")
+    assert len(opened) == 2
+
+
+def test_densedepth_depth_encoding_and_layout_options(densedepth_zip):
+    fixed = build_dataset({"name": "nyu", "root": str(densedepth_zip), "depth_encoding": "tum5000"})
+    np.testing.assert_allclose(fixed[1]["depth"][0].numpy(), depth16(1) / 5000.0, rtol=1e-6)
+    with pytest.raises(DepthforgeError, match=r"^nyu option 'depth_encoding' \(auto or a fixed one\): unknown "
+                                              r"depth encoding 'milimetres'; known: mm, "):
+        build_dataset({"name": "nyu", "root": str(densedepth_zip), "depth_encoding": "milimetres"})
+    with pytest.raises(DepthforgeError, match="not an NYU labelled .mat"):
+        build_dataset({"name": "nyu", "root": str(densedepth_zip), "layout": "mat"})
+    with pytest.raises(DepthforgeError, match="nyu: unknown layout 'zip'"):
+        build_dataset({"name": "nyu", "root": str(densedepth_zip), "layout": "zip"})
+
+
 def test_densedepth_missing_member_is_one_line(tmp_path):
     path = tmp_path / "nyu_data.zip"
     with zipfile.ZipFile(path, "w") as z:
@@ -118,7 +147,7 @@ def test_densedepth_missing_member_is_one_line(tmp_path):
     ds = build_dataset(path, split="test")
     with pytest.raises(DepthforgeError, match=r"nyu_data.zip!data/nyu2_test/0_colors.png: file not found") as e:
         ds[0]
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and e.value.kind == "missing"
 
 
 # --- the labelled .mat ----------------------------------------------------------------------------------
@@ -187,6 +216,17 @@ def test_labeled_mat_indices_raw_depths_and_workers(labeled):
     np.testing.assert_allclose(batches[1]["depth"][0, 0].numpy(), depths[0] * 0.5)
 
 
+def test_labeled_mat_non_finite_depth_is_invalid(tmp_path):
+    images, depths = frames()
+    depths[0, 1, 2], depths[0, 2, 3] = np.nan, -np.inf
+    with h5py.File(tmp_path / "nyu_depth_v2_labeled.mat", "w") as f:
+        f["images"] = images.transpose(0, 3, 2, 1)
+        f["depths"] = depths.transpose(0, 2, 1)
+    s = build_dataset({"name": "nyu", "root": str(tmp_path), "indices": [0]})[0]
+    assert s["depth"][0, 1, 2] == 0 and s["depth"][0, 2, 3] == 0 and not s["valid"][0, 1, 2]
+    assert s["depth"][0, 1, 3] == pytest.approx(depths[0, 1, 3])
+
+
 def test_labeled_mat_errors_are_one_line(tmp_path):
     write_labeled_mat(tmp_path / "nyu_depth_v2_labeled.mat")
     with pytest.raises(DepthforgeError, match="splits.mat: splits file not found"):
@@ -243,3 +283,8 @@ def test_bts_list_given_as_a_file(bts, tmp_path):
     assert len(ds) == 1
     with pytest.raises(DepthforgeError, match="unknown split 'val'"):
         build_dataset({"name": "nyu", "root": str(bts)}, split="val")
+
+
+def test_bts_depth_encoding_option(bts):
+    s = build_dataset({"name": "nyu", "root": str(bts), "depth_encoding": "tum5000"}, split="test")[0]
+    np.testing.assert_allclose(s["depth"][0].numpy(), depth16(7) / 5000.0, rtol=1e-6)

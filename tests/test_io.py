@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,3 +51,45 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             tmp.write_bytes(b"partial")
             raise RuntimeError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_depth_png_never_writes_valid_depth_as_invalid(tmp_path):
+    from depthforge.data.io import depth_to_png16
+
+    depth = np.array([[100.0, 0.0001, -1.0, np.inf, 65.5349]], np.float32)
+    raw = np.asarray(Image.open(io.BytesIO(depth_to_png16(depth))))
+    # beyond 65.535 m is clipped to the largest value, a tiny depth to the smallest; invalid stays 0
+    assert raw.tolist() == [[65535, 1, 0, 0, 65535]]
+    raw = np.asarray(Image.open(io.BytesIO(depth_to_png16(np.array([[80.0, 300.0]]), scale=256))))
+    assert raw.tolist() == [[20480, 65535]]
+
+
+def test_png16_encoding_follows_max_depth_and_names_the_file(tmp_path):
+    from depthforge.data.io import PNG16_SCALES, depth_png_name, png16_encoding
+
+    assert png16_encoding(10.0) == "mm" and png16_encoding(65.535) == "mm"
+    assert png16_encoding(80.0) == "kitti256" and png16_encoding(float("inf")) == "kitti256"
+    assert png16_encoding(0.0) == "kitti256" and png16_encoding(float("nan")) == "kitti256"  # unknown: the wide one
+    assert depth_png_name("a_depth", "mm") == "a_depth.png"
+    assert depth_png_name("a_depth", "kitti256") == "a_depth_kitti256.png"
+    with pytest.raises(DepthforgeError, match="tum5000"):
+        depth_png_name("a_depth", "tum5000")
+    depth = np.array([[1.0, 79.9]], np.float32)
+    write_depth_png(tmp_path / "k.png", depth, PNG16_SCALES["kitti256"])
+    np.testing.assert_allclose(read_depth(tmp_path / "k.png", "kitti256"), depth, atol=1 / 512)
+
+
+def test_image_and_npy_bytes():
+    from depthforge.data.io import image_bytes, npy_bytes, to_uint8
+
+    u8 = np.array([[[0, 128, 255]]], np.uint8)
+    assert to_uint8(u8) is u8
+    assert to_uint8(np.array([[[-0.5, 0.5, 2.0]]])).tolist() == [[[0, 128, 255]]]
+    image = np.random.default_rng(0).random((6, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(image_bytes(image, "png")))), to_uint8(image))
+    jpeg = Image.open(io.BytesIO(image_bytes(image, "jpeg")))
+    assert jpeg.format == "JPEG" and jpeg.size == (7, 6)
+    with pytest.raises(DepthforgeError, match="png or jpeg"):
+        image_bytes(image, "gif")
+    back = np.load(io.BytesIO(npy_bytes(np.arange(4, dtype=np.float64))), allow_pickle=False)
+    assert back.dtype == np.float32 and back.tolist() == [0, 1, 2, 3]

@@ -31,14 +31,10 @@ def test_seed_loss_matches_tensorflow(fixtures, case):
     np.testing.assert_allclose(y_pred.grad.numpy(), grad.numpy(), rtol=0, atol=1e-7)
 
 
-def test_module_is_tensorflow_loss_in_metres(fixtures):
+def test_module_is_tensorflow_loss(fixtures):
     # uniform_noise has no zero targets, so the project's mask (target > 0) keeps every pixel.
     y_true, y_pred, loss, *_ = _case(fixtures, "uniform_noise")
     assert build_loss("seed")(y_pred, y_true, None).item() == pytest.approx(loss, abs=1e-5)
-    # Training passes metres and scale=max_depth.
-    valid = torch.ones_like(y_true, dtype=torch.bool)
-    metres = build_loss("seed", scale=10.0)(10 * y_pred, 10 * y_true, valid)
-    assert metres.item() == pytest.approx(loss, abs=1e-5)
 
 
 def test_zero_targets_are_masked(fixtures):

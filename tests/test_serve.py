@@ -213,3 +213,37 @@ def test_exif_orientation_is_applied(client):
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(buf, "JPEG", exif=exif)
     body = upload(c, buf.getvalue(), name="portrait.jpg", mime="image/jpeg").json()
     assert (body["width"], body["height"]) == (30, 40)
+
+
+class FarModel(torch.nn.Module):
+    """A KITTI-range model (max_depth 80) whose far pixels lie beyond what 16-bit millimetres hold (65.535 m)."""
+    metric, max_depth, multiple = True, 80.0, 1
+
+    def forward(self, x):
+        return 1.0 + 90.0 * x.mean(1, keepdim=True)
+
+
+def test_far_range_model_downloads_depth_png_as_kitti256(tmp_path):
+    from depthforge.api import from_module
+
+    app = create_app(from_module(FarModel(), {}, "cpu"), workdir=str(tmp_path / "work"))
+    with TestClient(app) as c:
+        assert c.get("/health").json()["depth_png"] == "kitti256"
+        body = upload(c, png_bytes(30, 40)).json()
+        assert body["depth_png"] == {"encoding": "kitti256", "label": "16-bit, m × 256 as KITTI"}
+        depth = np.load(io.BytesIO(c.get(body["urls"]["depth.npy"]).content))
+        assert depth.max() > 65.535
+        png = c.get(body["urls"]["depth.png"])
+        assert f'depth-{body["id"][:8]}_kitti256.png' in png.headers["content-disposition"]
+        raw = np.asarray(Image.open(io.BytesIO(png.content)))
+        assert (raw > 0).all()
+        np.testing.assert_allclose(raw / 256.0, depth, atol=1 / 512)
+
+
+def test_metric_model_within_65_m_keeps_millimetres(client):
+    c, _ = client
+    assert c.get("/health").json()["depth_png"] == "mm"
+    body = upload(c, png_bytes()).json()
+    assert body["depth_png"] == {"encoding": "mm", "label": "16-bit, mm"}
+    disposition = c.get(body["urls"]["depth.png"]).headers["content-disposition"]
+    assert f'depth-{body["id"][:8]}.png' in disposition

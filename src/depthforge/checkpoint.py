@@ -5,7 +5,6 @@ A checkpoint is a dict holding ``state_dict`` and ``depthforge``: {"format": 1, 
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data.io import write_bytes
+from .data.io import atomic_path
 from .errors import DepthforgeError
 from .models import build_model
 
@@ -26,9 +25,8 @@ def meta(model_name: str, model_kwargs: dict[str, Any], config: dict[str, Any] |
 
 def save_model(path: str | os.PathLike, model: nn.Module, info: dict[str, Any]) -> None:
     """Save weights + ``info`` (from ``meta``) atomically; loadable by ``load_checkpoint``."""
-    buf = io.BytesIO()
-    torch.save({"depthforge": info, "state_dict": model.state_dict()}, buf)
-    write_bytes(path, buf.getvalue())
+    with atomic_path(path) as tmp:
+        torch.save({"depthforge": info, "state_dict": model.state_dict()}, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -37,7 +35,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise DepthforgeError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: checking a training checkpoint need not read its optimiser state into memory
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises many types for a bad file; all mean the same to the user
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise DepthforgeError(f"{path}: not a depthforge checkpoint (cannot be loaded safely: {reason})") from None

@@ -39,20 +39,18 @@ def _tune_malloc(command: str) -> None:
         pass
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser, with the arguments of ``command`` only: importing every subcommand (Lightning, FastAPI,
+    onnxruntime ...) would cost seconds on each call."""
     parser = argparse.ArgumentParser(prog="depthforge", description="Monocular depth estimation toolkit.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name, (module_name, help_) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue
-        modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=help_, description=help_))
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name == command:
+            modules[name] = importlib.import_module(module_name)
+            modules[name].add_arguments(p)
     return parser, modules
 
 
@@ -61,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
         if argv:
             _tune_malloc(argv[0])
-    parser, modules = build_parser()
+    parser, modules = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     if not args.command:

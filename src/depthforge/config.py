@@ -66,3 +66,11 @@ def split_name(section: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``{"name": n, **kw}`` -> (n, kw)."""
     kw = dict(section)
     return kw.pop("name"), kw
+
+
+def dataset_spec(section: dict[str, Any], size) -> dict[str, Any]:
+    """A config's ``data``/``test_data`` section -> what ``build_dataset`` takes: the training-only key dropped
+    and the model's input size (H, W) added, at which synthetic scenes render (file datasets ignore it)."""
+    spec = {k: v for k, v in section.items() if k != "val_fraction"}
+    spec["size"] = tuple(spec.get("size") or size)
+    return spec

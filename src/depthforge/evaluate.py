@@ -16,20 +16,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import model_from, read_checkpoint
+from .config import dataset_spec
 from .data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
 from .api import from_module
 from .losses import build_loss
-from .metrics import METRIC_NAMES, PROTOCOLS, align, compute_metrics, edge_metrics, mean_metrics, \
-    ordinal_error, soft_accuracy
+from .metrics import ALIGN_MODES, METRIC_NAMES, PROTOCOLS, Protocol, align, compute_metrics, edge_metrics, \
+    get_protocol, mean_metrics, ordinal_error, soft_accuracy
 
 log = logging.getLogger(__name__)
 
 SEED_COLUMNS = ["seed_loss", "seed_acc"]
 FAILURE_COLUMNS = ["ordinal_err", "edge_f1"]
 COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS + FAILURE_COLUMNS
-ALIGN_MODES = ("none", "median", "lstsq")
 # Published δ1 on the NYU-Depth v2 test split (Eigen crop, 10 m cap), to place a model's number among them.
 NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.984}
 
@@ -42,29 +42,28 @@ def _protocol_for(dataset_name: str | None, cfg: dict) -> str:
 
 def _test_spec(cfg: dict, data: str | None) -> dict[str, Any]:
     """The dataset to evaluate on: ``--data`` (a registered name or a dataset path) or the recipe's test set."""
-    size = tuple(cfg.get("data", {}).get("size", (240, 320)))
+    test = cfg.get("test_data") or {}
     if data is None:
-        spec = dict(cfg.get("test_data") or {k: v for k, v in cfg["data"].items() if k != "val_fraction"})
+        section = test or cfg["data"]
     elif data in DATASETS:  # by name: the recipe's own test options when it names the same dataset
-        test = cfg.get("test_data") or {}
-        spec = dict(test) if test.get("name") == data else {"name": data}
+        section = test if test.get("name") == data else {"name": data}
     else:
-        spec = {"name": detect_format(data), "root": data}
-    spec.setdefault("size", size)  # synthetic scenes render at the model's size; files ignore it
-    return spec
+        section = {"name": detect_format(data), "root": data}
+    return dataset_spec(section, cfg.get("data", {}).get("size", (240, 320)))
 
 
-def image_row(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, protocol, max_depth: float,
-              seed_loss) -> dict[str, float]:
-    """All columns for one image: pred, gt metres (H,W) at gt's size, valid bool (H,W)."""
-    row = compute_metrics(pred, gt, protocol, valid=valid)
-    p = torch.from_numpy(np.clip(pred, 0, max_depth) / max_depth)[None, None].float()
-    g = torch.from_numpy(gt / max_depth)[None, None].float()
-    v = torch.from_numpy(valid & (gt > 0))[None, None]
+def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Protocol, seed_loss) -> dict[str, float]:
+    """All columns for one image: pred, gt metres (H,W) at gt's size; mask: the protocol's pixels
+    (``protocol.mask``), which every column uses."""
+    cap = protocol.max_depth
+    row = compute_metrics(pred, gt, protocol, valid=mask)
+    p = torch.from_numpy(np.clip(pred, 0, cap) / cap)[None, None].float()
+    g = torch.from_numpy(gt / cap)[None, None].float()
+    v = torch.from_numpy(mask)[None, None]
     row["seed_loss"] = float(seed_loss(p, g, v)) if v.any() else math.nan
-    row["seed_acc"] = soft_accuracy(pred, gt, valid, max_depth)
-    row["ordinal_err"] = ordinal_error(pred, gt, valid)
-    row["edge_f1"] = edge_metrics(pred, gt, valid)["f1"]
+    row["seed_acc"] = soft_accuracy(pred, gt, mask, cap)
+    row["ordinal_err"] = ordinal_error(pred, gt, mask)
+    row["edge_f1"] = edge_metrics(pred, gt, mask)["f1"]
     return row
 
 
@@ -86,11 +85,10 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
     spec = _test_spec(cfg, data)
     dataset = build_dataset(spec, split="test")
     protocol_name = protocol or _protocol_for(spec["name"], cfg)
-    if protocol_name not in PROTOCOLS:
-        raise DepthforgeError(f"--protocol {protocol_name!r}: choose from {', '.join(PROTOCOLS)}")
-    cap = float(max_depth or (cfg.get("eval", {}).get("max_depth") if protocol_name == "none" else 0)
-                or PROTOCOLS[protocol_name].max_depth)
-    proto = PROTOCOLS[protocol_name].with_max(cap)
+    if max_depth is None and protocol_name == cfg.get("eval", {}).get("protocol"):
+        max_depth = cfg["eval"].get("max_depth")  # the cap the model was validated with
+    proto = get_protocol(protocol_name, max_depth)
+    cap = proto.max_depth
     align_mode = align_mode or ("none" if model.metric else "median")
     if align_mode not in ALIGN_MODES:
         raise DepthforgeError(f"--align {align_mode!r}: choose from {', '.join(ALIGN_MODES)}")
@@ -109,10 +107,11 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
         if sample is None:
             continue
         gt, valid = sample["depth"][0, 0].numpy(), sample["valid"][0, 0].numpy()
+        mask = proto.mask(gt, valid)
         depth = predictor.predict_tensor(sample["image"])[0, 0].cpu().numpy() * scale
         if align_mode != "none":
-            depth = align(depth, gt, valid & (gt > proto.min_depth) & (gt < proto.max_depth), align_mode)
-        row = image_row(depth, gt, valid, proto, cap, seed_loss)
+            depth = align(depth, gt, mask, align_mode)
+        row = image_row(depth, gt, mask, proto, seed_loss)
         row["name"] = sample["name"][0]
         rows["model"].append(row)
         if baselines:
@@ -121,7 +120,7 @@ def evaluate(checkpoint: str | Path, data: str | None = None, protocol: str | No
                                      align_corners=False)[0, 0].numpy()
             for key, pred in (("constant", np.full((h, w), baselines["constant"], np.float32)),
                               ("mean_map", mean_map)):
-                rows[key].append(image_row(pred, gt, valid, proto, cap, seed_loss))
+                rows[key].append(image_row(pred, gt, mask, proto, seed_loss))
         if pictures:
             kept.append((row["abs_rel"], {"pred": depth, "gt": np.where(valid, gt, 0),
                                           "image": sample["image"][0].permute(1, 2, 0).numpy()}))

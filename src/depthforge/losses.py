@@ -95,14 +95,14 @@ def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def seed_loss(pred: Tensor, target: Tensor, mask: Tensor, w_ssim: float = 1.0, w_grad: float = 1.0,
-              w_l1: float = 0.1, w_smooth: float = 0.0, max_val: float = 1.0, scale: float = 1.0) -> Tensor:
+              w_l1: float = 0.1, w_smooth: float = 0.0, max_val: float = 1.0) -> Tensor:
     """The seed's loss per image, masked:
 
     ``per_i = w_ssim·clip((1 − SSIM_i)/2, 0, 1) + w_grad·mean(|Δy_p − Δy_t| + |Δx_p − Δx_t|) + w_l1·mean|p − t|
     + w_smooth·(mean|∂²p/∂y²| + mean|∂²p/∂x²|)``; the seed's training loss is ``per.mean()``.
 
-    pred, target: [N,1,H,W] (H, W >= 11), divided by ``scale`` first (training passes max_depth so metres become
-    the seed's [0,1] units). mask: bool [N,1,H,W], used as given; target may hold anything (NaN too) outside it.
+    pred, target: [N,1,H,W] (H, W >= 11) in the seed's units, depth / max_depth in [0,1] (training divides).
+    mask: bool [N,1,H,W], used as given; target may hold anything (NaN too) outside it.
     SSIM is ``tf.image.ssim`` with ``max_val``, one value per image; the other means run over the whole batch, as
     in the seed's Keras loss. The default weights are the seed notebook's; ``w_smooth`` (0 there) is the seed
     article's second-order smoothness. Returns [N].
@@ -118,8 +118,8 @@ def seed_loss(pred: Tensor, target: Tensor, mask: Tensor, w_ssim: float = 1.0, w
     - L1 averages over valid pixels; the smoothness term over pixel triples that are all valid.
     An empty mask gives 0 with a zero gradient.
     """
-    p = pred / scale
-    t = torch.where(mask, target, pred.detach()) / scale
+    p = pred
+    t = torch.where(mask, target, pred.detach())
     per = pred.new_zeros(pred.shape[0])
     if w_ssim:
         s = ssim_tf(p, t, max_val, mask)
@@ -141,10 +141,10 @@ class SeedLoss(nn.Module):
     """``seed_loss(...).mean()`` with the project's mask: ``valid`` and a finite target > 0 (see ``seed_loss``)."""
 
     def __init__(self, w_ssim: float = 1.0, w_grad: float = 1.0, w_l1: float = 0.1, w_smooth: float = 0.0,
-                 max_val: float = 1.0, scale: float = 1.0):
+                 max_val: float = 1.0):
         super().__init__()
         self.weights = dict(w_ssim=w_ssim, w_grad=w_grad, w_l1=w_l1, w_smooth=w_smooth,
-                            max_val=float(max_val), scale=float(scale))
+                            max_val=float(max_val))
 
     def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
         return seed_loss(pred, target, _valid_mask(target, valid), **self.weights).mean()
@@ -199,7 +199,7 @@ LOSSES: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered loss, e.g. ``build_loss("seed", scale=10.0)``."""
+    """Build a registered loss, e.g. ``build_loss("seed", w_l1=0.5)``."""
     try:
         factory = LOSSES[name]
     except KeyError:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from .errors import DepthforgeError
+
 # The table order of Eigen et al. and most papers since.
 METRIC_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 HIGHER_IS_BETTER: dict[str, bool] = {name: name.startswith("d") for name in METRIC_NAMES}
@@ -52,6 +54,11 @@ class Protocol:
             raise ValueError(f"unknown crop {self.crop!r}; known: eigen, garg, none")
         return mask
 
+    def mask(self, gt: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """The pixels this protocol evaluates: finite gt with min < gt < max, inside the crop [and ``valid``]."""
+        m = np.isfinite(gt) & (gt > self.min_depth) & (gt < self.max_depth) & self.crop_mask(*gt.shape)
+        return m if valid is None else m & valid
+
 
 PROTOCOLS: dict[str, Protocol] = {
     "nyu": Protocol("eigen", 1e-3, 10.0),
@@ -64,7 +71,7 @@ def get_protocol(protocol: str | Protocol, max_depth: float | None = None) -> Pr
     """A protocol by name (or as given), with its depth cap replaced when ``max_depth`` is given."""
     if isinstance(protocol, str):
         if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+            raise DepthforgeError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
         protocol = PROTOCOLS[protocol]
     return protocol if max_depth is None else protocol.with_max(max_depth)
 
@@ -110,7 +117,7 @@ def compute_metrics(pred, gt, protocol: str | Protocol = "nyu", valid=None,
     """
     proto = get_protocol(protocol, max_depth)
     pred, gt, mask = _pair(pred, gt, valid)
-    mask &= (gt > proto.min_depth) & (gt < proto.max_depth) & proto.crop_mask(*gt.shape)
+    mask = proto.mask(gt, mask)
     if not mask.any():
         return dict.fromkeys(METRIC_NAMES, float("nan"))
     # float32 as the toolbox: float64 would flip the odd pixel whose ratio sits within rounding of 1.25^i.

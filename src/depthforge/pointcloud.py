@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .colors import colorize
-from .data.io import write_bytes
+from .data.io import to_uint8, write_bytes
 from .errors import DepthforgeError
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,7 @@ def backproject(depth: np.ndarray, intrinsics: np.ndarray | None = None, image: 
         img = np.asarray(image)
         if img.shape[:2] != (h, w) or img.ndim != 3 or img.shape[2] < 3:
             raise DepthforgeError(f"backproject: image shape {img.shape} does not match depth {(h, w)} (need H,W,3)")
-        img = img[..., :3]
-        if img.dtype != np.uint8:
-            img = (np.clip(img.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-        colors = img[v, u]
+        colors = to_uint8(img[..., :3])[v, u]
     return points, np.ascontiguousarray(colors, dtype=np.uint8)
 
 

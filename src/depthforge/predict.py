@@ -1,46 +1,63 @@
 """``depthforge predict``: depth for photos, folders, videos and webcams.
 
-Per image it writes NAME_color.png (plasma, near = bright), NAME_depth.png (16-bit, millimetres), NAME.npy
-(float32 metres), with ground truth the seed's panel NAME_panel.png (prediction | ground truth | image), and
-with ``--ply`` a coloured point cloud NAME.ply.
+Per image it writes NAME_color.png (plasma, near = bright), the depth as a 16-bit PNG, NAME.npy (float32
+metres), with ground truth the seed's panel NAME_panel.png (prediction | ground truth | image), and with
+``--ply`` a coloured point cloud NAME.ply. The 16-bit PNG is NAME_depth.png in millimetres when the model's
+``max_depth`` fits (up to 65.535 m), else NAME_depth_kitti256.png in metres x 256 (KITTI's encoding, up to
+256 m, e.g. the KITTI recipe's 80 m); read it back with ``--gt-encoding mm`` or ``kitti256`` respectively.
+Point clouds use ``--intrinsics``, else a dataset folder's ``intrinsics.txt`` (rgb/ layout), else a 60° field
+of view.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .data.folder import RGB_DIRS, read_intrinsics_txt
-from .data.io import ensure_dir, is_image_file, read_depth, read_image, write_depth_png, write_image, write_npy
-from .data.sample import intrinsics_matrix
+from .data.folder import _rgb_dir, read_intrinsics_txt
+from .data.io import (DEPTH_SUFFIXES, PNG16_SCALES, depth_png_name, ensure_dir, is_image_file, png16_encoding,
+                      read_depth, read_image, write_depth_png, write_image, write_npy)
+from .data.sample import check_same_size, intrinsics_matrix
 from .errors import DepthforgeError
 
 log = logging.getLogger(__name__)
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path | None]]:
-    """Images to predict, each with its ground-truth depth when a dataset folder (rgb/ + depth/) holds one.
-    Non-image files in a folder are skipped with a warning."""
-    items: list[tuple[Path, Path | None]] = []
+class Item(NamedTuple):
+    image: Path
+    gt: Path | None = None  # ground-truth depth found beside it (dataset folder)
+    intrinsics: np.ndarray | None = None  # (3,3) from the dataset folder's intrinsics.txt
+
+
+def collect_inputs(inputs: list[str]) -> list[Item]:
+    """Images to predict. A dataset folder (rgb/, as ``data/folder.py``) brings its ``intrinsics.txt``, read
+    once, and with depth/ each image's ground-truth depth (same stem); a single file or a flat folder brings
+    neither. Non-image files in a folder are skipped with a warning."""
+    items: list[Item] = []
     for arg in inputs:
         path = Path(arg)
         if path.is_file():
-            items.append((path, None))
+            items.append(Item(path))
             continue
         if not path.is_dir():
             raise DepthforgeError(f"{path}: no such file or folder")
-        rgb = next((path / d for d in RGB_DIRS if (path / d).is_dir()), None)
-        folder = rgb or path
-        depths = {p.stem: p for p in (path / "depth").glob("*")} if rgb and (path / "depth").is_dir() else {}
-        for f in sorted(folder.iterdir()):
+        rgb, depth_dir, k = _rgb_dir(path), path / "depth", None
+        depths: dict[str, Path] = {}
+        if rgb is not None:
+            if depth_dir.is_dir():
+                depths = {p.stem: p for p in sorted(depth_dir.iterdir()) if p.suffix.lower() in DEPTH_SUFFIXES}
+            if (path / "intrinsics.txt").is_file():
+                k = read_intrinsics_txt(path / "intrinsics.txt")
+        for f in sorted((rgb or path).iterdir()):
             if f.is_dir():
                 continue
             if not is_image_file(f):
                 log.warning("%s: not an image, skipped", f)
                 continue
-            items.append((f, depths.get(f.stem)))
+            items.append(Item(f, depths.get(f.stem), k))
     return items
 
 
@@ -53,38 +70,35 @@ def _gt_for(image: Path, auto: Path | None, gt: str | None) -> Path | None:
     return g
 
 
-def predict_images(predictor, items: list[tuple[Path, Path | None]], out: Path, gt: str | None = None,
-                   gt_encoding: str = "mm", ply: bool = False, intrinsics: np.ndarray | None = None,
-                   progress: bool = True) -> tuple[int, int]:
-    """Predict and write every output; returns (written, failed). A bad file costs one warning line."""
+def predict_images(predictor, items: list[Item], out: Path, gt: str | None = None, gt_encoding: str = "mm",
+                   ply: bool = False, intrinsics: np.ndarray | None = None, progress: bool = True) -> tuple[int, int]:
+    """Predict and write every output; returns (written, failed). A bad file costs one warning line.
+
+    ``items``: from ``collect_inputs`` (or (image, gt[, intrinsics]) tuples); ``intrinsics`` (3,3), when
+    given, replaces each item's own for ``ply``."""
     from tqdm import tqdm
 
+    from .pointcloud import save_ply
     from .viz import colorize, panel
 
+    encoding = png16_encoding(predictor.max_depth)
+    items = [Item(*item) for item in items]
     done = failed = 0
-    for image_path, auto_gt in tqdm(items, desc="predicting", unit="img", disable=not progress or len(items) < 2):
+    for item in tqdm(items, desc="predicting", unit="img", disable=not progress or len(items) < 2):
         try:
-            image = read_image(image_path)
+            image = read_image(item.image)
             depth = predictor(image)
-            name = image_path.stem
+            name = item.image.stem
             write_image(out / f"{name}_color.png", colorize(depth))
-            write_depth_png(out / f"{name}_depth.png", depth)
+            write_depth_png(out / depth_png_name(f"{name}_depth", encoding), depth, PNG16_SCALES[encoding])
             write_npy(out / f"{name}.npy", depth)
-            gt_path = _gt_for(image_path, auto_gt, gt)
+            gt_path = _gt_for(item.image, item.gt, gt)
             if gt_path is not None:
                 gt_depth = read_depth(gt_path, gt_encoding)
-                if gt_depth.shape != depth.shape:
-                    raise DepthforgeError(f"{gt_path}: ground truth is {gt_depth.shape[1]}x{gt_depth.shape[0]}, "
-                                          f"image is {depth.shape[1]}x{depth.shape[0]}")
+                check_same_size(gt_path, image, gt_depth)
                 write_image(out / f"{name}_panel.png", panel(depth, image, gt_depth))
             if ply:
-                from .pointcloud import backproject, write_ply
-
-                k = intrinsics
-                if k is None and (image_path.parent.parent / "intrinsics.txt").is_file():
-                    k = read_intrinsics_txt(image_path.parent.parent / "intrinsics.txt")
-                points, colors = backproject(depth, k, image)
-                write_ply(out / f"{name}.ply", points, colors)
+                save_ply(out / f"{name}.ply", depth, image, item.intrinsics if intrinsics is None else intrinsics)
             done += 1
         except DepthforgeError as e:
             log.warning("%s", e)
@@ -103,7 +117,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "nyu8bit, metres (.npy)")
     p.add_argument("--ply", action="store_true", help="also write a coloured point cloud (PLY) per image")
     p.add_argument("--intrinsics", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"),
-                   help="camera intrinsics for --ply (default: estimated from a 60° field of view)")
+                   help="camera intrinsics for --ply (default: a dataset folder's intrinsics.txt, else "
+                        "estimated from a 60° field of view)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--resize", choices=("train", "pad"), default="train",
                    help="run at the training size (default) or pad the full image")

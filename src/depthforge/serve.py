@@ -1,7 +1,9 @@
 """``depthforge serve``: a web page and HTTP API for a checkpoint (FastAPI + uvicorn, page in ``web/``).
 
 Upload a photo, see its colour-mapped depth beside it, read metres under the mouse, download the depth
-(16-bit PNG in millimetres, .npy in metres) and the point cloud (PLY). Endpoints:
+(16-bit PNG, .npy in metres) and the point cloud (PLY). The PNG holds millimetres when the model's
+``max_depth`` fits in 65.535 m, else metres x 256 (KITTI's encoding); its download name says which
+(``depth-ID.png`` or ``depth-ID_kitti256.png``) and the JSON's ``depth_png`` gives the encoding. Endpoints:
 
 - ``GET /`` the page; ``GET /health``;
 - ``POST /api/predict``: multipart form with a ``file`` field (or a raw image body) -> JSON with ``id``, size,
@@ -38,7 +40,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from .colors import colorize, depth_range, legend
-from .data.io import depth_to_png16, pil_to_array, write_bytes
+from .data.io import (PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, pil_to_array,
+                      png16_encoding, write_bytes)
 from .errors import DepthforgeError
 from .pointcloud import backproject, estimate_intrinsics, ply_bytes
 
@@ -58,6 +61,7 @@ RESULT_FILES = {  # name -> (media type, download as attachment)
     "cloud.ply": ("application/octet-stream", True),
     "hover.f32": ("application/octet-stream", False),
 }
+DEPTH_PNG_LABELS = {"mm": "16-bit, mm", "kitti256": "16-bit, m × 256 as KITTI"}  # what the page's link says
 
 
 class UploadError(Exception):
@@ -201,26 +205,10 @@ class Results:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _npy(depth: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, depth.astype(np.float32), allow_pickle=False)
-    return buf.getvalue()
-
-
-def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Photo and its depth -> the result files and the summary the page shows."""
+def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
+                  depth_encoding: str = "mm") -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Photo and its depth -> the result files and the summary the page shows; ``depth.png`` is written in
+    ``depth_encoding`` ("mm" or "kitti256", see ``io.png16_encoding``)."""
     h, w = depth.shape
     valid = depth[np.isfinite(depth) & (depth > 0)]
     vmin, vmax = depth_range(depth)
@@ -230,15 +218,17 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float) -> tuple
     k = estimate_intrinsics(h, w, fov_deg)
     k[:2] /= cloud_step  # striding from pixel 0 by s divides fx, fy, cx, cy by s exactly
     points, colors = backproject(depth[::cloud_step, ::cloud_step], k, image[::cloud_step, ::cloud_step])
-    files = {"image.jpg": _jpeg(image), "color.png": _png(colorize(depth, vmin, vmax)),
-             "depth.png": depth_to_png16(depth), "depth.npy": _npy(depth), "hover.f32": hover.tobytes(),
-             "cloud.ply": ply_bytes(points, colors)}
+    files = {"image.jpg": image_bytes(image, "jpeg", quality=90),
+             "color.png": image_bytes(colorize(depth, vmin, vmax), "png", compress_level=1),
+             "depth.png": depth_to_png16(depth, PNG16_SCALES[depth_encoding]), "depth.npy": npy_bytes(depth),
+             "hover.f32": hover.tobytes(), "cloud.ply": ply_bytes(points, colors)}
     summary = {"width": w, "height": h,
                "min": float(valid.min()) if valid.size else 0.0, "max": float(valid.max()) if valid.size else 0.0,
                "vmin": vmin, "vmax": vmax, "legend": legend(vmin, vmax),
                "hover": {"width": hover.shape[1], "height": hover.shape[0], "step": hover_step},
                "points": len(points), "cloud_step": cloud_step,
-               "intrinsics": f"estimated from a {fov_deg:g}° horizontal field of view"}
+               "intrinsics": f"estimated from a {fov_deg:g}° horizontal field of view",
+               "depth_png": {"encoding": depth_encoding, "label": DEPTH_PNG_LABELS[depth_encoding]}}
     return files, summary
 
 
@@ -246,6 +236,7 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
                max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0) -> FastAPI:
     """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring."""
     results = Results(workdir, keep)
+    depth_encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
     predict_lock = threading.Lock()  # one prediction at a time: the network already uses every core
 
     @contextlib.asynccontextmanager
@@ -267,14 +258,15 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
     @app.get("/health")
     def health():
         return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"),
-                "metric": predictor.metric, "train_size": predictor.train_size, "results": len(results.ids)}
+                "metric": predictor.metric, "train_size": predictor.train_size, "depth_png": depth_encoding,
+                "results": len(results.ids)}
 
     def process(data: bytes, name: str) -> dict[str, Any]:
         start = time.perf_counter()
         image = decode_image(data, name, max_pixels)
         with predict_lock:
             depth = predictor(image)
-        files, summary = render_result(image, depth, fov_deg)
+        files, summary = render_result(image, depth, fov_deg, depth_encoding)
         rid = results.add(files)
         urls = {n: f"/api/result/{rid}/{n}" for n in RESULT_FILES}
         return {"id": rid, "name": name, "metric": predictor.metric, "units": "m" if predictor.metric else "relative",
@@ -299,7 +291,11 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
         if path is None:
             return error(404, "no such result (unknown or expired id, or unknown file name)")
         media, attachment = RESULT_FILES[name]
-        filename = f"depth-{rid[:8]}{Path(name).suffix}" if attachment else None
+        filename = None
+        if name == "depth.png":
+            filename = depth_png_name(f"depth-{rid[:8]}", depth_encoding)
+        elif attachment:
+            filename = f"depth-{rid[:8]}{Path(name).suffix}"
         return FileResponse(path, media_type=media, filename=filename,
                             content_disposition_type="attachment" if attachment else "inline")
 

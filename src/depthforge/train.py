@@ -3,7 +3,6 @@ atomic last/best checkpoints, ``--resume``, TensorBoard and CSV logs, a progress
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import warnings
 from pathlib import Path
@@ -17,13 +16,13 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Subset
 
 from . import checkpoint as ckpt_lib
-from .config import apply_overrides, load_config, split_name
+from .config import apply_overrides, dataset_spec, load_config, split_name
 from .data import SkipBad, build_dataset, collate
-from .data.io import ensure_dir, write_bytes
+from .data.io import atomic_path, ensure_dir
 from .data.transforms import build_eval_transform, build_train_transform
 from .errors import DepthforgeError
 from .losses import build_loss
-from .metrics import compute_metrics, mean_metrics, PROTOCOLS
+from .metrics import compute_metrics, get_protocol, mean_metrics
 from .models import build_model, count_parameters
 
 log = logging.getLogger(__name__)
@@ -33,9 +32,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints written to a temp file and renamed, so a crash never leaves half a checkpoint."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        buf = io.BytesIO()
-        torch.save(checkpoint, buf)
-        write_bytes(path, buf.getvalue())
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 class DepthModule(L.LightningModule):
@@ -51,7 +49,7 @@ class DepthModule(L.LightningModule):
         self.channels_last = bool(cfg["train"].get("channels_last", False))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.protocol = PROTOCOLS[cfg["eval"]["protocol"]].with_max(cfg["eval"]["max_depth"])
+        self.protocol = get_protocol(cfg["eval"]["protocol"], cfg["eval"].get("max_depth"))
         self.baselines: dict[str, Any] | None = None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -106,17 +104,10 @@ class DepthModule(L.LightningModule):
         self.baselines = checkpoint.get("baselines")
 
 
-def _dataset_spec(cfg: dict) -> dict:
-    spec = dict(cfg["data"])
-    spec.pop("val_fraction", None)
-    spec["size"] = tuple(spec["size"])  # synthetic scenes render at the training size; files ignore it
-    return spec
-
-
 def make_datasets(cfg: dict) -> tuple[SkipBad, SkipBad | None]:
     """The training split, cut 70/30 (``data.val_fraction``) into train and validation with a fixed seed."""
     size = tuple(cfg["data"]["size"])
-    full = build_dataset(_dataset_spec(cfg), split="train")
+    full = build_dataset(dataset_spec(cfg["data"], size), split="train")
     n_val = int(round(len(full) * float(cfg["data"].get("val_fraction", 0.3))))
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(int(cfg.get("seed", 0)))).tolist()
     train = SkipBad(Subset(full, order[n_val:]), build_train_transform(cfg.get("augment") or {}, size))
@@ -134,13 +125,18 @@ def loader(ds, cfg: dict, shuffle: bool) -> DataLoader:
                       generator=torch.Generator().manual_seed(int(cfg.get("seed", 0))))
 
 
-def training_baselines(train: SkipBad, size: tuple[int, int]) -> dict[str, Any]:
-    """The two trivial predictors evaluation reports beside a model, fitted on the training split:
-    one constant depth (the mean valid depth) and the per-pixel mean depth map at the training size."""
+def training_baselines(train: SkipBad, cfg: dict, max_samples: int = 2000) -> dict[str, Any]:
+    """The two trivial predictors evaluation reports beside a model, fitted on (up to ``max_samples`` of) the
+    training split: one constant depth (the mean valid depth) and the per-pixel mean depth map at the
+    training size."""
+    size = tuple(cfg["data"]["size"])
     plain = train.with_transform(build_eval_transform(size))
+    if len(plain.dataset) > max_samples:  # a fixed spread of samples: the mean settles long before 50k frames
+        step = len(plain.dataset) / max_samples
+        plain = Subset(plain, [int(i * step) for i in range(max_samples)])
     total = torch.zeros(1, *size, dtype=torch.float64)
     count = torch.zeros(1, *size, dtype=torch.float64)
-    for batch in DataLoader(plain, batch_size=32, collate_fn=collate):
+    for batch in loader(plain, cfg, shuffle=False):
         if batch is None:
             continue
         total += (batch["depth"] * batch["valid"]).sum(0).double()
@@ -170,8 +166,8 @@ def fit(cfg: dict[str, Any], resume: str | None = None, progress: bool = True) -
         if not ckpt_path.is_file():
             raise DepthforgeError(f"{ckpt_path}: no checkpoint to resume from")
         ckpt_lib.read_checkpoint(ckpt_path)  # one-line error for a foreign file, before Lightning sees it
-    if module.baselines is None and ckpt_path is None:
-        module.baselines = training_baselines(train_ds, size)
+    if ckpt_path is None:  # a resumed run gets them back from its checkpoint
+        module.baselines = training_baselines(train_ds, cfg)
 
     monitor = "val/abs_rel" if val_ds is not None else "train/loss"
     callbacks = [

@@ -9,18 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .colors import colorize
-from .data.io import write_bytes, write_image
+from .colors import colorize, depth_range
+from .data.io import to_uint8, write_bytes, write_image
 
 log = logging.getLogger(__name__)
 
 
 def _shared_range(*depths: np.ndarray | None) -> tuple[float, float]:
-    vals = np.concatenate([d[np.isfinite(d) & (d > 0)].ravel() for d in depths if d is not None] or [np.ones(1)])
-    if vals.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(vals, [1, 99])
-    return float(lo), float(max(hi, lo + 1e-6))
+    """``colors.depth_range`` of the valid pixels of all ``depths`` together (None skipped)."""
+    return depth_range(np.concatenate([np.asarray(d, np.float32).ravel() for d in depths if d is not None] or [[]]))
 
 
 def panel(pred: np.ndarray, image: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
@@ -33,7 +30,7 @@ def panel(pred: np.ndarray, image: np.ndarray, gt: np.ndarray | None = None) -> 
     tiles = [colorize(pred, vmin, vmax)]
     if gt is not None:
         tiles.append(colorize(gt, vmin, vmax))
-    tiles.append((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+    tiles.append(to_uint8(image))
     return np.concatenate(tiles, axis=1)
 
 

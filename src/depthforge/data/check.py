@@ -21,16 +21,11 @@ from tqdm import tqdm
 from ..errors import DepthforgeError
 from . import build_dataset
 
-# Problem kinds, from the loaders' one-line messages.
-_KINDS = (("missing", ("not found",)),
-          ("wrong size", ("depth is", "smaller than", "does not fit", "larger than", "unexpected shape")),
-          ("unreadable", ("unreadable", "truncated", "not an image", "cannot", "not a readable", "must be 2-d")))
 
-
-def problem_kind(message: str) -> str:
-    """'missing', 'wrong size', 'unreadable' or 'error' for a loader's DepthforgeError message."""
-    low = message.lower()
-    return next((kind for kind, words in _KINDS if any(w in low for w in words)), "error")
+def problem_kind(error: BaseException) -> str:
+    """'missing', 'wrong size', 'unreadable' (the ``kind`` the loaders set on a file's error, see
+    ``io.file_error``) or 'error'."""
+    return getattr(error, "kind", "error")
 
 
 @dataclass
@@ -89,7 +84,7 @@ class _Probe(Dataset):
         try:
             s = self.dataset[i]
         except DepthforgeError as e:
-            return {"index": i, "error": str(e)}
+            return {"index": i, "error": str(e), "kind": problem_kind(e)}
         h, w = s["image"].shape[-2:]
         depth = s["depth"][s["valid"]]
         out = {"index": i, "name": s["name"], "size": f"{w}x{h}", "has_gt": has_gt,
@@ -117,7 +112,7 @@ def _check_split(dataset: Dataset, split: str, workers: int, progress: bool, lim
     for r in tqdm(loader, total=len(probe), desc=f"check {split}", unit="sample", disable=not progress,
                   leave=False):
         if "error" in r:
-            report.problems.append(Problem(r["index"], problem_kind(r["error"]), r["error"]))
+            report.problems.append(Problem(r["index"], r["kind"], r["error"]))
             continue
         sizes[r["size"]] += 1
         if "odd_size" in r:

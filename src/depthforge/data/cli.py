@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="counts, sizes, depth ranges and every bad file of a dataset")
     c.add_argument("dataset", help="a dataset folder, zip or .mat, or a registered name")
     c.add_argument("--splits", nargs="+", default=["train", "test"])
-    c.add_argument("--encoding", help="depth encoding for a folder dataset (mm, kitti256, tum5000, sunrgbd, ...)")
+    c.add_argument("--encoding", help="depth encoding of the depth files (mm, kitti256, tum5000, sunrgbd, ...); "
+                                      "default: the dataset's own")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,10 +26,12 @@ def run(args: argparse.Namespace) -> int:
         out = write_dataset(args.out, args.n, size=tuple(args.size), split=args.split, holes=args.holes)
         print(f"{args.n} scenes written to {out}")
         return 0
+    from . import DATASETS
     from .check import check_dataset, format_report
 
-    spec = {"name": "auto", "root": args.dataset} if args.encoding is None else \
-        {"name": "folder", "root": args.dataset, "depth_encoding": args.encoding}
+    spec = {"name": args.dataset} if args.dataset in DATASETS else {"name": "auto", "root": args.dataset}
+    if args.encoding is not None:  # the layout is still detected: nyu, kitti and folder all take it
+        spec["depth_encoding"] = args.encoding
     report = check_dataset(spec, splits=tuple(args.splits))
     print(format_report(report))
     return 0

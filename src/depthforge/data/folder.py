@@ -2,7 +2,9 @@
 
 Layouts of ``root`` (``ROOT/SPLIT`` is used instead when that folder exists):
 
-- folders: ``rgb/NAME.ext`` + ``depth/NAME.png|.npy|...`` matched by stem (``image/``, ``images/`` also accepted);
+- folders: ``rgb/NAME.ext`` + ``depth/NAME.png|.npy|...`` matched by stem (``image/``, ``images/`` also accepted).
+  An image whose depth map is absent while ``depth/`` holds others is a missing file (``data check`` lists it,
+  training skips it); without a ``depth/`` folder the images have no ground truth (prediction only);
 - a list: ``rgb,depth`` or ``rgb depth [focal]`` per line, paths relative to the list's folder (``None`` = no
   ground truth; a header row is skipped). Given as the option ``lists``, as ``root`` itself, or found as
   ``ROOT/SPLIT.csv`` / ``ROOT/SPLIT.txt``;
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,9 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import (DEPTH_ENCODINGS, DEPTH_SUFFIXES, find_list, is_image_file, parse_list, read_depth, read_image,
+from .io import (DEPTH_SUFFIXES, check_encoding, find_list, is_image_file, parse_list, read_depth, read_image,
                  read_list, safe_name)
-from .sample import intrinsics_matrix, make_sample
+from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 
 RGB_DIRS = ("rgb", "image", "images")
 LIST_SUFFIXES = (".csv", ".txt")
@@ -112,8 +115,7 @@ class FolderDataset(Dataset):
                  intrinsics: list[float] | str | None = None, lists: Any = None, **_: object):
         if root is None and lists is None:
             raise DepthforgeError("folder: give 'root' (a folder or list file) or 'lists'")
-        if depth_encoding not in DEPTH_ENCODINGS:
-            raise DepthforgeError(f"unknown depth encoding {depth_encoding!r}; known: {', '.join(DEPTH_ENCODINGS)}")
+        check_encoding(depth_encoding, "folder option 'depth_encoding'")
         self.encoding = depth_encoding
         root_p = Path(root) if root is not None else None
         list_path = self._list_path(root_p, split, lists)
@@ -131,7 +133,12 @@ class FolderDataset(Dataset):
                 depth_dir = base / "depth"
                 depths = {p.stem: p for p in sorted(depth_dir.glob("*")) if p.suffix.lower() in DEPTH_SUFFIXES} \
                     if depth_dir.is_dir() else {}
-                pairs = [(p, depths.get(p.stem)) for p in sorted(rgb.iterdir()) if is_image_file(p)]
+                images = [p for p in sorted(rgb.iterdir()) if is_image_file(p)]
+                if depths:  # the path it should have, so that reading it reports the file as missing
+                    suffix = Counter(p.suffix for p in depths.values()).most_common(1)[0][0]
+                    pairs = [(p, depths.get(p.stem, depth_dir / f"{p.stem}{suffix}")) for p in images]
+                else:
+                    pairs = [(p, None) for p in images]
             else:
                 pairs = flat_pairs(base) if base.is_dir() else []
                 if not any(d is not None for _, d in pairs):
@@ -176,12 +183,6 @@ class FolderDataset(Dataset):
         rgb_path, depth_path, focal = self.items[i]
         image = read_image(rgb_path)
         depth = None if depth_path is None else read_depth(depth_path, self.encoding)
-        if depth is not None and depth.shape != image.shape[:2]:
-            raise DepthforgeError(f"{depth_path}: depth is {depth.shape[1]}x{depth.shape[0]}, "
-                                  f"image is {image.shape[1]}x{image.shape[0]}")
-        k = self.intrinsics
-        if focal is not None:
-            h, w = image.shape[:2]
-            cx, cy = (k[0, 2], k[1, 2]) if k is not None else ((w - 1) / 2, (h - 1) / 2)
-            k = intrinsics_matrix(focal, focal, cx, cy)
+        check_same_size(depth_path, image, depth)
+        k = with_focal(self.intrinsics, focal, *image.shape[:2])
         return make_sample(image, depth, self.names[i], k)

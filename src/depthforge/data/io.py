@@ -12,6 +12,7 @@ import re
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -37,11 +38,27 @@ DEPTH_ENCODINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "metres": lambda v: v.astype(np.float32),
 }
 
+
+def check_encoding(name: str, where: str) -> None:
+    """Raise a one-line DepthforgeError unless ``name`` is one of DEPTH_ENCODINGS; ``where`` names the option
+    (e.g. "kitti option 'depth_encoding'") or the file."""
+    if name not in DEPTH_ENCODINGS:
+        raise DepthforgeError(f"{where}: unknown depth encoding {name!r}; known: {', '.join(DEPTH_ENCODINGS)}")
+
+
 Source = "str | os.PathLike | bytes"
 
 
 def _open_bytes(path: str | os.PathLike, data: bytes | None) -> io.BytesIO | str:
     return io.BytesIO(data) if data is not None else str(path)
+
+
+def file_error(message: str, kind: str) -> DepthforgeError:
+    """A DepthforgeError for a sample's file, with ``kind`` ('missing' | 'unreadable' | 'wrong size') set, so that
+    ``data check`` can sort problems without reading the message (which holds the path)."""
+    e = DepthforgeError(message)
+    e.kind = kind
+    return e
 
 
 def read_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
@@ -56,13 +73,13 @@ def read_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray
                 im.load()
                 return pil_to_array(im)
     except FileNotFoundError:
-        raise DepthforgeError(f"{path}: file not found") from None
+        raise file_error(f"{path}: file not found", "missing") from None
     except UnidentifiedImageError:
-        raise DepthforgeError(f"{path}: not an image file") from None
+        raise file_error(f"{path}: not an image file", "unreadable") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DepthforgeError(f"{path}: image too large (decompression bomb guard)") from None
+        raise file_error(f"{path}: image too large (decompression bomb guard)", "unreadable") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise DepthforgeError(f"{path}: unreadable or truncated image ({e})") from None
+        raise file_error(f"{path}: unreadable or truncated image ({e})", "unreadable") from None
 
 
 def pil_to_array(im: Image.Image) -> np.ndarray:
@@ -83,8 +100,7 @@ def read_depth(path: str | os.PathLike, encoding: str = "mm", data: bytes | None
     ``encoding`` is one of DEPTH_ENCODINGS for integer files (PNG, PGM, TIFF); floating-point files (``.npy``,
     ``.exr``, float TIFF) are metres whatever it says.
     """
-    if encoding not in DEPTH_ENCODINGS:
-        raise DepthforgeError(f"unknown depth encoding {encoding!r}; known: {', '.join(DEPTH_ENCODINGS)}")
+    check_encoding(encoding, str(path))
     return decode_depth(read_depth_raw(path, data), encoding)
 
 
@@ -112,13 +128,13 @@ def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.nda
             if raw.ndim == 3:  # some tools save depth as 3 identical channels
                 raw = raw[..., 0]
     except FileNotFoundError:
-        raise DepthforgeError(f"{path}: file not found") from None
+        raise file_error(f"{path}: file not found", "missing") from None
     except UnidentifiedImageError:
-        raise DepthforgeError(f"{path}: not an image file") from None
+        raise file_error(f"{path}: not an image file", "unreadable") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DepthforgeError(f"{path}: unreadable or truncated depth map ({e})") from None
+        raise file_error(f"{path}: unreadable or truncated depth map ({e})", "unreadable") from None
     if raw.ndim != 2:
-        raise DepthforgeError(f"{path}: depth must be 2-D, got shape {raw.shape}")
+        raise file_error(f"{path}: depth must be 2-D, got shape {raw.shape}", "unreadable")
     return raw
 
 
@@ -143,18 +159,31 @@ def _read_exr(path: str | os.PathLike, data: bytes | None) -> np.ndarray:
     return raw[..., 0] if raw.ndim == 3 else raw
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's 0600 would make every output private
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary path beside ``path``; on success it is flushed to disk and replaces ``path`` in one
+    rename, so a crash leaves either the old file or the new one, never half of one."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
     except OSError as e:
         raise DepthforgeError(f"{path.parent}: cannot write there ({e.strerror or e})") from None
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -180,35 +209,84 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write RGB (H,W,3) float in [0,1] or uint8, atomically; the format follows the suffix."""
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image as uint8: float values in [0,1] are clipped and rounded (×255); uint8 passes through as is."""
     a = np.asarray(image)
-    if a.dtype != np.uint8:
-        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if a.dtype == np.uint8:
+        return a
+    return (np.clip(a.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def image_bytes(image: np.ndarray, fmt: str = "png", quality: int = 95, compress_level: int = 6) -> bytes:
+    """RGB (H,W,3) or gray (H,W), float in [0,1] or uint8 -> encoded ``fmt`` ("png" or "jpeg") bytes.
+
+    ``quality`` applies to JPEG, ``compress_level`` (0 fastest .. 9 smallest) to PNG.
+    """
+    fmt = fmt.lower()
+    if fmt not in ("png", "jpeg", "jpg"):
+        raise DepthforgeError(f"image format must be png or jpeg, got {fmt!r}")
     buf = io.BytesIO()
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(Path(path).suffix.lower(), "PNG")
-    Image.fromarray(a).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    write_bytes(path, buf.getvalue())
+    if fmt == "png":
+        Image.fromarray(to_uint8(image)).save(buf, format="PNG", compress_level=compress_level)
+    else:
+        Image.fromarray(to_uint8(image)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def npy_bytes(array: np.ndarray, dtype: Any = np.float32) -> bytes:
+    """An array as ``.npy`` file bytes, float32 by default (depth in metres); never pickled."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array, dtype=dtype), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write RGB (H,W,3) float in [0,1] or uint8, atomically; JPEG for .jpg/.jpeg, else PNG."""
+    fmt = "jpeg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "png"
+    write_bytes(path, image_bytes(image, fmt))
+
+
+# 16-bit PNG depth: stored value = metres x scale. Millimetres reach 65.535 m; beyond, KITTI's x256 (to 255.996 m).
+PNG16_SCALES = {"mm": 1000.0, "kitti256": 256.0}
+PNG16_MM_MAX = 65535 / 1000.0
+
+
+def png16_encoding(max_depth: float) -> str:
+    """The 16-bit PNG encoding for depths up to ``max_depth`` metres (a predictor's ``max_depth``): "mm" when
+    0 < max_depth <= 65.535, else "kitti256" (also when it is unknown: 0, NaN or inf)."""
+    return "mm" if 0 < max_depth <= PNG16_MM_MAX else "kitti256"
+
+
+def depth_png_name(base: str, encoding: str) -> str:
+    """File name of a 16-bit depth PNG that says its encoding: ``BASE.png`` for millimetres (the common case),
+    ``BASE_ENCODING.png`` otherwise, e.g. ``photo_depth_kitti256.png``."""
+    if encoding not in PNG16_SCALES:
+        raise DepthforgeError(f"16-bit depth PNG encoding must be one of {', '.join(PNG16_SCALES)}, got {encoding!r}")
+    return f"{base}.png" if encoding == "mm" else f"{base}_{encoding}.png"
 
 
 def depth_to_png16(depth: np.ndarray, scale: float = 1000.0) -> bytes:
-    """Depth in metres (H,W) -> 16-bit PNG bytes (default millimetres); invalid and out-of-range become 0."""
-    d = np.asarray(depth, dtype=np.float64) * scale
-    d = np.where(np.isfinite(d) & (d > 0) & (d <= 65535), np.round(d), 0).astype(np.uint16)
+    """Depth in metres (H,W) -> 16-bit PNG bytes of round(depth x scale) (default millimetres).
+
+    Invalid depth (0, negative, NaN, inf) becomes 0. A valid depth is never written as 0: values beyond the
+    16-bit range are clipped to 65535 (65.535 m in millimetres, 255.996 m at x256) and tiny ones raised to 1.
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(d) & (d > 0)
+    d = np.where(valid, np.clip(np.round(np.where(valid, d, 0) * scale), 1, 65535), 0).astype(np.uint16)
     buf = io.BytesIO()
     Image.fromarray(d).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def write_depth_png(path: str | os.PathLike, depth: np.ndarray, scale: float = 1000.0) -> None:
-    """Write depth (metres) as a 16-bit PNG, millimetres by default, atomically."""
+    """Write depth (metres) as a 16-bit PNG, millimetres by default, atomically (see ``depth_to_png16``)."""
     write_bytes(path, depth_to_png16(depth, scale))
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
-    write_bytes(path, buf.getvalue())
+    """Write an array as float32 ``.npy`` (depth in metres), atomically."""
+    write_bytes(path, npy_bytes(array))
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -223,22 +301,15 @@ class ZipReader:
         try:
             self._zip = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as e:
-            raise DepthforgeError(f"{path}: not a readable zip archive ({e})") from None
-        self.names = set(self._zip.namelist())
+            raise file_error(f"{path}: not a readable zip archive ({e})", "unreadable") from None
 
     def read(self, member: str) -> bytes:
         try:
             return self._zip.read(member)
         except KeyError:
-            raise DepthforgeError(f"{self.path}!{member}: file not found in archive") from None
-        except (OSError, zipfile.BadZipFile) as e:
-            raise DepthforgeError(f"{self.path}!{member}: unreadable ({e})") from None
-
-    def __getstate__(self):  # DataLoader workers reopen the archive
-        return {"path": self.path}
-
-    def __setstate__(self, state):
-        self.__init__(state["path"])
+            raise file_error(f"{self.path}!{member}: file not found in archive", "missing") from None
+        except (OSError, zipfile.BadZipFile, zlib.error) as e:  # a damaged member
+            raise file_error(f"{self.path}!{member}: unreadable ({e})", "unreadable") from None
 
 
 # File lists (``rgb depth [focal]`` per line), as BTS/AdaBins and people's own datasets use them.

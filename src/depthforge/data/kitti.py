@@ -16,12 +16,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import find_list, read_depth, read_image, read_list, safe_name
-from .sample import intrinsics_matrix, make_sample
+from .io import check_encoding, file_error, find_list, read_depth, read_image, read_list, safe_name
+from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 from .transforms import crop
 
 KITTI_LISTS = {"train": "eigen_train_files_with_gt.txt", "test": "eigen_test_files_with_gt.txt"}
@@ -72,6 +73,7 @@ class KittiDataset(Dataset):
     root/train_test_inputs, image_root); ``kb_crop`` (default True: 352x1216 bottom-centred crop, as BTS,
     AdaBins and the Monocular-Depth-Estimation-Toolbox train and evaluate); ``require_gt`` (default False: drop
     frames listed with ``None`` instead of returning them all-invalid); ``depth_encoding`` (default kitti256).
+    ``split`` is train or test, or any name ``lists`` gives a file for (e.g. {val: my_val.txt}).
     Intrinsics: fx = fy = the list's focal; cx, cy from ``<image_root>/<date>/calib_cam_to_cam.txt``, else the
     published calibration of that date, else the image centre.
     """
@@ -79,8 +81,10 @@ class KittiDataset(Dataset):
     def __init__(self, split: str = "test", root: str | None = None, image_root: str | None = None,
                  depth_root: str | None = None, lists: Any = None, kb_crop: bool = True,
                  require_gt: bool = False, depth_encoding: str = "kitti256", **_: Any):
-        if split not in KITTI_LISTS and not (lists is not None and Path(lists).is_file()):
-            raise DepthforgeError(f"kitti: unknown split {split!r}; known: {', '.join(KITTI_LISTS)}")
+        if split not in KITTI_LISTS and lists is None:
+            raise DepthforgeError(f"kitti: unknown split {split!r}; known: {', '.join(KITTI_LISTS)} "
+                                  "(or give the option 'lists')")
+        check_encoding(depth_encoding, "kitti option 'depth_encoding'")
         if root is None and (image_root is None or depth_root is None):
             raise DepthforgeError("kitti: give 'root', or both 'image_root' and 'depth_root'")
         self.image_root = Path(image_root if image_root is not None else root)
@@ -90,12 +94,13 @@ class KittiDataset(Dataset):
                 raise DepthforgeError(f"{p}: folder not found (kitti option {opt!r})")
         search = [Path(root), Path(root) / "train_test_inputs"] if root is not None else []
         search += [self.image_root, self.depth_root]
-        self.list_path = find_list(lists, split, [KITTI_LISTS.get(split, "")], search)
+        name = KITTI_LISTS.get(split, f"eigen_{split}_files_with_gt.txt")
+        self.list_path = find_list(lists, split, [name], search)
         self.items = read_list(self.list_path)
         if require_gt:
             self.items = [it for it in self.items if it[1] is not None]
         self.kb_crop, self.encoding = bool(kb_crop), depth_encoding
-        self._calib: dict[tuple[str, str], tuple[float, float, float] | None] = {}
+        self._calib: dict[tuple[str, str], np.ndarray | None] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -108,15 +113,16 @@ class KittiDataset(Dataset):
         candidates = [self.depth_root / rel, self.depth_root / "train" / rel, self.depth_root / "val" / rel]
         return next((p for p in candidates if p.is_file()), candidates[0])
 
-    def _principal(self, rel: str) -> tuple[float, float, float] | None:
-        """(fx, cx, cy) of the frame's date and camera, from its calib file or the table."""
+    def _known_intrinsics(self, rel: str) -> np.ndarray | None:
+        """Intrinsics (fx = fy) of the frame's date and camera, from its calib file or the table; None if unknown."""
         parts = rel.strip("/").split("/")
         date = parts[0] if parts and _DATE.fullmatch(parts[0]) else None
         cam = next((p[-2:] for p in parts if p in ("image_02", "image_03")), "02")
         key = (date or "", cam)
         if key not in self._calib:
             calib = read_calib(self.image_root / date / "calib_cam_to_cam.txt", cam) if date else None
-            self._calib[key] = (calib[0], calib[2], calib[3]) if calib else KITTI_CALIB.get(date or "")
+            fx, cx, cy = (calib[0], calib[2], calib[3]) if calib else KITTI_CALIB.get(date or "", (None,) * 3)
+            self._calib[key] = intrinsics_matrix(fx, fx, cx, cy) if fx is not None else None
         return self._calib[key]
 
     def __getitem__(self, i: int) -> dict:
@@ -128,18 +134,14 @@ class KittiDataset(Dataset):
         if dep is not None:
             dep_path = self._depth_path(dep)
             depth = read_depth(dep_path, self.encoding)
-            if depth.shape != (h, w):
-                raise DepthforgeError(f"{dep_path}: depth is {depth.shape[1]}x{depth.shape[0]}, image is {w}x{h}")
-        known = self._principal(rgb)
-        fx = focal if focal is not None else (known[0] if known else None)
-        cx, cy = (known[1], known[2]) if known else ((w - 1) / 2, (h - 1) / 2)
-        k = intrinsics_matrix(fx, fx, cx, cy) if fx is not None else None
+            check_same_size(dep_path, image, depth)
+        k = with_focal(self._known_intrinsics(rgb), focal, h, w)
         name = safe_name("/".join(p for p in rgb.strip("/").split("/") if p != "data" and not _DATE.fullmatch(p)))
         sample = make_sample(image, depth, name, k)
         if self.kb_crop:
             if h < KB_CROP[0] or w < KB_CROP[1]:
-                raise DepthforgeError(f"{rgb_path}: image is {w}x{h}, smaller than the KB crop "
-                                      f"{KB_CROP[1]}x{KB_CROP[0]}")
+                raise file_error(f"{rgb_path}: image is {w}x{h}, smaller than the KB crop {KB_CROP[1]}x{KB_CROP[0]}",
+                                 "wrong size")
             top, left = kb_crop_box(h, w)
             sample = crop(sample, top, left, *KB_CROP)
         return sample

@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import (DEPTH_ENCODINGS, ZipReader, decode_depth, find_list, parse_list, read_depth, read_depth_raw,
-                 read_image, read_list, safe_name)
-from .sample import NYU_INTRINSICS_640, intrinsics_matrix, make_sample
+from .io import (ZipReader, check_encoding, decode_depth, file_error, find_list, parse_list, read_depth,
+                 read_depth_raw, read_image, read_list, safe_name)
+from .sample import NYU_INTRINSICS_640, check_same_size, make_sample, with_focal
 
 NYU_SIZE = (480, 640)  # H, W of every NYU-Depth v2 frame
 MAT_NAME = "nyu_depth_v2_labeled.mat"
@@ -58,12 +58,6 @@ class PerProcess:
 def _check_split(split: str, allowed: tuple[str, ...] = ("train", "test")) -> None:
     if split not in allowed:
         raise DepthforgeError(f"NYU-Depth v2: unknown split {split!r}; known: {', '.join(allowed)}")
-
-
-def _check_size(path: str, image: np.ndarray, depth: np.ndarray | None) -> None:
-    if depth is not None and depth.shape != image.shape[:2]:
-        raise DepthforgeError(f"{path}: depth is {depth.shape[1]}x{depth.shape[0]}, "
-                              f"image is {image.shape[1]}x{image.shape[0]}")
 
 
 # --- layout detection -------------------------------------------------------------------------------------
@@ -130,30 +124,41 @@ def nyu(split: str = "test", root: str | None = None, layout: str = "auto", **op
     """NYU-Depth v2 (see the module docstring for the layouts).
 
     Options: ``root`` (zip, folder or .mat); ``layout`` auto|densedepth|mat|bts; ``split`` train|test (mat: also
-    ``all``). densedepth: ``depth_encoding`` auto (8-bit -> nyu8bit, 16-bit -> mm) or any DEPTH_ENCODINGS name.
-    mat: ``splits`` (path to splits.mat; default beside the .mat), ``indices`` (0-based frame indices, overrides
-    ``split``), ``depth_key`` depths (inpainted, default) | rawDepths. bts: ``lists`` (a folder holding the two
-    list files, or one list file; default: searched in ROOT, ROOT/.. and their train_test_inputs/), ``image_root`` (folder the
-    list paths are relative to; default ROOT/sync for train, ROOT/official_splits/test for test).
-    Other keys (e.g. a config's ``size``) are ignored.
+    ``all``). ``depth_encoding``: densedepth: auto (8-bit -> nyu8bit, 16-bit -> mm) or any DEPTH_ENCODINGS name;
+    bts: auto = mm; mat: depth is stored in metres. mat: ``splits`` (path to splits.mat; default beside the .mat),
+    ``indices`` (0-based frame indices, overrides ``split``), ``depth_key`` depths (inpainted, default) |
+    rawDepths. bts: ``lists`` (a folder holding the two list files, or one list file; default: searched in ROOT,
+    ROOT/.. and their train_test_inputs/), ``image_root`` (folder the list paths are relative to; default
+    ROOT/sync for train, ROOT/official_splits/test for test). Other keys (e.g. a config's ``size``) are ignored.
     """
     if root is None:
         raise DepthforgeError("nyu: the option 'root' (nyu_data.zip, a folder or nyu_depth_v2_labeled.mat) is required")
+    if layout not in ("auto", *LAYOUTS):
+        raise DepthforgeError(f"nyu: unknown layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
+    encoding = options.get("depth_encoding", "auto")
+    if encoding != "auto":
+        check_encoding(encoding, "nyu option 'depth_encoding' (auto or a fixed one)")
     path = Path(root)
     if not path.exists():
         raise DepthforgeError(f"{path}: dataset not found")
-    if layout == "auto":
-        layout = detect_layout(path) or ""
-        if not layout:
-            raise DepthforgeError(f"{path}: no NYU-Depth v2 layout found (expected {ZIP_NAME} or data/nyu2_*.csv, "
-                                  f"{MAT_NAME}, or a BTS folder with sync/ and official_splits/)")
-    if layout == "densedepth":
-        return NYUDenseDepth(path, split, options.get("depth_encoding", "auto"))
-    if layout == "mat":
-        return NYUMat(path, split, options.get("splits"), options.get("indices"), options.get("depth_key", "depths"))
-    if layout == "bts":
-        return NYUList(path, split, options.get("lists"), options.get("image_root"))
-    raise DepthforgeError(f"nyu: unknown layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
+    # Each probe opens the zip or .mat: run each once, and hand what it found to the dataset.
+    if layout in ("auto", "densedepth"):
+        found = _densedepth_base(path)
+        if found is not None:
+            return NYUDenseDepth(*found, split, encoding)
+        if layout == "densedepth":
+            raise DepthforgeError(f"{path}: not DenseDepth's NYU layout (no data/nyu2_{split}.csv)")
+    if layout in ("auto", "mat"):
+        mat = _mat_path(path)
+        if mat is not None:
+            return NYUMat(mat, split, options.get("splits"), options.get("indices"), options.get("depth_key", "depths"))
+        if layout == "mat":
+            raise DepthforgeError(f"{path}: not an NYU labelled .mat (MATLAB v7.3 with 'images' and 'depths')")
+    if layout == "bts" or _is_bts(path):
+        return NYUList(path, split, options.get("lists"), options.get("image_root"),
+                       "mm" if encoding == "auto" else encoding)
+    raise DepthforgeError(f"{path}: no NYU-Depth v2 layout found (expected {ZIP_NAME} or data/nyu2_*.csv, "
+                          f"{MAT_NAME}, or a BTS folder with sync/ and official_splits/)")
 
 
 # --- DenseDepth --------------------------------------------------------------------------------------------
@@ -163,31 +168,21 @@ class NYUDenseDepth(Dataset):
 
     size = NYU_SIZE
 
-    def __init__(self, root: Path, split: str = "test", depth_encoding: str = "auto"):
+    def __init__(self, base: Path, kind: str, split: str = "test", depth_encoding: str = "auto"):
+        """``base``, ``kind``: what ``_densedepth_base`` found (the zip, or the folder holding data/)."""
         _check_split(split)
-        found = _densedepth_base(root)
-        if found is None:
-            raise DepthforgeError(f"{root}: not DenseDepth's NYU layout (no data/nyu2_{split}.csv)")
-        self.base, kind = found
-        if depth_encoding != "auto" and depth_encoding not in DEPTH_ENCODINGS:
-            raise DepthforgeError(f"nyu: unknown depth encoding {depth_encoding!r}; known: auto, "
-                                  f"{', '.join(DEPTH_ENCODINGS)}")
-        self.encoding = depth_encoding
+        self.base, self.encoding = base, depth_encoding
         csv_name = f"data/nyu2_{split}.csv"
         if kind == "zip":
-            self._zip: PerProcess | None = PerProcess(functools.partial(ZipReader, self.base))
-            text = self._zip.get().read(csv_name).decode("utf-8", errors="replace")
-            where = f"{self.base}!{csv_name}"
+            self._zip: PerProcess | None = PerProcess(functools.partial(ZipReader, base))
+            where = f"{base}!{csv_name}"
+            items = parse_list(self._zip.get().read(csv_name).decode("utf-8", errors="replace"), where)
+            if not items:
+                raise DepthforgeError(f"{where}: the list is empty")
         else:
             self._zip = None
-            where = str(self.base / csv_name)
-            try:
-                text = (self.base / csv_name).read_text(errors="replace")
-            except OSError as e:
-                raise DepthforgeError(f"{where}: cannot read the list ({e.strerror or e})") from None
-        self.pairs = [(r, d) for r, d, _ in parse_list(text, where)]
-        if not self.pairs:
-            raise DepthforgeError(f"{where}: the list is empty")
+            items = read_list(base / csv_name)
+        self.pairs = [(r, d) for r, d, _ in items]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -209,7 +204,7 @@ class NYUDenseDepth(Dataset):
             depth = decode_depth(raw, "nyu8bit" if raw.dtype == np.uint8 else "mm")
         else:
             depth = read_depth(dep_name, self.encoding, dep_data)
-        _check_size(dep_name, image, depth)
+        check_same_size(dep_name, image, depth)
         name = "/".join(p for p in rgb.split("/") if p != "data" and not p.startswith("nyu2_"))
         return make_sample(image, depth, safe_name(name), NYU_INTRINSICS_640)
 
@@ -251,11 +246,9 @@ class NYUMat(Dataset):
 
     size = NYU_SIZE
 
-    def __init__(self, root: Path, split: str = "test", splits: str | None = None,
+    def __init__(self, path: Path, split: str = "test", splits: str | None = None,
                  indices: list[int] | None = None, depth_key: str = "depths"):
-        path = _mat_path(root)
-        if path is None:
-            raise DepthforgeError(f"{root}: not an NYU labelled .mat (MATLAB v7.3 with 'images' and 'depths')")
+        """``path``: the .mat file, as ``_mat_path`` found it."""
         self.path, self.depth_key = path, depth_key
         with _open_h5(path) as f:
             if depth_key not in f:
@@ -287,10 +280,8 @@ class NYUMat(Dataset):
             image = np.asarray(f["images"][j]).transpose(2, 1, 0)  # [3,W,H] -> [H,W,3]
             depth = np.asarray(f[self.depth_key][j], dtype=np.float32).T  # [W,H] -> [H,W]
         except (OSError, ValueError, KeyError) as e:
-            raise DepthforgeError(f"{self.path}: frame {j + 1} unreadable ({e})") from None
-        image = image.astype(np.float32) / 255.0
-        depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
-        return make_sample(image, depth, f"{j + 1:04d}", NYU_INTRINSICS_640)
+            raise file_error(f"{self.path}: frame {j + 1} unreadable ({e})", "unreadable") from None
+        return make_sample(image.astype(np.float32) / 255.0, decode_depth(depth), f"{j + 1:04d}", NYU_INTRINSICS_640)
 
 
 # --- BTS / AdaBins ----------------------------------------------------------------------------------------
@@ -300,8 +291,10 @@ class NYUList(Dataset):
 
     size = NYU_SIZE
 
-    def __init__(self, root: Path, split: str = "test", lists: Any = None, image_root: str | None = None):
+    def __init__(self, root: Path, split: str = "test", lists: Any = None, image_root: str | None = None,
+                 depth_encoding: str = "mm"):
         _check_split(split)
+        self.encoding = depth_encoding
         search = [root, root / "train_test_inputs", root.parent, root.parent / "train_test_inputs"]
         self.list_path = find_list(lists, split, [BTS_LISTS[split]], search)
         self.items = read_list(self.list_path)
@@ -320,10 +313,9 @@ class NYUList(Dataset):
         depth = None
         if dep is not None:
             dep_path = self.base / dep.lstrip("/")
-            depth = read_depth(dep_path, "mm")
-            _check_size(str(dep_path), image, depth)
-        k = NYU_INTRINSICS_640 if focal is None else \
-            intrinsics_matrix(focal, focal, NYU_INTRINSICS_640[0, 2], NYU_INTRINSICS_640[1, 2])
+            depth = read_depth(dep_path, self.encoding)
+            check_same_size(dep_path, image, depth)
+        k = with_focal(NYU_INTRINSICS_640, focal, *image.shape[:2])
         return make_sample(image, depth, safe_name(rgb), k)
 
     def has_gt(self, i: int) -> bool:

@@ -1,8 +1,12 @@
 """The sample dict every dataset returns, and how to build one from arrays read at the file boundary."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
+
+from .io import file_error
 
 
 def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
@@ -25,7 +29,7 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
     }
     sample["valid"] = sample["depth"] > 0
     if intrinsics is not None:
-        sample["intrinsics"] = torch.as_tensor(np.asarray(intrinsics, dtype=np.float32))
+        sample["intrinsics"] = torch.tensor(np.asarray(intrinsics, dtype=np.float32))  # a copy: k may be shared
     return sample
 
 
@@ -41,6 +45,23 @@ def scale_intrinsics(k: np.ndarray, sy: float, sx: float) -> np.ndarray:
 
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float32)
+
+
+def with_focal(k: np.ndarray | None, focal: float | None, h: int, w: int) -> np.ndarray | None:
+    """Intrinsics for an (h, w) image whose file list gives one focal length (BTS/AdaBins lists): fx = fy =
+    ``focal``; cx, cy from ``k``, else the image centre. Without a focal, ``k`` as it is (None: unknown)."""
+    if focal is None:
+        return k
+    cx, cy = (float(k[0, 2]), float(k[1, 2])) if k is not None else ((w - 1) / 2, (h - 1) / 2)
+    return intrinsics_matrix(focal, focal, cx, cy)
+
+
+def check_same_size(path: str | os.PathLike, image: np.ndarray, depth: np.ndarray | None) -> None:
+    """Raise a one-line 'wrong size' DepthforgeError naming the depth file ``path`` unless ``depth`` (H,W) matches
+    ``image`` (H,W,...); None (no ground truth) passes."""
+    if depth is not None and depth.shape[:2] != image.shape[:2]:
+        raise file_error(f"{path}: depth is {depth.shape[1]}x{depth.shape[0]}, "
+                         f"image is {image.shape[1]}x{image.shape[0]}", "wrong size")
 
 
 NYU_INTRINSICS_640 = intrinsics_matrix(518.8579, 519.4696, 325.5824, 253.7362)

@@ -43,6 +43,7 @@ async function show(r) {
   $("photo").src = r.urls["image.jpg"];
   $("depth").src = r.urls["color.png"];
   $("dl-png").href = r.urls["depth.png"];
+  $("dl-png").textContent = `depth PNG (${r.depth_png.label})`;  // millimetres, or m × 256 for far-range models
   $("dl-npy").href = r.urls["depth.npy"];
   $("dl-ply").href = r.urls["cloud.ply"];
   $("dl-color").href = r.urls["color.png"];
