@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 # Tests must not re-exec or spawn worker processes unless they ask to.
 os.environ.setdefault("DEPTHFORGE_NO_MALLOC_TUNING", "1")
@@ -29,3 +30,17 @@ def fixtures() -> Path:
 @pytest.fixture
 def realdata() -> Path:
     return need(REALDATA)
+
+
+TINY = {"width": 0.25, "levels": 3}  # a seed U-Net small enough for fast tests
+
+
+def make_checkpoint(path: Path, size=(96, 128), seed: int = 0) -> Path:
+    """Save a tiny untrained seed U-Net as a depthforge checkpoint trained (per its config) at ``size``."""
+    from depthforge import build_model
+    from depthforge.checkpoint import meta, save_model
+
+    torch.manual_seed(seed)
+    save_model(path, build_model("seed-unet", **TINY),
+               meta("seed-unet", TINY, config={"data": {"size": list(size)}} if size else {}))
+    return path

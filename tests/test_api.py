@@ -9,18 +9,12 @@ from PIL import Image
 import depthforge
 from depthforge import DepthforgeError, build_model
 from depthforge.api import Predictor, from_module, to_image
-from depthforge.checkpoint import meta, save_model
+from depthforge.checkpoint import meta
 from depthforge.colors import colorize, depth_range, legend
 from depthforge.data.io import read_depth
+from conftest import TINY, make_checkpoint
 
-KWARGS = {"width": 0.25, "levels": 3}
-
-
-def make_checkpoint(path, size=(96, 128), seed=0):
-    torch.manual_seed(seed)
-    save_model(path, build_model("seed-unet", **KWARGS),
-               meta("seed-unet", KWARGS, config={"data": {"size": list(size)}} if size else {}))
-    return path
+KWARGS = TINY
 
 
 @pytest.fixture(scope="module")

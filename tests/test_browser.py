@@ -11,13 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import depthforge
-from depthforge import build_model
-from depthforge.checkpoint import meta, save_model
 from depthforge.serve import create_app
+from conftest import make_checkpoint
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,11 +35,7 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     uvicorn = pytest.importorskip("uvicorn")
-    torch.manual_seed(0)
-    ckpt = tmp_path / "model.ckpt"
-    kwargs = {"width": 0.25, "levels": 3}
-    save_model(ckpt, build_model("seed-unet", **kwargs),
-               meta("seed-unet", kwargs, config={"data": {"size": [96, 128]}}))
+    ckpt = make_checkpoint(tmp_path / "model.ckpt")
     app = create_app(depthforge.load(ckpt, device="cpu"), workdir=str(tmp_path / "work"))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

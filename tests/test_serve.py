@@ -14,22 +14,16 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import depthforge
-from depthforge import build_model
-from depthforge.checkpoint import meta, save_model
 from depthforge.pointcloud import read_ply
 from depthforge.serve import WEB, create_app
+from conftest import make_checkpoint
 
-KWARGS = {"width": 0.25, "levels": 3}
 LIMIT = 200_000
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("serve") / "model.ckpt"
-    save_model(path, build_model("seed-unet", **KWARGS),
-               meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
-    return depthforge.load(path, device="cpu")
+    return depthforge.load(make_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt"), device="cpu")
 
 
 @pytest.fixture

@@ -4,23 +4,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import depthforge
-from depthforge import DepthforgeError, build_model
-from depthforge.checkpoint import meta, save_model
+from depthforge import DepthforgeError
 from depthforge.video import is_video_source, predict_video
+from conftest import make_checkpoint
 
-KWARGS = {"width": 0.25, "levels": 3}
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("video") / "model.ckpt"
-    save_model(path, build_model("seed-unet", **KWARGS),
-               meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
-    return depthforge.load(path, device="cpu")
+    return depthforge.load(make_checkpoint(tmp_path_factory.mktemp("video") / "model.ckpt"), device="cpu")
 
 
 def write_clip(path, frames=10, size=(90, 124), fps=12.0):
