@@ -1,13 +1,15 @@
 """The seed's U-Net: the product team's encoder-decoder CNN, reproduced layer for layer.
 
 At the base width (32) with 4 levels it has 8,634,593 trainable parameters, as the seed's Keras model
-(8,638,433 with BatchNorm's 3,840 moving statistics).
+(8,638,433 with BatchNorm's 3,840 moving statistics). The seed feeds raw [0,1] pixels: no normalisation inside.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .base import MODELS, Contract, DepthModel
 
 
 def _conv(cin: int, cout: int, bn: bool) -> list[nn.Module]:
@@ -43,11 +45,12 @@ class Up(nn.Module):
         return self.convs(torch.cat([self.up(x), skip], dim=1))
 
 
-class SeedUNet(nn.Module):
+@MODELS.register("seed-unet", family="CNN U-Net (the seed's)", weights="none: trained from scratch")
+class SeedUNet(DepthModel):
     """Image [N,3,H,W] in [0,1] -> depth [N,1,H,W].
 
-    head="metric": sigmoid x max_depth, metres. head="normalized": the seed's sigmoid output in [0,1]
-    (depth / max_depth as the seed trained it); flagged relative so evaluation aligns it.
+    head="metric": sigmoid × max_depth, metres. head="normalized": the seed's sigmoid output in [0,1] (depth /
+    max_depth as the seed trained it), declared ``relative`` so evaluation aligns it.
     H and W must be multiples of 2**levels (the predictor pads to that).
     """
 
@@ -55,11 +58,13 @@ class SeedUNet(nn.Module):
         super().__init__()
         if head not in ("metric", "normalized"):
             raise ValueError(f"head must be 'metric' or 'normalized', not {head!r}")
+        if not width > 0 or int(levels) < 1:
+            raise ValueError(f"width must be > 0 and levels >= 1 (got width={width!r}, levels={levels!r})")
         base = max(1, round(32 * width))
         chans = [base * 2**i for i in range(levels)]
-        self.levels, self.max_depth, self.head = levels, float(max_depth), head
-        self.metric = head == "metric"
-        self.multiple = 2**levels
+        # The seed feeds raw [0,1] pixels (mean 0, std 1 leaves them as they are).
+        self.set_contract(Contract("metric" if head == "metric" else "relative", float(max_depth),
+                                   multiple=2**levels, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
         self.down = nn.ModuleList(Down(cin, cout) for cin, cout in zip([3] + chans[:-1], chans))
         mid = base * 2**levels
         self.bottleneck = nn.Sequential(*_conv(chans[-1], mid, False), *_conv(mid, mid, False))

@@ -1,21 +1,16 @@
-"""Training losses by name.
+"""The seed's loss (SSIM + edge + L1), matching TensorFlow's ``tf.image.ssim`` and ``image_gradients``.
 
-Every loss is an ``nn.Module`` whose ``forward(pred, target, valid)`` takes depth [N,1,H,W] in metres and a bool
-mask [N,1,H,W], and returns a scalar tensor. A pixel counts only where ``valid`` is True and the target is finite
-and > 0; invalid pixels never produce NaN (an all-invalid batch gives 0 with a zero gradient).
-
-Adding a loss touches one place: ``LOSSES`` below.
+It works in the seed's units, depth / max_depth in [0,1]; ``SeedLoss`` takes metres and normalises inside.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
 
 import torch
 from kornia.filters import filter2d
 from torch import nn
 
-Tensor = torch.Tensor
+from .base import LOSSES, Tensor, masked_mean, valid_mask
 
 # tf.image.ssim's defaults.
 SSIM_SIZE, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
@@ -84,16 +79,6 @@ def ssim_tf(x: Tensor, y: Tensor, max_val: float = 1.0, valid: Tensor | None = N
     return torch.where(count > 0, mean, torch.nan)
 
 
-def _valid_mask(target: Tensor, valid: Tensor | None) -> Tensor:
-    m = torch.isfinite(target) & (target > 0)
-    return m if valid is None else m & valid.bool()
-
-
-def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean of x over mask (whole batch); 0 with a zero gradient when the mask is empty."""
-    return torch.where(mask, x, 0).sum() / mask.sum().clamp(min=1)
-
-
 def seed_loss(pred: Tensor, target: Tensor, mask: Tensor, w_ssim: float = 1.0, w_grad: float = 1.0,
               w_l1: float = 0.1, w_smooth: float = 0.0, max_val: float = 1.0) -> Tensor:
     """The seed's loss per image, masked:
@@ -101,7 +86,7 @@ def seed_loss(pred: Tensor, target: Tensor, mask: Tensor, w_ssim: float = 1.0, w
     ``per_i = w_ssim·clip((1 − SSIM_i)/2, 0, 1) + w_grad·mean(|Δy_p − Δy_t| + |Δx_p − Δx_t|) + w_l1·mean|p − t|
     + w_smooth·(mean|∂²p/∂y²| + mean|∂²p/∂x²|)``; the seed's training loss is ``per.mean()``.
 
-    pred, target: [N,1,H,W] (H, W >= 11) in the seed's units, depth / max_depth in [0,1] (training divides).
+    pred, target: [N,1,H,W] (H, W >= 11) in the seed's units, depth / max_depth in [0,1] (``SeedLoss`` divides).
     mask: bool [N,1,H,W], used as given; target may hold anything (NaN too) outside it.
     SSIM is ``tf.image.ssim`` with ``max_val``, one value per image; the other means run over the whole batch, as
     in the seed's Keras loss. The default weights are the seed notebook's; ``w_smooth`` (0 there) is the seed
@@ -129,25 +114,31 @@ def seed_loss(pred: Tensor, target: Tensor, mask: Tensor, w_ssim: float = 1.0, w
         dy_t, dx_t = image_gradients(t)
         my, mx = _pair_masks(mask)
         err = torch.where(my, (dy_p - dy_t).abs(), 0) + torch.where(mx, (dx_p - dx_t).abs(), 0)
-        per = per + w_grad * _masked_mean(err, mask)
+        per = per + w_grad * masked_mean(err, mask)
     if w_l1:
-        per = per + w_l1 * _masked_mean((p - t).abs(), mask)
+        per = per + w_l1 * masked_mean((p - t).abs(), mask)
     if w_smooth:
         per = per + w_smooth * (_second_order(p, mask, -2) + _second_order(p, mask, -1))
     return per
 
 
+@LOSSES.register("seed")
 class SeedLoss(nn.Module):
-    """``seed_loss(...).mean()`` with the project's mask: ``valid`` and a finite target > 0 (see ``seed_loss``)."""
+    """``seed_loss(...).mean()`` on metres: both depths are divided by ``max_depth`` inside (the seed trained on
+    depth / max_depth), with the project's mask: ``valid`` and a finite target > 0 (see ``seed_loss``)."""
 
     def __init__(self, w_ssim: float = 1.0, w_grad: float = 1.0, w_l1: float = 0.1, w_smooth: float = 0.0,
-                 max_val: float = 1.0):
+                 max_val: float = 1.0, max_depth: float = 10.0):
         super().__init__()
+        if not max_depth > 0:
+            raise ValueError(f"max_depth must be > 0 metres, not {max_depth!r}")
+        self.max_depth = float(max_depth)
         self.weights = dict(w_ssim=w_ssim, w_grad=w_grad, w_l1=w_l1, w_smooth=w_smooth,
                             max_val=float(max_val))
 
     def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-        return seed_loss(pred, target, _valid_mask(target, valid), **self.weights).mean()
+        mask = valid_mask(target, valid)
+        return seed_loss(pred / self.max_depth, target / self.max_depth, mask, **self.weights).mean()
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.weights.items())
@@ -166,45 +157,8 @@ def _second_order(p: Tensor, m: Tensor, dim: int) -> Tensor:
     n = p.shape[dim]
     a, b, c = (p.narrow(dim, k, n - 2) for k in range(3))
     ok = m.narrow(dim, 0, n - 2) & m.narrow(dim, 1, n - 2) & m.narrow(dim, 2, n - 2)
-    return _masked_mean((a - 2 * b + c).abs(), ok)
+    return masked_mean((a - 2 * b + c).abs(), ok)
 
 
-class SILogLoss(nn.Module):
-    """Scale-invariant log loss (Eigen et al.) as BTS/AdaBins/BinsFormer train with it:
-
-    ``10·sqrt(mean(g²) − λ·mean(g)²)``, g = ln pred − ln target over the valid pixels of the whole batch, λ = 0.85.
-    (AdaBins writes it as var(g) + 0.15·mean(g)², the same with the population variance.) pred is clamped to
-    ``min_depth`` metres before the log; an all-invalid batch gives 0.
-    """
-
-    def __init__(self, lam: float = 0.85, factor: float = 10.0, min_depth: float = 1e-3):
-        super().__init__()
-        self.lam, self.factor, self.min_depth = lam, factor, min_depth
-
-    def forward(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-        m = _valid_mask(target, valid)
-        g = torch.log(pred.clamp(min=self.min_depth)) - torch.log(torch.where(m, target, 1.0))
-        d = _masked_mean(g.square(), m) - self.lam * _masked_mean(g, m).square()
-        # sqrt's gradient is infinite at 0 (pred == target, or nothing valid): return 0 there, with a zero gradient.
-        ok = d > 1e-12
-        return self.factor * torch.where(ok, torch.where(ok, d, 1.0).sqrt(), 0.0)
-
-
-LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "seed": SeedLoss,
-    # The seed article's variant: 0.8·SSIM + 0.1·L1 + 0.1·second-order smoothness, no first-order edge term.
-    "seed-article": partial(SeedLoss, w_ssim=0.8, w_grad=0.0, w_l1=0.1, w_smooth=0.1),
-    "silog": SILogLoss,
-}
-
-
-def build_loss(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered loss, e.g. ``build_loss("seed", w_l1=0.5)``."""
-    try:
-        factory = LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}") from None
-    return factory(**kwargs)
-
-
-__all__ = ["LOSSES", "build_loss", "SeedLoss", "SILogLoss", "seed_loss", "ssim_tf", "ssim_map", "image_gradients"]
+# The seed article's variant: 0.8·SSIM + 0.1·L1 + 0.1·second-order smoothness, no first-order edge term.
+LOSSES.register("seed-article", partial(SeedLoss, w_ssim=0.8, w_grad=0.0, w_l1=0.1, w_smooth=0.1))

@@ -1,0 +1,138 @@
+"""Encoders through Hugging Face ``transformers``' ``AutoBackbone``: ResNet, ConvNeXt, Swin and DINOv2.
+
+``build_backbone(family, size, pretrained)`` returns a ``Backbone``: normalised images [N,3,H,W] -> a list of
+feature maps, fine to coarse, with their ``channels`` and ``strides``. Each builds from a named size with random
+weights (training from scratch, tests) or loads pretrained weights from a hub id or a local folder
+(``pretrained=True`` takes the size's usual hub id). ``config()`` gives the architecture as a dict, so a
+checkpoint rebuilds it offline. No timm, no torchvision.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import DepthforgeError
+
+# family -> size -> (hub id, config keywords). "micro" sizes are tiny random networks for tests and demos.
+SIZES: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {
+    "resnet": {
+        "micro": (None, dict(embedding_size=16, hidden_sizes=[16, 24, 32, 48], depths=[1, 1, 1, 1],
+                             layer_type="basic")),
+        "18": ("microsoft/resnet-18", dict(embedding_size=64, hidden_sizes=[64, 128, 256, 512],
+                                           depths=[2, 2, 2, 2], layer_type="basic")),
+        "34": ("microsoft/resnet-34", dict(embedding_size=64, hidden_sizes=[64, 128, 256, 512],
+                                           depths=[3, 4, 6, 3], layer_type="basic")),
+        "50": ("microsoft/resnet-50", dict(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048],
+                                           depths=[3, 4, 6, 3], layer_type="bottleneck")),
+    },
+    "convnext": {
+        "micro": (None, dict(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1])),
+        "tiny": ("facebook/convnext-tiny-224", dict(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3])),
+        "small": ("facebook/convnext-small-224", dict(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 27, 3])),
+        "base": ("facebook/convnext-base-224", dict(hidden_sizes=[128, 256, 512, 1024], depths=[3, 3, 27, 3])),
+    },
+    "swin": {
+        "micro": (None, dict(embed_dim=24, depths=[1, 1, 1, 1], num_heads=[1, 2, 3, 4], window_size=7)),
+        "tiny": ("microsoft/swin-tiny-patch4-window7-224", dict(embed_dim=96, depths=[2, 2, 6, 2],
+                                                                 num_heads=[3, 6, 12, 24], window_size=7)),
+        "base": ("microsoft/swin-base-patch4-window12-384", dict(embed_dim=128, depths=[2, 2, 18, 2],
+                                                                  num_heads=[4, 8, 16, 32], window_size=12)),
+        "large": ("microsoft/swin-large-patch4-window12-384", dict(embed_dim=192, depths=[2, 2, 18, 2],
+                                                                   num_heads=[6, 12, 24, 48], window_size=12)),
+    },
+    "dinov2": {
+        "micro": (None, dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64)),
+        "small": ("facebook/dinov2-small", dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                                intermediate_size=1536)),
+        "base": ("facebook/dinov2-base", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                              intermediate_size=3072)),
+        "large": ("facebook/dinov2-large", dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                                intermediate_size=4096)),
+    },
+}
+FAMILIES = tuple(SIZES)
+
+
+def _config_class(family: str):
+    from transformers import ConvNextConfig, Dinov2Config, ResNetConfig, SwinConfig
+
+    return {"resnet": ResNetConfig, "convnext": ConvNextConfig, "swin": SwinConfig, "dinov2": Dinov2Config}[family]
+
+
+def _out_features(family: str, config) -> list[str]:
+    if family == "dinov2":  # four evenly spaced layers, as DPT / Depth Anything take them
+        n = config.num_hidden_layers
+        return [f"stage{n * k // 4}" for k in range(1, 5)]
+    return ["stage1", "stage2", "stage3", "stage4"]
+
+
+def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
+    """One line for weights that could not be had: what, from where, and how to pass a local folder."""
+    reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    if os.path.exists(source):
+        return DepthforgeError(f"{source}: not a loadable {what} folder ({reason})")
+    return DepthforgeError(f"{source}: the {what} could not be downloaded from the Hugging Face hub ({reason}); "
+                           f"download it where there is network (huggingface-cli download {source} --local-dir "
+                           f"DIR) and pass the folder DIR instead")
+
+
+class Backbone(nn.Module):
+    """A ``transformers`` backbone: normalised image [N,3,H,W] -> [features fine to coarse], each [N,C_i,h_i,w_i].
+
+    ``channels[i]`` and ``strides[i]`` describe level i; ``multiple`` is what H and W must be multiples of.
+    """
+
+    def __init__(self, family: str, model: nn.Module):
+        super().__init__()
+        self.family, self.model = family, model
+        self.channels: list[int] = list(model.channels)
+        if family == "dinov2":
+            patch = int(model.config.patch_size)
+            self.strides, self.multiple = [patch] * len(self.channels), patch
+        else:
+            self.strides = [4, 8, 16, 32]
+            # Swin's patch merging and window partition pad internally; 32 keeps every level an exact halving.
+            self.multiple = 32
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.model(x).feature_maps)
+
+    def config(self) -> dict[str, Any]:
+        """The architecture as a JSON-able dict (``build_backbone(family, config=...)`` rebuilds it)."""
+        return self.model.config.to_dict()
+
+
+def build_backbone(family: str = "swin", size: str = "tiny", pretrained: bool | str | None = None,
+                   config: dict[str, Any] | None = None) -> Backbone:
+    """A backbone by family and named size, with random weights, or pretrained weights from ``pretrained`` (a hub
+    id or local folder; True: the size's usual hub id), or rebuilt from a ``config`` dict (random weights)."""
+    from transformers import AutoBackbone
+
+    if family not in SIZES:
+        raise DepthforgeError(f"backbone {family!r}: unknown family (known: {', '.join(FAMILIES)})")
+    cls = _config_class(family)
+    if config is not None:
+        cfg = cls.from_dict(dict(config))
+        return Backbone(family, AutoBackbone.from_config(cfg))
+    if size not in SIZES[family]:
+        raise DepthforgeError(f"backbone {family}: unknown size {size!r} (known: {', '.join(SIZES[family])})")
+    hub_id, kwargs = SIZES[family][size]
+    if pretrained:
+        source = hub_id if pretrained is True else str(pretrained)
+        if source is None:
+            raise DepthforgeError(f"backbone {family}-{size}: has no pretrained weights (a test size)")
+        try:
+            probe = cls.from_pretrained(source)
+            model = AutoBackbone.from_pretrained(source, out_features=_out_features(family, probe),
+                                                 **({"reshape_hidden_states": True} if family == "dinov2" else {}))
+        except OSError as e:
+            raise hub_error(source, f"{family} backbone", e) from None
+        return Backbone(family, model)
+    cfg = cls(**kwargs)
+    cfg.out_features = _out_features(family, cfg)
+    if family == "dinov2":
+        cfg.reshape_hidden_states = True
+    return Backbone(family, AutoBackbone.from_config(cfg))

@@ -1,0 +1,130 @@
+"""The model contract: what every depthforge model declares about its input and output.
+
+A model is a ``DepthModel``: ``forward(image)`` maps images [N,3,H,W] float32 RGB in [0,1] (H and W multiples of
+``multiple``) to [N,1,H,W] at the same H×W, and normalises its input inside. What the output *is* is declared,
+never guessed:
+
+- ``output``: ``"metric"`` (metres), ``"relative"`` (depth up to an unknown scale, and shift if the model says so)
+  or ``"disparity"`` (relative inverse depth, as Depth Anything V2's and MiDaS's relative heads). Evaluation
+  aligns the last two explicitly (see ``evaluation.align``).
+- ``max_depth``: the largest depth the model can output, metres (for relative outputs: the depth the output's
+  unit stands for when the model was trained on a known range, else the range evaluation caps at).
+- ``multiple``: H and W must be multiples of it (the predictor pads or resizes to it).
+- ``input_size``: the (H, W) the model prefers (it was trained at, or its processor's size); None = any.
+- ``mean``/``std``: the normalisation applied inside ``forward`` (ImageNet's unless a model says otherwise).
+
+Training may ask for more than depth: ``forward_train`` returns a dict with ``depth`` and, optionally, ``aux``
+(a list of (weight, depth [N,1,h,w])) for deep supervision and ``bins`` (bin centres [N,K], metres) for a bins
+loss; ``extra_loss(outputs, batch)`` adds model-specific terms (e.g. scene classification). The defaults make a
+plain model need none of them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+OutputKind = Literal["metric", "relative", "disparity"]
+OUTPUT_KINDS = ("metric", "relative", "disparity")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MODELS = Registry("model")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a model's output is and what input it takes (see the module docstring)."""
+
+    output: OutputKind
+    max_depth: float
+    multiple: int = 1
+    input_size: tuple[int, int] | None = None
+    mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
+    std: tuple[float, float, float] = field(default=IMAGENET_STD)
+
+    def __post_init__(self):
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
+        if not self.max_depth > 0:
+            raise ValueError(f"max_depth must be > 0 metres, not {self.max_depth!r}")
+        if int(self.multiple) < 1:
+            raise ValueError(f"multiple must be >= 1, not {self.multiple!r}")
+        if self.input_size is not None:
+            h, w = (int(s) for s in self.input_size)
+            object.__setattr__(self, "input_size", (h, w))
+
+    @property
+    def metric(self) -> bool:
+        return self.output == "metric"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Contract":
+        d = dict(d)
+        for key in ("mean", "std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if d.get("input_size") is not None:
+            d["input_size"] = tuple(d["input_size"])
+        return cls(**d)
+
+
+class DepthModel(nn.Module):
+    """Base class of every model. Subclasses set ``self.contract`` in ``__init__`` and implement ``forward``."""
+
+    contract: Contract
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.register_buffer("_mean", mean, persistent=False)
+        self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def set_contract(self, contract: Contract) -> None:
+        """Declare the contract; the normalisation buffers follow its mean/std."""
+        self.contract = contract
+        self._mean = torch.tensor(contract.mean, dtype=torch.float32).view(1, 3, 1, 1).to(self._mean.device)
+        self._std = torch.tensor(contract.std, dtype=torch.float32).view(1, 3, 1, 1).to(self._std.device)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] in [0,1] -> (image − mean) / std, the contract's normalisation."""
+        return (image - self._mean.to(image.dtype)) / self._std.to(image.dtype)
+
+    # Shorthands every consumer uses; the contract is the one source.
+    @property
+    def output(self) -> str:
+        return self.contract.output
+
+    @property
+    def metric(self) -> bool:
+        return self.contract.metric
+
+    @property
+    def max_depth(self) -> float:
+        return self.contract.max_depth
+
+    @property
+    def multiple(self) -> int:
+        return self.contract.multiple
+
+    def forward_train(self, image: torch.Tensor) -> dict[str, Any]:
+        """Training outputs: {"depth": [N,1,H,W], optional "aux": [(weight, depth)], "bins": [N,K]}."""
+        return {"depth": self(image)}
+
+    def extra_loss(self, outputs: dict[str, Any], batch: dict[str, Any]) -> torch.Tensor | None:
+        """Model-specific training terms beyond the recipe's depth loss (None: none)."""
+        return None
+
+    def spec_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The constructor keywords that rebuild this architecture offline from a checkpoint (given the ones it
+        was built with). Models that download weights replace the hub id by the architecture's config here."""
+        return dict(kwargs)
