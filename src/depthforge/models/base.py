@@ -15,8 +15,9 @@ never guessed:
 
 Training may ask for more than depth: ``forward_train`` returns a dict with ``depth`` and, optionally, ``aux``
 (a list of (weight, depth [N,1,h,w])) for deep supervision and ``bins`` (bin centres [N,K], metres) for a bins
-loss; ``extra_loss(outputs, batch)`` adds model-specific terms (e.g. scene classification). The defaults make a
-plain model need none of them.
+loss; ``extra_loss(outputs, batch)`` adds model-specific terms (e.g. scene classification); ``encoder()`` names the
+pretrained part that recipes train at a fraction of the decoder's learning rate. The defaults make a plain model
+need none of them.
 """
 from __future__ import annotations
 
@@ -115,6 +116,10 @@ class DepthModel(nn.Module):
     @property
     def multiple(self) -> int:
         return self.contract.multiple
+
+    def encoder(self) -> nn.Module | None:
+        """The pretrained part, trained at ``train.encoder_lr_factor`` × the learning rate (None: no split)."""
+        return None
 
     def forward_train(self, image: torch.Tensor) -> dict[str, Any]:
         """Training outputs: {"depth": [N,1,H,W], optional "aux": [(weight, depth)], "bins": [N,K]}."""
