@@ -15,7 +15,7 @@ from depthforge.checkpoint import meta, save_model
 from depthforge.cli import main
 from depthforge.data import build_dataset
 from depthforge.evaluate import NYU_ANCHORS, evaluate
-from depthforge.metrics import METRIC_NAMES, compute_metrics
+from depthforge.evaluation.metrics import METRIC_NAMES, compute_metrics
 from depthforge.models import build_model
 
 MIN_DEPTH = 1e-3

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from depthforge.metrics import (HIGHER_IS_BETTER, METRIC_NAMES, PROTOCOLS, align, compute_metrics, edge_metrics,
+from depthforge.evaluation.metrics import (HIGHER_IS_BETTER, METRIC_NAMES, PROTOCOLS, align, compute_metrics, edge_metrics,
                                 mean_metrics, ordinal_error, soft_accuracy)
 
 SCALE = {"nyu": 1000.0, "kitti": 256.0}  # stored value ÷ scale = metres

@@ -15,7 +15,7 @@ from depthforge.data import build_dataset
 from depthforge.data.kitti import KB_CROP, KITTI_CALIB
 from depthforge.data.transforms import build_train_transform
 from depthforge.evaluate import NYU_ANCHORS, evaluate, markdown_table
-from depthforge.metrics import METRIC_NAMES
+from depthforge.evaluation.metrics import METRIC_NAMES
 from depthforge.train import fit
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from .data.io import ensure_dir, write_bytes, write_image
 from .errors import DepthforgeError
 from .api import from_module
 from .losses import build_loss
-from .metrics import ALIGN_MODES, METRIC_NAMES, PROTOCOLS, Protocol, align, compute_metrics, edge_metrics, \
+from .evaluation.metrics import ALIGN_MODES, METRIC_NAMES, PROTOCOLS, Protocol, align, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from .data.io import atomic_path, ensure_dir
 from .data.transforms import build_eval_transform, build_train_transform
 from .errors import DepthforgeError
 from .losses import build_loss
-from .metrics import compute_metrics, get_protocol, mean_metrics
+from .evaluation.metrics import compute_metrics, get_protocol, mean_metrics
 from .models import build_model, count_parameters
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""evaluation/: metrics by the field's protocols, failure-mode metrics, evaluation runs and reports."""
