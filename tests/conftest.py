@@ -37,10 +37,13 @@ TINY = {"width": 0.25, "levels": 3}  # a seed U-Net small enough for fast tests
 
 def make_checkpoint(path: Path, size=(96, 128), seed: int = 0) -> Path:
     """Save a tiny untrained seed U-Net as a depthforge checkpoint trained (per its config) at ``size``."""
+    from dataclasses import replace
+
     from depthforge import build_model
-    from depthforge.checkpoint import meta, save_model
+    from depthforge.models.checkpoint import meta, save_model
 
     torch.manual_seed(seed)
-    save_model(path, build_model("seed-unet", **TINY),
-               meta("seed-unet", TINY, config={"data": {"size": list(size)}} if size else {}))
+    model = build_model("seed-unet", **TINY)
+    model.set_contract(replace(model.contract, input_size=size))
+    save_model(path, model, meta("seed-unet", TINY, model))
     return path

@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from depthforge.models import Contract, DepthModel
 from PIL import Image
 
 import depthforge
 from depthforge import DepthforgeError, build_model
-from depthforge.api import Predictor, from_module, to_image
-from depthforge.checkpoint import meta
-from depthforge.colors import colorize, depth_range, legend
+from depthforge.inference.predictor import Predictor, from_module, to_image
+from depthforge.models.checkpoint import meta
+from depthforge.viz.colors import colorize, depth_range, legend
 from depthforge.data.io import read_depth
 from conftest import TINY, make_checkpoint
 
@@ -35,7 +37,7 @@ def rng_image(h, w, c=3, dtype=np.uint8, seed=0):
 
 
 def test_package_exports_load_and_predictor(predictor):
-    assert depthforge.load is __import__("depthforge.api", fromlist=["load"]).load
+    assert depthforge.load is __import__("depthforge.inference.predictor", fromlist=["load"]).load
     assert isinstance(predictor, depthforge.Predictor)
     assert predictor.metric is True and predictor.max_depth == 10.0 and predictor.multiple == 8
     assert predictor.info["model"] == {"name": "seed-unet", "kwargs": KWARGS}
@@ -111,7 +113,7 @@ def test_predict_tensor(predictor):
 
 def test_from_module_wraps_an_in_memory_model():
     model = build_model("seed-unet", **KWARGS)
-    p = from_module(model, meta("seed-unet", KWARGS), "cpu")
+    p = from_module(model, meta("seed-unet", KWARGS, model), "cpu")
     assert isinstance(p, Predictor) and p(rng_image(10, 12)).shape == (10, 12)
 
 
@@ -202,16 +204,19 @@ def test_legend_matches_colorize():
 
 # ----- depthforge predict's files (predict.py) -----
 
-class FarModel(torch.nn.Module):
+class FarModel(DepthModel):
     """Depth from brightness: 1 m (black) to 91 m (white), like a KITTI model (max_depth 80) seeing far road/sky."""
-    metric, max_depth, multiple = True, 80.0, 1
+
+    def __init__(self):
+        super().__init__()
+        self.set_contract(Contract("metric", 80.0, mean=(0.0,) * 3, std=(1.0,) * 3))
 
     def forward(self, x):
         return 1.0 + 90.0 * x.mean(1, keepdim=True)
 
 
 def test_far_depth_is_written_as_kitti256_not_as_invalid(tmp_path):
-    from depthforge.predict import collect_inputs, predict_images
+    from depthforge.inference.predict import collect_inputs, predict_images
 
     image = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
     Image.fromarray(image).save(tmp_path / "road.png")
@@ -227,9 +232,9 @@ def test_far_depth_is_written_as_kitti256_not_as_invalid(tmp_path):
 
 
 def test_predict_pairs_dataset_folders_and_reads_their_intrinsics_once(tmp_path, caplog):
-    from depthforge.data.io import write_depth_png
-    from depthforge.pointcloud import read_ply
-    from depthforge.predict import collect_inputs, predict_images
+    from depthforge.files import write_depth_png
+    from depthforge.viz.pointcloud import read_ply
+    from depthforge.inference.predict import collect_inputs, predict_images
 
     data = tmp_path / "scene"
     (data / "rgb").mkdir(parents=True)
@@ -260,8 +265,8 @@ def test_predict_pairs_dataset_folders_and_reads_their_intrinsics_once(tmp_path,
 
 
 def test_predict_reports_ground_truth_of_the_wrong_size(tmp_path, caplog):
-    from depthforge.data.io import write_depth_png
-    from depthforge.predict import collect_inputs, predict_images
+    from depthforge.files import write_depth_png
+    from depthforge.inference.predict import collect_inputs, predict_images
 
     (tmp_path / "rgb").mkdir()
     (tmp_path / "depth").mkdir()
@@ -274,7 +279,7 @@ def test_predict_reports_ground_truth_of_the_wrong_size(tmp_path, caplog):
 
 
 def test_panel_uses_the_colour_range_of_the_color_picture():
-    from depthforge.viz import panel
+    from depthforge.viz.panels import panel
 
     depth = np.random.default_rng(0).uniform(1, 10, (20, 30)).astype(np.float32)
     image = np.zeros((20, 30, 3), np.float32)

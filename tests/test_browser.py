@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import depthforge
-from depthforge.serve import create_app
+from depthforge.serve.app import create_app
 from conftest import make_checkpoint
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,6 +1,6 @@
 import pytest
 
-from depthforge.config import apply_overrides, config_names, load_config
+from depthforge.recipe import apply_overrides, config_names, load_config, resolve
 from depthforge.errors import DepthforgeError
 
 
@@ -21,10 +21,10 @@ def test_overrides_parse_yaml_values():
 @pytest.mark.parametrize("bad", ["train.epocs=3", "nokey=1", "train", "seed.x=1"])
 def test_bad_overrides_are_one_line_errors(bad):
     with pytest.raises(DepthforgeError) as e:
-        apply_overrides(load_config("quick"), [bad])
+        resolve("quick", [bad])
     assert "\n" not in str(e.value)
 
 
 def test_missing_config(tmp_path):
-    with pytest.raises(DepthforgeError, match="config not found"):
+    with pytest.raises(DepthforgeError, match="recipe not found"):
         load_config(tmp_path / "nope.yaml")

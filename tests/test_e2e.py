@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from depthforge.checkpoint import read_checkpoint
+from depthforge.models.checkpoint import read_checkpoint
 from depthforge.cli import main
-from depthforge.config import apply_overrides, load_config
-from depthforge.evaluate import evaluate
-from depthforge.train import fit
+from depthforge.recipe import apply_overrides, load_config
+from depthforge.evaluation.evaluate import evaluate
+from depthforge.training.fit import fit
 
 pytestmark = pytest.mark.slow
 

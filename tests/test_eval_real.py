@@ -9,12 +9,13 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 import torch
+from dataclasses import replace
 from PIL import Image
 
-from depthforge.checkpoint import meta, save_model
+from depthforge.models.checkpoint import meta, save_model
 from depthforge.cli import main
 from depthforge.data import build_dataset
-from depthforge.evaluate import NYU_ANCHORS, evaluate
+from depthforge.evaluation.evaluate import NYU_ANCHORS, evaluate
 from depthforge.evaluation.metrics import METRIC_NAMES, compute_metrics
 from depthforge.models import build_model
 
@@ -107,9 +108,9 @@ def tiny_checkpoint(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tiny.ckpt"
     kwargs = {"width": 0.125, "levels": 3}
-    save_model(path, build_model("seed-unet", **kwargs),
-               meta("seed-unet", kwargs, config={"data": {"size": [48, 64]},
-                                                 "eval": {"protocol": "nyu", "max_depth": 10.0}}))
+    model = build_model("seed-unet", **kwargs)
+    model.set_contract(replace(model.contract, input_size=(48, 64)))
+    save_model(path, model, meta("seed-unet", kwargs, model))  # no recipe: evaluation is told the protocol
     return path
 
 
@@ -132,7 +133,7 @@ def test_evaluate_real_nyu_frames_with_a_checkpoint_without_baselines(realdata, 
 
     buf = io.StringIO()  # the command prints the published numbers after the table
     with redirect_stdout(buf):
-        assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--limit", "1",
+        assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--protocol", "nyu", "--limit", "1",
                      "--out", str(tmp_path / "eval1"), "--no-progress"]) == 0
     line = next(ln for ln in buf.getvalue().splitlines() if ln.startswith("published δ1 on NYU-Depth v2:"))
     assert "DenseDepth 0.846 · BinsFormer 0.925 · Depth Anything V2 0.984 — this model: " in line

@@ -8,12 +8,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from dataclasses import replace
 
 import depthforge
 from depthforge import DepthforgeError, build_model
-from depthforge.checkpoint import meta, save_model
+from depthforge.models.checkpoint import meta, save_model
 from depthforge.cli import main
-from depthforge.export import bench_onnx, export_onnx, load_onnx
+from depthforge.bench import bench_onnx
+from depthforge.inference.export import export_onnx
+from depthforge.inference.onnx import load_onnx
 
 KWARGS = {"width": 0.25, "levels": 3}
 TOL = 1e-4  # metres
@@ -36,7 +39,9 @@ def trained_like_model(seed=0):
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     ckpt = tmp / "model.ckpt"
-    save_model(ckpt, trained_like_model(), meta("seed-unet", KWARGS, config={"data": {"size": [96, 128]}}))
+    model = trained_like_model()
+    model.set_contract(replace(model.contract, input_size=(96, 128)))
+    save_model(ckpt, model, meta("seed-unet", KWARGS, model))
     result = export_onnx(ckpt, tmp / "model.onnx")
     return ckpt, tmp / "model.onnx", result
 
@@ -47,7 +52,9 @@ def test_export_writes_metadata_and_dynamic_axes(exported):
     model = onnx.load(str(path))
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["depthforge"]) == depthforge.load(ckpt).info
-    assert json.loads(props["depthforge.model"]) == {"metric": True, "max_depth": 10.0, "multiple": 8}
+    contract = json.loads(props["depthforge.contract"])
+    assert (contract["output"], contract["max_depth"], contract["multiple"]) == ("metric", 10.0, 8)
+    assert contract["input_size"] == [96, 128]
     dims = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert model.graph.input[0].name == "image" and dims == ["batch", "", "height", "width"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.ckpt", "model.onnx"]  # atomic
@@ -56,7 +63,7 @@ def test_export_writes_metadata_and_dynamic_axes(exported):
 def test_onnx_predictor_has_the_same_api(exported):
     ckpt, path, _ = exported
     p, q = depthforge.load(ckpt, device="cpu"), depthforge.load(path)
-    assert q.providers == ["CPUExecutionProvider"] and q.module is None
+    assert q.backend.details["providers"] == ["CPUExecutionProvider"] and q.module is None
     assert (q.metric, q.max_depth, q.multiple, q.train_size, q.info) == (p.metric, p.max_depth, p.multiple,
                                                                         p.train_size, p.info)
     depths = q([np.zeros((33, 47), np.uint8), np.ones((20, 20, 4), np.uint8)])
@@ -122,7 +129,7 @@ def test_loading_foreign_or_damaged_onnx_files(tmp_path):
     buf = io.BytesIO()
     torch.onnx.export(torch.nn.Conv2d(3, 1, 1), (torch.rand(1, 3, 4, 4),), buf, dynamo=False)
     (tmp_path / "plain.onnx").write_bytes(buf.getvalue())
-    with pytest.raises(DepthforgeError, match="plain.onnx: not a depthforge ONNX export"):
+    with pytest.raises(DepthforgeError, match="plain.onnx: not a depthforge export"):
         depthforge.load(tmp_path / "plain.onnx")
     with pytest.raises(DepthforgeError, match="missing.onnx: ONNX model not found"):
         load_onnx(tmp_path / "missing.onnx")

@@ -10,7 +10,7 @@ import torch
 
 from depthforge import DepthforgeError
 from depthforge.data.io import read_depth, read_image
-from depthforge.pointcloud import backproject, estimate_intrinsics, read_ply, save_ply, write_ply
+from depthforge.viz.pointcloud import backproject, estimate_intrinsics, read_ply, save_ply, write_ply
 
 K = np.array([[100.0, 0, 3.5], [0, 120.0, 2.5], [0, 0, 1]], np.float32)
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depthforge.checkpoint import read_checkpoint
+from depthforge.models.checkpoint import read_checkpoint
 from depthforge.cli import main
-from depthforge.config import apply_overrides, load_config
+from depthforge.recipe import apply_overrides, load_config
 from depthforge.data import build_dataset
 from depthforge.data.kitti import KB_CROP, KITTI_CALIB
 from depthforge.data.transforms import build_train_transform
-from depthforge.evaluate import NYU_ANCHORS, evaluate, markdown_table
+from depthforge.evaluation.evaluate import NYU_ANCHORS, evaluate
+from depthforge.evaluation.report import markdown_table
 from depthforge.evaluation.metrics import METRIC_NAMES
-from depthforge.train import fit
+from depthforge.training.fit import fit
 
 pytestmark = pytest.mark.slow
 

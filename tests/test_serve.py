@@ -10,12 +10,14 @@ import zlib
 import numpy as np
 import pytest
 import torch
+
+from depthforge.models import Contract, DepthModel
 from fastapi.testclient import TestClient
 from PIL import Image
 
 import depthforge
-from depthforge.pointcloud import read_ply
-from depthforge.serve import WEB, create_app
+from depthforge.viz.pointcloud import read_ply
+from depthforge.serve.app import WEB, create_app
 from conftest import make_checkpoint
 
 LIMIT = 200_000
@@ -180,8 +182,8 @@ def test_uploads_never_touch_the_system_temp_folder(client, tmp_path, monkeypatc
 
 
 def test_large_photos_get_a_subsampled_readout_map_and_cloud(monkeypatch):
-    from depthforge import serve
-    from depthforge.pointcloud import backproject, estimate_intrinsics
+    from depthforge.serve import app as serve
+    from depthforge.viz.pointcloud import backproject, estimate_intrinsics
 
     monkeypatch.setattr(serve, "HOVER_PIXELS", 100)
     monkeypatch.setattr(serve, "CLOUD_POINTS", 200)
@@ -209,16 +211,19 @@ def test_exif_orientation_is_applied(client):
     assert (body["width"], body["height"]) == (30, 40)
 
 
-class FarModel(torch.nn.Module):
+class FarModel(DepthModel):
     """A KITTI-range model (max_depth 80) whose far pixels lie beyond what 16-bit millimetres hold (65.535 m)."""
-    metric, max_depth, multiple = True, 80.0, 1
+
+    def __init__(self):
+        super().__init__()
+        self.set_contract(Contract("metric", 80.0, mean=(0.0,) * 3, std=(1.0,) * 3))
 
     def forward(self, x):
         return 1.0 + 90.0 * x.mean(1, keepdim=True)
 
 
 def test_far_range_model_downloads_depth_png_as_kitti256(tmp_path):
-    from depthforge.api import from_module
+    from depthforge.inference.predictor import from_module
 
     app = create_app(from_module(FarModel(), {}, "cpu"), workdir=str(tmp_path / "work"))
     with TestClient(app) as c:

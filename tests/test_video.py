@@ -7,7 +7,7 @@ import pytest
 
 import depthforge
 from depthforge import DepthforgeError
-from depthforge.video import is_video_source, predict_video
+from depthforge.inference.video import is_video_source, predict_video
 from conftest import make_checkpoint
 
 

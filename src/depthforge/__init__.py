@@ -5,6 +5,6 @@ __version__ = "0.1.0"
 
 from .errors import DepthforgeError
 from .models import build_model, count_parameters
-from .api import load, Predictor
+from .inference.predictor import load, Predictor
 
 __all__ = ["DepthforgeError", "build_model", "count_parameters", "load", "Predictor", "__version__"]

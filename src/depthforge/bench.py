@@ -1,20 +1,23 @@
-"""``depthforge bench``: speed and memory figures, compared within one run (ratios), since machines are noisy.
+"""Benchmarks (``depthforge bench``): speed and memory figures, compared within one run (ratios), since machines are noisy.
 
 Training-step configurations each run in a fresh subprocess so their peak memory (max RSS) is their own.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
+import statistics
+import tempfile
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from .cli import _MALLOC_TUNING
+from .tuning import MALLOC_TUNING
 
 STEP_CONFIGS = {
     # name: (precision, channels_last, malloc tuning)
@@ -35,7 +38,7 @@ def train_step_worker(precision: str, channels_last: bool, size: tuple[int, int]
     loss_fn = build_loss("seed")
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
     x = torch.rand(batch, 3, *size)
-    y = torch.rand(batch, 1, *size)
+    y = torch.rand(batch, 1, *size) * model.max_depth  # metres
     valid = torch.ones_like(y, dtype=torch.bool)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -45,7 +48,7 @@ def train_step_worker(precision: str, channels_last: bool, size: tuple[int, int]
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             pred = model(x)
-        loss = loss_fn(pred.float() / model.max_depth, y, valid)
+        loss = loss_fn(pred.float(), y, valid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -58,7 +61,7 @@ def _run_worker(name: str, size, batch: int, steps: int, width: float) -> dict:
     precision, cl, tuned = STEP_CONFIGS[name]
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     if tuned:
-        env["GLIBC_TUNABLES"] = _MALLOC_TUNING
+        env["GLIBC_TUNABLES"] = MALLOC_TUNING
     job = json.dumps({"precision": precision, "channels_last": cl, "size": list(size), "batch": batch,
                       "steps": steps, "width": width})
     proc = subprocess.run([sys.executable, "-m", "depthforge.bench", job], env=env, capture_output=True, text=True)
@@ -82,6 +85,39 @@ def predict_latency(size: tuple[int, int], width: float, n: int = 5) -> dict:
                 times.append(time.perf_counter() - t0)
         out[f"predict_ms_{name}"] = 1000 * min(times[1:])
     return out
+
+
+def bench_onnx(checkpoint: str | os.PathLike, size: tuple[int, int] = (240, 320), n: int = 5) -> dict[str, Any]:
+    """PyTorch vs onnxruntime latency on CPU, ms per image (batch 1, median of ``n`` interleaved runs).
+
+    ``size`` is rounded up to the model's multiple. Returns {"size", "n", "torch_ms", "onnx_ms", "speedup"
+    (torch_ms / onnx_ms), "max_abs_diff"}.
+    """
+    from .inference.export import export_module
+    from .inference.onnx import load_onnx
+    from .inference.predictor import from_module
+    from .models.checkpoint import load_checkpoint
+
+    model, info = load_checkpoint(checkpoint)
+    torch_predictor = from_module(model, info, "cpu", resize="pad")
+    m = torch_predictor.multiple
+    h, w = (-(-int(s) // m) * m for s in size)
+    with tempfile.TemporaryDirectory(prefix="depthforge-bench-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_module(model, info, onnx_path, check=False)
+        onnx_predictor = load_onnx(onnx_path, "cpu", resize="pad")
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+        times: dict[str, list[float]] = {"torch": [], "onnx": []}
+        outputs = {}
+        for i in range(n + 1):  # the first round warms up and is not counted
+            for name, predictor in (("torch", torch_predictor), ("onnx", onnx_predictor)):
+                start = time.perf_counter()
+                outputs[name] = predictor.predict_tensor(x)
+                if i:
+                    times[name].append((time.perf_counter() - start) * 1000)
+    torch_ms, onnx_ms = statistics.median(times["torch"]), statistics.median(times["onnx"])
+    return {"size": [h, w], "n": n, "torch_ms": torch_ms, "onnx_ms": onnx_ms, "speedup": torch_ms / onnx_ms,
+            "max_abs_diff": float((outputs["torch"] - outputs["onnx"]).abs().max())}
 
 
 def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, progress: bool = True,
@@ -109,39 +145,16 @@ def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, 
     results["render_per_s"] = render_rate(size=tuple(size), n=10)
     if onnx:
         say("onnxruntime vs PyTorch ...")
-        import tempfile
-
-        from .checkpoint import meta, save_model
-        from .export import bench_onnx
         from .models import build_model
+        from .models.checkpoint import meta, save_model
 
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "bench.ckpt")
-            save_model(path, build_model("seed-unet", width=width),
-                       meta("seed-unet", {"width": width}, {"data": {"size": list(size)}}))
+            model = build_model("seed-unet", width=width)
+            save_model(path, model, meta("seed-unet", {"width": width}, model))
             for k, v in bench_onnx(path, size=tuple(size)).items():
                 results[f"onnx_{k}" if not k.startswith("onnx") else k] = v
     return results
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--steps", type=int, default=2, help="timed training steps per configuration (best is kept)")
-    p.add_argument("--width", type=float, default=1.0, help="U-Net width multiplier (1.0 = the seed's)")
-    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime comparison")
-
-
-def run(args: argparse.Namespace) -> int:
-    results = bench(tuple(args.size), args.batch, args.steps, args.width, progress=not args.json,
-                    onnx=not args.no_onnx)
-    if args.json:
-        print(json.dumps(results))
-        return 0
-    for key, value in results.items():
-        print(f"{key:48s} {value:.3f}" if isinstance(value, float) else f"{key:48s} {value}")
-    return 0
 
 
 if __name__ == "__main__":  # subprocess worker: one training-step configuration

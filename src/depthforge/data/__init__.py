@@ -1,4 +1,4 @@
-"""Datasets by name, and the loader plumbing that keeps a bad file from stopping an epoch.
+"""data/: files -> samples. Datasets by name, and the loader plumbing that keeps a bad file from stopping an epoch.
 
 A dataset is a torch Dataset of sample dicts (see ``sample.make_sample``) at the files' native size;
 ``build_dataset`` picks one by name (``synth``, ``folder``, ...) or detects it from a path.
@@ -16,11 +16,12 @@ from typing import Any, Callable
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import DepthforgeError
+from ..registry import Registry
 from .sample import make_sample
 
 log = logging.getLogger(__name__)
 
-DATASETS: dict[str, Callable[..., Dataset]] = {}
+DATASETS = Registry("dataset")
 # name -> predicate(path) telling whether a path holds that format; tried in insertion order.
 DETECTORS: dict[str, Callable[[Path], bool]] = {}
 
@@ -29,7 +30,7 @@ def register(name: str, detect: Callable[[Path], bool] | None = None):
     """Class/function decorator adding a dataset factory ``factory(split=..., **options)`` under ``name``."""
 
     def wrap(factory):
-        DATASETS[name] = factory
+        DATASETS.register(name, factory)
         if detect is not None:
             DETECTORS[name] = detect
         return factory
@@ -61,12 +62,11 @@ def build_dataset(spec: str | os.PathLike | dict[str, Any], split: str = "test",
         if not options.get("root"):
             raise DepthforgeError("data: 'name: auto' needs a 'root' path")
         name = detect_format(options["root"])
-    if name not in DATASETS:
-        raise DepthforgeError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    DATASETS.get_factory(name)  # one line for an unknown name, before paths are checked
     root = options.get("root")
     if root is not None and not Path(root).exists():
         raise DepthforgeError(f"{root}: dataset not found (data.root of dataset {name!r})")
-    return DATASETS[name](split=split, **options)
+    return DATASETS.build(name, split=split, **options)
 
 
 class SkipBad(Dataset):
@@ -104,7 +104,9 @@ class SkipBad(Dataset):
         seen, self._flags[i] = self._flags[i], 1
         return not seen
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        """``item``: an index, or (index, seed) for the transform's random draws."""
+        i, seed = item if isinstance(item, tuple) else (item, None)
         try:
             sample = self.dataset[i]
             if not bool(sample["valid"].any()):
@@ -113,7 +115,7 @@ class SkipBad(Dataset):
             if self._first_time(i):
                 log.warning("skipping sample %d: %s", i, e)
             return None
-        return self.transform(sample) if self.transform else sample
+        return self.transform(sample, seed) if self.transform else sample
 
     def with_transform(self, transform: Callable[[dict], dict] | None) -> "SkipBad":
         """The same samples under another transform, sharing the record of skipped ones (so each is warned once)."""

@@ -29,8 +29,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import (DEPTH_SUFFIXES, check_encoding, find_list, is_image_file, parse_list, read_depth, read_image,
-                 read_list, safe_name)
+from .io import DEPTH_SUFFIXES, check_encoding, find_list, is_image_file, parse_list, read_depth, read_image, read_list, safe_name
 from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 
 RGB_DIRS = ("rgb", "image", "images")

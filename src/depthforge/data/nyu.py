@@ -28,8 +28,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from . import register
-from .io import (ZipReader, check_encoding, decode_depth, file_error, find_list, parse_list, read_depth,
-                 read_depth_raw, read_image, read_list, safe_name)
+from .io import ZipReader, check_encoding, decode_depth, file_error, find_list, parse_list, read_depth, read_depth_raw, read_image, read_list, safe_name
 from .sample import NYU_INTRINSICS_640, check_same_size, make_sample, with_focal
 
 NYU_SIZE = (480, 640)  # H, W of every NYU-Depth v2 frame

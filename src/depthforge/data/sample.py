@@ -9,12 +9,17 @@ import torch
 from .io import file_error
 
 
+# Beyond this a depth file holds wrong units or garbage (no RGB-D sensor or LiDAR measures 1 km indoors or on a road).
+MAX_PLAUSIBLE_DEPTH = 1000.0
+
+
 def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
                 intrinsics: np.ndarray | None = None) -> dict:
     """Arrays -> sample dict of tensors.
 
     image: float32 (H,W,3) in [0,1]; depth: float32 metres (H,W), 0/non-finite = invalid (None: no ground truth,
-    stored as all-invalid zeros); intrinsics: (3,3) pixels at this image size.
+    stored as all-invalid zeros; beyond ``MAX_PLAUSIBLE_DEPTH`` it raises, so training skips the file and
+    ``depthforge data check`` lists it); intrinsics: (3,3) pixels at this image size.
     Returns {"image": [3,H,W] float32, "depth": [1,H,W] float32, "valid": [1,H,W] bool, "name": str,
     "intrinsics": [3,3] float32 (only when given)}.
     """
@@ -22,6 +27,9 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
     if depth is None:
         depth = np.zeros((h, w), np.float32)
     depth = np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+    if depth.size and float(depth.max()) > MAX_PLAUSIBLE_DEPTH:
+        raise file_error(f"{name}: depth up to {float(depth.max()):.3g} m, beyond any plausible range "
+                         f"(> {MAX_PLAUSIBLE_DEPTH:g} m): wrong units or a damaged file", "absurd depth")
     sample = {
         "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)),
         "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..errors import DepthforgeError
 from . import register
-from .io import write_bytes, write_depth_png, write_image
+from ..files import write_bytes, write_depth_png, write_image
 from .sample import NYU_INTRINSICS_640, make_sample, scale_intrinsics
 
 SPLITS = {"train": 0, "val": 1, "test": 2}

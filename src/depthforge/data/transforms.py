@@ -7,7 +7,6 @@ touch the image only. ``build_train_transform`` composes them from a config's ``
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 from typing import Any, Callable
@@ -158,10 +157,10 @@ AUGMENT_KEYS = ("hflip", "crop", "rotate", "jitter")
 class TrainTransform:
     """Random augmentation then a fixed output size; see ``build_train_transform``.
 
-    Draws come from a torch.Generator of its own, seeded on first use in each process from
-    ``torch.initial_seed()`` (what ``torch.manual_seed``/Lightning's ``seed_everything`` set in the main process
-    and DataLoader gives each worker), so a run with a fixed seed sees the same augmentations, and each worker
-    different ones. ``seed(n)`` reseeds it in the current process.
+    Draws come from the ``seed`` given with the sample (training passes one derived from the run's seed, the
+    epoch and the sample's index, so the draws do not depend on workers and a resumed run repeats them); without
+    one, from a torch.Generator of its own, seeded on first use in each process from ``torch.initial_seed()``.
+    ``seed(n)`` reseeds that generator in the current process.
     """
 
     def __init__(self, cfg: dict, size: tuple[int, int]):
@@ -203,25 +202,27 @@ class TrainTransform:
     def __getstate__(self):
         return {**self.__dict__, "_generator": None, "_pid": None}
 
-    def _uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * float(torch.rand((), generator=self._gen()))
+    def __call__(self, sample: dict, seed: int | None = None) -> dict:
+        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else self._gen()
 
-    def __call__(self, sample: dict) -> dict:
+        def uniform(lo: float, hi: float) -> float:
+            return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
         if self.rotate:
-            sample = rotate(sample, self._uniform(-self.rotate, self.rotate))
+            sample = rotate(sample, uniform(-self.rotate, self.rotate))
         if self.crop is True:
             h0, w0 = sample["image"].shape[-2:]
             s = max(self.size[0] / h0, self.size[1] / w0)
             if s > 1:  # too small to crop from: enlarge just enough, keeping the aspect ratio
                 sample = resize(sample, (math.ceil(h0 * s), math.ceil(w0 * s)))
-            sample = random_crop(sample, self.size, self._gen())
+            sample = random_crop(sample, self.size, gen)
         elif self.crop:
-            sample = random_crop(sample, self.crop, self._gen())
+            sample = random_crop(sample, self.crop, gen)
         sample = resize(sample, self.size)
-        if self.hflip and float(torch.rand((), generator=self._gen())) < self.hflip:
+        if self.hflip and float(torch.rand((), generator=gen)) < self.hflip:
             sample = hflip(sample)
         if self.jitter:
-            sample = adjust_color(sample, **{k: self._uniform(*r) for k, r in self.jitter.items()})
+            sample = adjust_color(sample, **{k: uniform(*r) for k, r in self.jitter.items()})
         return sample
 
 
@@ -238,7 +239,7 @@ def build_train_transform(cfg: dict, size: tuple[int, int]) -> Callable[[dict], 
     return TrainTransform(cfg, size)
 
 
-def identity(sample: dict) -> dict:
+def identity(sample: dict, seed: int | None = None) -> dict:
     return sample
 
 
@@ -246,4 +247,5 @@ def build_eval_transform(size: tuple[int, int] | None) -> Callable[[dict], dict]
     """Evaluation/validation: resize to ``size`` (H, W) — nearest for depth — or nothing when ``size`` is None."""
     if size is None:
         return identity
-    return functools.partial(resize, size=(int(size[0]), int(size[1])))
+    size = (int(size[0]), int(size[1]))
+    return lambda sample, seed=None: resize(sample, size)

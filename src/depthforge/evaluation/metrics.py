@@ -151,7 +151,11 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-ALIGN_MODES = ("none", "median", "lstsq")
+ALIGN_MODES = ("none", "median", "lstsq", "median-disparity", "lstsq-disparity")
+# What evaluation does to each output kind unless told otherwise. Disparity is aligned in disparity, as Depth
+# Anything V2's maintainers recommend (DA-V2 issue #157) and Booster does; then inverted to depth.
+DEFAULT_ALIGN = {"metric": "none", "relative": "median", "disparity": "lstsq-disparity"}
+MIN_DISPARITY = 1e-6
 
 
 def align(pred, gt, valid=None, mode: str = "median") -> np.ndarray:
@@ -162,8 +166,8 @@ def align(pred, gt, valid=None, mode: str = "median") -> np.ndarray:
     scale s and shift t that minimise Σ(s·pred + t − gt)² over valid pixels. With no valid pixel pred is returned
     unchanged.
     """
-    if mode not in ALIGN_MODES:
-        raise ValueError(f"unknown alignment {mode!r}; known: {', '.join(ALIGN_MODES)}")
+    if mode not in ("none", "median", "lstsq"):
+        raise ValueError(f"unknown alignment {mode!r}; known: none, median, lstsq")
     pred, gt, mask = _pair(pred, gt, valid)
     mask &= np.isfinite(pred)
     if mode == "none" or not mask.any():
@@ -173,6 +177,32 @@ def align(pred, gt, valid=None, mode: str = "median") -> np.ndarray:
         return pred * (np.median(g) / np.median(p))
     (s, t), *_ = np.linalg.lstsq(np.stack([p, np.ones_like(p)], axis=1), g, rcond=None)
     return s * pred + t
+
+
+def to_metres(pred, gt, valid=None, output: str = "metric", mode: str | None = None) -> np.ndarray:
+    """A model's output (H,W) of kind ``output`` ("metric" | "relative" | "disparity") -> depth in metres.
+
+    ``mode`` (default ``DEFAULT_ALIGN[output]``): "none", or "median"/"lstsq" fitted in depth, or
+    "median-disparity"/"lstsq-disparity" fitted in inverse depth (1/gt) and inverted back. A disparity output is
+    inverted before a depth-space fit; a depth output is inverted before a disparity-space fit. Fits use the
+    pixels of ``valid`` with finite gt > 0. Returns float64 (H,W); a non-positive aligned disparity becomes 0
+    (invalid) rather than a negative depth.
+    """
+    mode = DEFAULT_ALIGN[output] if mode is None else mode
+    if mode not in ALIGN_MODES:
+        raise DepthforgeError(f"alignment {mode!r}: choose from {', '.join(ALIGN_MODES)}")
+    pred = _image(pred, "pred")
+    in_disparity = mode.endswith("-disparity")
+    if (output == "disparity") != in_disparity:  # bring the output into the space of the fit
+        with np.errstate(divide="ignore"):
+            pred = np.where(pred > 0, 1.0 / np.maximum(pred, MIN_DISPARITY), 0.0)
+    if not in_disparity:
+        return align(pred, gt, valid, mode)
+    g = _image(gt, "gt")
+    with np.errstate(divide="ignore"):
+        inv_gt = np.where(np.isfinite(g) & (g > 0), 1.0 / np.where(g > 0, g, 1.0), 0.0)
+    disp = align(pred, inv_gt, valid, mode.removesuffix("-disparity"))
+    return np.where(disp > MIN_DISPARITY, 1.0 / np.maximum(disp, MIN_DISPARITY), 0.0)
 
 
 def soft_accuracy(pred, gt, valid=None, max_depth: float = 10.0) -> float:

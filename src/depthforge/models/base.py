@@ -55,7 +55,12 @@ class Contract:
         if int(self.multiple) < 1:
             raise ValueError(f"multiple must be >= 1, not {self.multiple!r}")
         if self.input_size is not None:
-            h, w = (int(s) for s in self.input_size)
+            try:
+                h, w = (int(s) for s in self.input_size)
+            except (TypeError, ValueError):
+                raise ValueError(f"input_size must be [H, W], not {self.input_size!r}") from None
+            if h < 1 or w < 1:
+                raise ValueError(f"input_size must be [H, W] of positive integers, not {[h, w]}")
             object.__setattr__(self, "input_size", (h, w))
 
     @property

@@ -13,8 +13,8 @@ import os
 import numpy as np
 
 from .colors import colorize
-from .data.io import to_uint8, write_bytes
-from .errors import DepthforgeError
+from ..files import to_uint8, write_bytes
+from ..errors import DepthforgeError
 
 log = logging.getLogger(__name__)
 

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from .config import apply_overrides, load_config
+from .train import add_recipe_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default="quick", help="recipe (default: quick)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. train.epochs=2")
+    add_recipe_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .api import load
-    from .data.synth import write_dataset
-    from .evaluate import evaluate, print_table
-    from .predict import collect_inputs, predict_images
-    from .train import fit
+    from ..inference.predictor import load
+    from ..data.synth import write_dataset
+    from ..evaluation.evaluate import evaluate
+    from ..evaluation.report import print_table
+    from ..inference.predict import collect_inputs, predict_images
+    from ..recipe import resolve
+    from ..training.fit import fit
 
-    cfg = apply_overrides(load_config(args.config), args.overrides)
+    recipe = resolve(args.config, args.overrides)
     progress = not args.no_progress
-    print(f"[1/3] training {cfg['model']['name']} on {cfg['data']['name']} ({cfg['train']['epochs']} epochs)")
-    out = fit(cfg, progress=progress)
+    print(f"[1/3] training {recipe.model.name} on {recipe.data.name} ({recipe.train.epochs} epochs)")
+    out = fit(recipe, progress=progress, overwrite=True)
     best = out / "checkpoints" / "best.ckpt"
     print("[2/3] evaluating on the held-out test scenes")
     results = evaluate(best, out=out / "eval", progress=progress)

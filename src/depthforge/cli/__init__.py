@@ -1,5 +1,6 @@
-"""The ``depthforge`` command. Each subcommand lives in its own module exposing
-``add_arguments(parser)`` and ``run(args) -> int``; this file only wires them together."""
+"""cli/: the ``depthforge`` command, a thin layer over the library. Each subcommand is one module here exposing
+``add_arguments(parser)`` and ``run(args) -> int`` that parses arguments and calls the library; this file only
+wires them together."""
 from __future__ import annotations
 
 import argparse
@@ -8,21 +9,21 @@ import logging
 import os
 import sys
 
-from .errors import DepthforgeError
+from ..errors import DepthforgeError
+from ..tuning import MALLOC_TUNING
 
 COMMANDS = {
-    "demo": ("depthforge.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
-    "train": ("depthforge.train", "train a model from a YAML recipe (default: configs/quick.yaml)"),
-    "eval": ("depthforge.evaluate", "evaluate a checkpoint with the field's standard metrics"),
-    "predict": ("depthforge.predict", "predict depth for images, folders, videos or a webcam"),
-    "data": ("depthforge.data.cli", "generate synthetic scenes, check a dataset"),
-    "bench": ("depthforge.bench", "speed and memory figures"),
-    "export": ("depthforge.export", "export a checkpoint to ONNX"),
-    "serve": ("depthforge.serve", "web page and API for a checkpoint"),
+    "demo": ("depthforge.cli.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
+    "train": ("depthforge.cli.train", "train a model from a YAML recipe (default: configs/quick.yaml)"),
+    "eval": ("depthforge.cli.eval", "evaluate a model with the field's standard metrics"),
+    "predict": ("depthforge.cli.predict", "predict depth for images, folders, videos or a webcam"),
+    "models": ("depthforge.cli.models", "list the registered models with their size and contract"),
+    "data": ("depthforge.cli.data", "generate synthetic scenes, check a dataset"),
+    "bench": ("depthforge.cli.bench", "speed and memory figures"),
+    "export": ("depthforge.cli.export", "export a model to ONNX"),
+    "serve": ("depthforge.cli.serve", "web page and API for a model"),
 }
 
-# glibc returning freed memory to the kernel on every step made page faults half of a CPU training step.
-_MALLOC_TUNING = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 _TUNED = {"demo", "train", "bench", "eval"}
 
 
@@ -32,7 +33,7 @@ def _tune_malloc(command: str) -> None:
         return
     if not sys.platform.startswith("linux"):
         return
-    env = dict(os.environ, GLIBC_TUNABLES=_MALLOC_TUNING)
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNING)
     try:
         os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], env)
     except OSError:

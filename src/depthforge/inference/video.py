@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .colors import colorize, depth_range
-from .data.io import atomic_path
-from .errors import DepthforgeError
+from ..viz.colors import colorize, depth_range
+from ..files import atomic_path
+from ..errors import DepthforgeError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import DepthforgeError
+from ..errors import DepthforgeError
 
 PERCENTILES = (2.0, 98.0)  # default range: robust to a few stray pixels
 

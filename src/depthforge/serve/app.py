@@ -16,7 +16,6 @@ live only in a private temporary folder (random hex ids, oldest evicted, removed
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -39,17 +38,17 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
-from .colors import colorize, depth_range, legend
-from .data.io import (PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, pil_to_array,
-                      png16_encoding, write_bytes)
-from .errors import DepthforgeError
-from .pointcloud import backproject, estimate_intrinsics, ply_bytes
+from ..viz.colors import colorize, depth_range, legend
+from ..data.io import pil_to_array
+from ..files import PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, png16_encoding, write_bytes
+from ..errors import DepthforgeError
+from ..viz.pointcloud import backproject, estimate_intrinsics, ply_bytes
 
 log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent / "web"
 ID_RE = re.compile(r"[0-9a-f]{32}")
-MAX_PIXELS = 40_000_000   # decompression-bomb guard, checked from the header before decoding
+from . import MAX_PIXELS
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
 MULTIPART_OVERHEAD = 64 * 1024
@@ -300,28 +299,3 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
                             content_disposition_type="attachment" if attachment else "inline")
 
     return app
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="depthforge checkpoint or exported .onnx")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (MB)")
-    parser.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6,
-                        help="largest image accepted, in millions of pixels (decompression-bomb guard)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
-    parser.add_argument("--fov", type=float, default=60.0,
-                        help="horizontal field of view (degrees) assumed for the point cloud")
-
-
-def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .api import load
-
-    predictor = load(args.checkpoint, device=args.device)
-    app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                     max_pixels=int(args.max_megapixels * 1e6), fov_deg=args.fov)
-    print(f"depthforge serve: {predictor!r}\nopen http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
-    return 0

@@ -21,13 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "synth":
-        from .synth import write_dataset
+        from ..data.synth import write_dataset
 
         out = write_dataset(args.out, args.n, size=tuple(args.size), split=args.split, holes=args.holes)
         print(f"{args.n} scenes written to {out}")
         return 0
-    from . import DATASETS
-    from .check import check_dataset, format_report
+    from ..data import DATASETS
+    from ..data.check import check_dataset, format_report
 
     spec = {"name": args.dataset} if args.dataset in DATASETS else {"name": "auto", "root": args.dataset}
     if args.encoding is not None:  # the layout is still detected: nyu, kitti and folder all take it

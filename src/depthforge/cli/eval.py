@@ -1,0 +1,35 @@
+"""``depthforge eval``: a model on a test set with the field's protocol, failure modes and baselines."""
+from __future__ import annotations
+
+import argparse
+
+from ..evaluation.metrics import ALIGN_MODES, PROTOCOLS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
+    p.add_argument("--data", help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
+                   "(default: the recipe's test set)")
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), help="crop and depth cap (default: from the data)")
+    p.add_argument("--max-depth", type=float, help="override the protocol's depth cap (metres)")
+    p.add_argument("--align", choices=ALIGN_MODES, help="align relative predictions (default: none for metric "
+                   "models, median otherwise)")
+    p.add_argument("--flip", action="store_true", help="average with the horizontally flipped prediction")
+    p.add_argument("--limit", type=int, help="evaluate the first N images only")
+    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.evaluate import evaluate
+    from ..evaluation.report import anchor_line, print_table
+
+    results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
+                       flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=args.out,
+                       progress=not args.no_progress, device=args.device)
+    print_table(results)
+    if results.get("anchors"):
+        print(anchor_line(results))
+    print(f"results: {results['out']}/metrics.json, metrics.md, best_worst.png")
+    return 0

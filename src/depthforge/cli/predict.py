@@ -1,0 +1,52 @@
+"""``depthforge predict``: depth for images, folders, videos or a webcam."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (a dataset folder with rgb/ and depth/ brings its ground truth), "
+                        "a video file, or a camera index such as 0")
+    p.add_argument("--checkpoint", required=True, help="a depthforge checkpoint (.ckpt) or exported .onnx")
+    p.add_argument("--out", default="outputs/predict", help="output folder (default: outputs/predict)")
+    p.add_argument("--gt", help="ground-truth depth file (or folder matched by file stem) for the panel")
+    p.add_argument("--gt-encoding", default="mm", help="ground truth encoding: mm, kitti256, tum5000, sunrgbd, "
+                   "nyu8bit, metres (.npy)")
+    p.add_argument("--ply", action="store_true", help="also write a coloured point cloud (PLY) per image")
+    p.add_argument("--intrinsics", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"),
+                   help="camera intrinsics for --ply (default: a dataset folder's intrinsics.txt, else "
+                        "estimated from a 60° field of view)")
+    p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--resize", choices=("train", "pad"), default="train",
+                   help="run at the training size (default) or pad the full image")
+    p.add_argument("--max-frames", type=int, help="videos/cameras: stop after N frames")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.sample import intrinsics_matrix
+    from ..files import ensure_dir
+    from ..inference.predict import collect_inputs, predict_images
+    from ..inference.predictor import load
+    from ..inference.video import is_video_source, predict_video
+
+    predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
+    out = ensure_dir(args.out)
+    videos = [a for a in args.inputs if is_video_source(a)]
+    images = [a for a in args.inputs if a not in videos]
+    k = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
+    written = failed = 0
+    for source in videos:
+        src = int(source) if source.isdigit() else source
+        name = f"camera{source}" if isinstance(src, int) else Path(source).stem
+        stats = predict_video(predictor, src, out / f"{name}_depth.mp4", max_frames=args.max_frames)
+        print(f"{source}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {stats['path']}")
+        written += 1
+    if images:
+        d, f = predict_images(predictor, collect_inputs(images), out, gt=args.gt, gt_encoding=args.gt_encoding,
+                              ply=args.ply, intrinsics=k)
+        written, failed = written + d, failed + f
+    print(f"{written} written to {out}" + (f", {failed} failed (see warnings)" if failed else ""))
+    return 0 if written or not failed else 1

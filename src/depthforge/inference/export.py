@@ -1,0 +1,108 @@
+"""Export: a model as an ONNX file that ``depthforge.load`` runs with ONNX Runtime or OpenVINO.
+
+The graph is the network alone, image [N,3,H,W] in [0,1] -> [N,1,H,W], with dynamic N, H and W (H and W
+multiples of the model's ``multiple``); resizing and padding stay outside, in ``inference.resize.infer``, shared
+with PyTorch. The checkpoint's metadata travels in the model's ``metadata_props``: ``depthforge`` (the checkpoint's
+info: model, recipe) and ``depthforge.contract`` (the model's contract), so ``depthforge.load("model.onnx")``
+predicts exactly as ``depthforge.load(checkpoint)``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DepthforgeError
+from ..files import write_bytes
+from ..models.base import DepthModel
+from .onnx import CONTRACT_KEY, INPUT, META_KEY, OUTPUT, first_line, session
+
+log = logging.getLogger(__name__)
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+def _example_size(model: DepthModel) -> tuple[int, int]:
+    m = model.multiple
+    h, w = model.contract.input_size or (8 * m, 8 * m)
+    return -(-h // m) * m, -(-w // m) * m
+
+
+def _to_proto(model: torch.nn.Module, example: torch.Tensor, opset: int, exporter: str):
+    import onnx
+
+    if exporter == "torchscript":
+        buf = io.BytesIO()
+        axes = {0: "batch", 2: "height", 3: "width"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (example,), buf, dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_axes={INPUT: axes, OUTPUT: axes}, opset_version=opset)
+        return onnx.load_from_string(buf.getvalue())
+    m = model.multiple
+    dim = torch.export.Dim
+    shapes = {"image": {0: dim("batch", min=1), 2: m * dim("h", min=1), 3: m * dim("w", min=1)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                    dynamic_shapes=shapes, opset_version=opset, verbose=False)
+    return program.model_proto
+
+
+def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, opset: int | None = None,
+                  exporter: str = "torchscript", check: bool = True) -> dict[str, Any]:
+    """Export a depth model with its checkpoint metadata to ``onnx_path`` (atomic write).
+
+    Returns {"path", "opset", "exporter", "bytes", "max_abs_diff"}; the last compares onnxruntime with PyTorch
+    on a random batch of 2 at a size other than the example's, so the dynamic axes are checked too
+    (None with ``check=False``).
+    """
+    import onnx
+
+    if exporter not in EXPORTERS:
+        raise DepthforgeError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    path = Path(onnx_path)
+    if path.suffix.lower() != ".onnx":
+        raise DepthforgeError(f"{path}: the ONNX file name must end in .onnx (depthforge.load goes by the suffix)")
+    opset = opset or (17 if exporter == "torchscript" else 18)
+    model = model.cpu().eval()
+    h, w = _example_size(model)
+    example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    try:
+        proto = _to_proto(model, example, opset, exporter)
+    except Exception as e:  # exporters raise many types; the user needs the first line
+        raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {first_line(e)}") from None
+    for key, value in ((META_KEY, info), (CONTRACT_KEY, model.contract.to_dict())):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    proto.producer_name = "depthforge"
+    data = proto.SerializeToString()
+    onnx.checker.check_model(data)
+    write_bytes(path, data)
+    diff = None
+    if check:
+        m = model.multiple
+        x = torch.rand(2, 3, h + m, w + 2 * m, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        out = session(path, ["CPUExecutionProvider"]).run([OUTPUT], {INPUT: x.numpy()})[0]
+        diff = float(np.abs(out - ref).max())
+    return {"path": str(path), "opset": opset, "exporter": exporter, "bytes": len(data), "max_abs_diff": diff}
+
+
+def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
+                exporter: str = "torchscript", check: bool = True) -> dict[str, Any]:
+    """Checkpoint -> ONNX file; see ``export_module``."""
+    from ..models.checkpoint import load_checkpoint
+
+    model, info = load_checkpoint(checkpoint)
+    return export_module(model, info, onnx_path, opset, exporter, check)
+
+

@@ -1,0 +1,212 @@
+"""Using a model from Python: ``depthforge.load(source)`` -> a ``Predictor``.
+
+    import depthforge
+    predict = depthforge.load("runs/quick/checkpoints/best.ckpt")  # or "model.onnx", a Hugging Face folder or
+    depth = predict("photo.jpg")                                  # hub id; device="cuda"; runtime="openvino"
+    depths = predict([rgb_uint8, gray_uint16, pil_image])         # a list in -> a list out
+    print(predict.output, predict.max_depth, predict.contract.input_size)
+
+The predictor reads everything from the model's contract (``models.base.Contract``) and runs the network through
+an interchangeable back end: PyTorch, ONNX Runtime or OpenVINO (``Backend``).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.io import pil_to_array, read_image
+from ..errors import DepthforgeError
+from ..models.base import Contract, DepthModel
+from .resize import infer
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+RESIZE_MODES = ("train", "pad")
+
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DepthforgeError(f"device {device}: CUDA is not available on this machine (use device='cpu')")
+    return device
+
+
+@dataclass
+class Backend:
+    """How a predictor runs the network: ``forward(x [N,3,H,W] float32 on device) -> [N,1,H,W]``."""
+
+    name: str  # "torch", "onnxruntime" or "openvino"
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    module: torch.nn.Module | None = None  # the PyTorch model, when the back end is PyTorch
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. onnxruntime's providers
+
+
+def to_image(x: ImageLike, name: str = "image") -> np.ndarray:
+    """An image in any accepted form -> float32 RGB (H,W,3) in [0,1].
+
+    Accepts a path (read with ``read_image``), a PIL image, or an array: (H,W) gray, (H,W,1), (H,W,3) RGB or
+    (H,W,4) RGBA (alpha dropped); uint8 (/255), uint16 (/65535), bool, or float already in [0,1].
+    """
+    if isinstance(x, (str, os.PathLike)):
+        return read_image(x)
+    if isinstance(x, Image.Image):
+        return pil_to_array(x)
+    if isinstance(x, torch.Tensor):
+        raise DepthforgeError(f"{name}: got a torch tensor; use predictor.predict_tensor for [N,3,H,W] tensors")
+    if not isinstance(x, np.ndarray):
+        raise DepthforgeError(f"{name}: expected a path, PIL image or NumPy array, got {type(x).__name__}")
+    a = x
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        a = a[..., :3] if a.shape[2] >= 3 else a[..., 0]
+    if a.ndim != 2 and not (a.ndim == 3 and a.shape[2] == 3):
+        raise DepthforgeError(f"{name}: image array must be (H,W), (H,W,3) or (H,W,4), got shape {x.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise DepthforgeError(f"{name}: image array is empty (shape {x.shape})")
+    if a.dtype == np.uint8 or a.dtype == np.bool_:
+        a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise DepthforgeError(f"{name}: float image has NaN or infinite values")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            raise DepthforgeError(f"{name}: float image values must be in [0, 1], got [{lo:g}, {hi:g}] "
+                                  "(divide uint8 data by 255)")
+    else:
+        raise DepthforgeError(f"{name}: unsupported image dtype {a.dtype} (use uint8, uint16 or float in [0,1])")
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return np.ascontiguousarray(a)
+
+
+class Predictor:
+    """Depth for images of any size with a network behind a ``Backend``, as its ``Contract`` declares.
+
+    Call it on one image (path, PIL image or array; see ``to_image``) to get float32 (H,W) at the image's size —
+    metres for ``output == "metric"``, relative depth for "relative", relative disparity for "disparity" — or on
+    a list to get a list (same-size images run as one batch). ``resize="train"`` resizes to the model's preferred
+    input size (``contract.input_size``: the scale it learned), padding to ``multiple`` when it has none;
+    ``"pad"`` always pads. ``flip=True`` averages with the prediction of the mirrored image.
+    """
+
+    def __init__(self, backend: Backend, contract: Contract, info: dict, resize: str = "train", flip: bool = False,
+                 batch_size: int = 8, source: str = ""):
+        if resize not in RESIZE_MODES:
+            raise DepthforgeError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise DepthforgeError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.backend, self.contract, self.info = backend, contract, info
+        self.resize, self.flip, self.batch_size, self.source = resize, bool(flip), batch_size, source
+
+    # the contract's facts, read by every consumer
+    output = property(lambda self: self.contract.output)
+    metric = property(lambda self: self.contract.metric)
+    max_depth = property(lambda self: self.contract.max_depth)
+    multiple = property(lambda self: self.contract.multiple)
+    train_size = property(lambda self: self.contract.input_size)
+    device = property(lambda self: self.backend.device)
+    module = property(lambda self: self.backend.module)
+
+    def __repr__(self) -> str:
+        name = (self.info.get("model") or {}).get("name", "?")
+        return (f"Predictor({name!r}, {self.backend.name} on {self.device}, output={self.output}, "
+                f"input_size={self.train_size}, resize={self.resize!r})")
+
+    def _size(self, resize: str | None) -> tuple[int, int] | None:
+        resize = self.resize if resize is None else resize
+        if resize not in RESIZE_MODES:
+            raise DepthforgeError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        return self.train_size if resize == "train" else None
+
+    @torch.inference_mode()
+    def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None) -> torch.Tensor:
+        """Images [N,3,H,W] float in [0,1] (any H, W) -> [N,1,H,W] float32 (see the class), on the input's device."""
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise DepthforgeError(f"predict_tensor expects a [N,3,H,W] tensor, got {shape}")
+        x = images.to(self.device, torch.float32)
+        y = infer(self.backend.forward, x, self.multiple, self._size(resize), self.flip if flip is None else flip)
+        return y.to(images.device)
+
+    def __call__(self, images: ImageLike | Sequence[ImageLike], resize: str | None = None,
+                 flip: bool | None = None) -> np.ndarray | list[np.ndarray]:
+        """Depth (H,W) float32 for one image, or a list of them for a list/tuple of images."""
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        arrays = [to_image(x, x if isinstance(x, (str, os.PathLike)) else f"image {i}") for i, x in enumerate(items)]
+        out: list[np.ndarray | None] = [None] * len(arrays)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, a in enumerate(arrays):
+            by_size.setdefault(a.shape[:2], []).append(i)
+        for indices in by_size.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                batch = torch.from_numpy(np.stack([arrays[i] for i in chunk]).transpose(0, 3, 1, 2).copy())
+                depth = self.predict_tensor(batch, resize, flip)[:, 0].cpu().numpy().astype(np.float32)
+                for i, d in zip(chunk, depth):
+                    out[i] = d
+        return out[0] if single else out
+
+
+def from_module(model: DepthModel, info: dict, device: str | torch.device | None = None,
+                **options: Any) -> Predictor:
+    """A Predictor around a PyTorch depth model (e.g. one just trained) and its checkpoint metadata."""
+    device = default_device(device)
+    model = model.to(device).eval()
+    return Predictor(Backend("torch", model, device, module=model), model.contract, info, **options)
+
+
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "organisation/model" on the Hugging Face hub
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
+
+
+def load(source: str | os.PathLike, device: str | torch.device | None = None, runtime: str | None = None,
+         **options: Any) -> Predictor:
+    """A model -> ``Predictor``. ``source``: a depthforge checkpoint (``.ckpt``/``.pt``, loaded safely), an
+    exported ``.onnx`` (or OpenVINO ``.xml``), a Hugging Face model folder, or a hub id
+    (``depth-anything/Depth-Anything-V2-Small-hf``).
+
+    ``device``: "cpu", "cuda", ... (default: CUDA when available). ``runtime``: "torch", "onnxruntime" or
+    "openvino" (default: by the file). ``options``: ``resize`` ("train" | "pad"), ``flip`` (bool),
+    ``batch_size`` (int) — the Predictor's defaults, each overridable per call.
+    """
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if runtime is not None and runtime not in RUNTIMES:
+        raise DepthforgeError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if suffix in (".onnx", ".xml"):
+        if runtime == "openvino" or suffix == ".xml":
+            from .openvino import load_openvino
+
+            return load_openvino(path, device=device, **options)
+        if runtime not in (None, "onnxruntime"):
+            raise DepthforgeError(f"{path}: an ONNX file runs with runtime onnxruntime or openvino, not {runtime!r}")
+        from .onnx import load_onnx
+
+        return load_onnx(path, device=device, **options)
+    if runtime not in (None, "torch"):
+        raise DepthforgeError(f"{path}: runtime {runtime!r} needs an exported model; export it first "
+                              "(depthforge export --onnx model.onnx)")
+    if path.is_dir() or (not path.exists() and HUB_ID.fullmatch(str(source)) and suffix not in CHECKPOINT_SUFFIXES):
+        from ..models.hf import from_pretrained_path
+
+        model, info = from_pretrained_path(str(source))
+    else:
+        from ..models.checkpoint import load_checkpoint
+
+        model, info = load_checkpoint(path)
+    predictor = from_module(model, info, device, **options)
+    predictor.source = str(source)
+    return predictor

@@ -1,0 +1,3 @@
+"""serve/: the web page and HTTP API around a predictor."""
+
+MAX_PIXELS = 40_000_000  # decompression-bomb guard, checked from the header before decoding

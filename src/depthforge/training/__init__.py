@@ -1,0 +1,1 @@
+"""training/: the Lightning module, data loading for training (samplers, baselines) and ``fit``."""

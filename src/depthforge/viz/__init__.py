@@ -1,0 +1,1 @@
+"""viz/: pictures from depth maps — colour maps, panels, plots, point clouds."""

@@ -1,0 +1,47 @@
+"""Plots: training curves."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from ..files import write_bytes
+
+
+def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
+    """Training and validation curves from Lightning's CSV logs (one per start of a resumed run) -> PNG.
+    Returns None when there is nothing to plot."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for metrics_csv in metrics_csvs:
+        with open(metrics_csv, newline="") as f:
+            for row in csv.DictReader(f):
+                step = int(float(row.get("step") or 0))
+                for key, value in row.items():
+                    if key not in ("step", "epoch") and value not in (None, ""):
+                        series.setdefault(key, []).append((step, float(value)))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(series)
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        steps, values = zip(*sorted(series[key]))
+        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes(out, buf.getvalue())
+    return out
