@@ -189,7 +189,7 @@ def plane_errors(pred, gt, labels, params, intrinsics, valid=None, min_area: flo
     k = k.reshape(k.shape[-2:]) if k.ndim > 2 else k
     ok = np.isfinite(pred) & (pred > 0)
     if gt is not None:
-        pred_, gt, mask = _pair(pred, gt, valid)
+        _, gt, mask = _pair(pred, gt, valid)
         ok &= mask
     elif valid is not None:
         ok &= _image(valid, "valid", bool)
