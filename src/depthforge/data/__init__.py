@@ -137,5 +137,6 @@ def collate(batch: list[dict | None]) -> dict | None:
 
 
 from . import nyu, kitti, folder, synth  # noqa: E402,F401  (formats register themselves)
+from . import ibims  # noqa: E402,F401  (iBims-1, with the masks of the failure-mode metrics)
 
 __all__ = ["DATASETS", "build_dataset", "detect_format", "register", "make_sample", "SkipBad", "collate"]
