@@ -219,9 +219,101 @@ def item(rng, lay, room: tuple, yaw_any: float) -> list:
     return [Box((x, y + ht / 2, z), (r * 0.7, ht / 2, r * 0.7), yaw, _texture(rng, scale=(0.02, 0.1)))]
 
 
+
+# Thin structures (the ``edges`` suite): boards, bars and rods a few centimetres across.
+
+@kind("shelf")
+def shelf(rng, lay, room: tuple, yaw_any: float) -> list:
+    """Open shelving against a wall: two side boards and 3-6 thin shelves, no back (the wall shows through)."""
+    u = rng.uniform
+    wd, dp, ht, th = u(0.6, 1.4), u(0.25, 0.4), u(1.0, min(2.2, room[1] - 0.3)), u(0.015, 0.03)
+    at = lay.wall_spot(wd, dp)
+    if at is None:
+        return []
+    x, z, yaw, _ = at
+    tex = _wood(rng, (1, 0, 0)) if rng.random() < 0.6 else _texture(rng, "neutral", ("plain",))
+    prims = []
+    for side in (-1, 1):
+        ox, oz = _rot_xz(yaw, side * (wd / 2 - th / 2), 0.0)
+        prims.append(Box((x + ox, ht / 2, z + oz), (th / 2, ht / 2, dp / 2), yaw, tex))
+    n = int(rng.integers(3, 7))
+    for y in np.linspace(u(0.05, 0.2), ht - th / 2, n):
+        prims.append(Box((x, float(y), z), (wd / 2 - th, th / 2, dp / 2), yaw, tex))
+        lay.add_top(float(y) + th / 2, (x, z), wd / 2 - th, dp / 2, yaw)
+    return prims
+
+
+@kind("frame")
+def frame(rng, lay, room: tuple, yaw_any: float) -> list:
+    """A free-standing frame: two posts, a top bar and sometimes a middle bar (a doorway, a clothes rack)."""
+    u = rng.uniform
+    wd, ht, bar = u(0.6, 1.6), u(1.2, min(2.2, room[1] - 0.1)), u(0.015, 0.05)
+    at = lay.spot(wd / 2)
+    if at is None:
+        return []
+    x, z = at
+    tex = _texture(rng, "neutral", ("plain",)) if rng.random() < 0.5 else _wood(rng, (0, 1, 0))
+    prims = []
+    for side in (-1, 1):
+        ox, oz = _rot_xz(yaw_any, side * (wd / 2 - bar), 0.0)
+        prims.append(Box((x + ox, ht / 2, z + oz), (bar, ht / 2, bar), yaw_any, tex))
+    for y in [ht - bar] + ([u(0.3, ht - 0.3)] if rng.random() < 0.5 else []):
+        prims.append(Box((x, y, z), (wd / 2 - 2 * bar, bar, bar), yaw_any, tex))
+    return prims
+
+
+@kind("pole")
+def pole(rng, lay, room: tuple, yaw_any: float) -> list:
+    """A floor-to-ceiling rod 1-4 cm thick."""
+    r = rng.uniform(0.01, 0.04)
+    at = lay.spot(max(r, 0.1))
+    return [] if at is None else [Cylinder((at[0], 0.0, at[1]), room[1], r, _texture(rng, "neutral", ("plain",)))]
+
+
+@kind("railing")
+def railing(rng, lay, room: tuple, yaw_any: float) -> list:
+    """A short railing: a row of thin balusters under a hand rail."""
+    u = rng.uniform
+    wd, ht, r = u(0.8, 2.0), u(0.8, 1.1), u(0.008, 0.02)
+    at = lay.spot(wd / 2)
+    if at is None:
+        return []
+    x, z = at
+    tex = _texture(rng, "neutral", ("plain",))
+    prims = [Box((x, ht - 0.02, z), (wd / 2, 0.02, 0.03), yaw_any, tex)]
+    for lx in np.arange(-wd / 2 + 0.05, wd / 2 - 0.04, u(0.1, 0.2)):
+        ox, oz = _rot_xz(yaw_any, float(lx), 0.0)
+        prims.append(Cylinder((x + ox, 0.0, z + oz), ht - 0.04, r, tex))
+    return prims
+
+
+@kind("stool")
+def stool(rng, lay, room: tuple, yaw_any: float) -> list:
+    """A round seat on three or four thin legs; a support."""
+    u = rng.uniform
+    r, ht = u(0.15, 0.22), u(0.45, 0.8)
+    at = lay.spot(r)
+    if at is None:
+        return []
+    x, z = at
+    tex = _wood(rng) if rng.random() < 0.5 else _texture(rng, "any", ("plain",))
+    legs = int(rng.integers(3, 5))
+    prims = [Cylinder((x, ht - 0.03, z), 0.03, r, tex)]
+    lr = u(0.01, 0.02)
+    for a in np.arange(legs) * 2 * math.pi / legs + yaw_any:
+        prims.append(Cylinder((x + 0.8 * r * math.cos(a), 0.0, z + 0.8 * r * math.sin(a)), ht - 0.03, lr, tex))
+    lay.add_top(ht, (x, z), r * 0.7, r * 0.7, 0.0)
+    return prims
+
 # The mix of today's rooms: relative frequency of each kind (order matters: it is the order of the draw).
 FURNITURE = {"cabinet": 0.14, "table": 0.12, "chair": 0.07, "sofa": 0.07, "crate": 0.11, "ball": 0.07,
              "round": 0.1, "lamp": 0.06, "picture": 0.08, "rug": 0.04, "item": 0.14}
+# The ``edges`` suite: mostly legs, rods, boards and frames in front of other things.
+THIN = {"chair": 0.18, "table": 0.12, "stool": 0.1, "lamp": 0.1, "shelf": 0.14, "frame": 0.12, "pole": 0.1,
+        "railing": 0.08, "item": 0.06}
+# The ``clutter`` suite: many pieces of every size, at several depths, hiding one another.
+CLUTTER = {"crate": 0.2, "ball": 0.1, "round": 0.1, "chair": 0.1, "table": 0.1, "stool": 0.05, "lamp": 0.05,
+           "cabinet": 0.05, "item": 0.25}
 
 
 def build(kind: str, rng: np.random.Generator, lay: _Layout, room: tuple) -> list:

@@ -53,7 +53,7 @@ def random_scene(rng: np.random.Generator, k: np.ndarray, size: tuple[int, int],
 
     ``mix``: relative frequency of each furniture kind (default ``FURNITURE``, today's rooms); ``count``: the
     number of pieces is drawn from [lo, hi); ``extras(rng, lay, room) -> list of objects (lists of shapes)``
-    adds a suite's own objects after the furniture. ``Scene.objects`` tells which piece each shape belongs to.
+    places a suite's own objects first (the furniture fits around them). ``Scene.objects`` tells which piece each shape belongs to.
     """
     u = rng.uniform
     room, camera, pos, yaw, hfov = _camera_in_room(rng, k, size)
@@ -82,11 +82,9 @@ def random_scene(rng: np.random.Generator, k: np.ndarray, size: tuple[int, int],
     mix = FURNITURE if mix is None else mix
     kinds, probs = list(mix), np.array(list(mix.values()))
     chosen = rng.choice(kinds, size=rng.integers(*count), p=probs / probs.sum())
-    pieces = []
+    pieces = [] if extras is None else extras(rng, lay, room)
     for kind in sorted(chosen, key=lambda kind: kind == "item"):  # supports first, then what rests on them
         pieces.append(build(str(kind), rng, lay, room) or build("picture", rng, lay, room))  # no room: hang one
-    if extras is not None:
-        pieces += extras(rng, lay, room)
     for n, piece in enumerate(pieces, 1):
         shapes += piece
         objects += [n] * len(piece)
