@@ -1,6 +1,7 @@
 """Benchmark suites of synthetic rooms: masks against the renderer's geometry, determinism, the glass cache."""
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import numpy as np
@@ -105,10 +106,11 @@ def test_build_dataset_suite_samples_carry_their_masks():
 
 # ------------------------------------------------------------------------------------------------- glass
 
-mitsuba = pytest.importorskip("mitsuba")
+needs_mitsuba = pytest.mark.skipif(importlib.util.find_spec("mitsuba") is None, reason="pip install mitsuba")
 GLASS_SIZE = (36, 48)
 
 
+@needs_mitsuba
 def test_glass_geometry_matches_mitsubas_own_intersections():
     from depthforge.data.synth import glass as g
 
@@ -132,6 +134,7 @@ def test_glass_geometry_matches_mitsubas_own_intersections():
             assert kind.startswith(("SmoothDielectric", "SmoothConductor")) == gt["glass"][v, u], (v, u, kind)
 
 
+@needs_mitsuba
 def test_depth_through_differs_only_behind_glass_and_lies_beyond_it():
     from depthforge.data.synth import glass as g
 
@@ -149,6 +152,7 @@ def test_depth_through_differs_only_behind_glass_and_lies_beyond_it():
             assert (through[is_mirror] > depth[is_mirror] + 0.01).all()
 
 
+@needs_mitsuba
 def test_glass_suite_renders_once_then_reads_the_cache(tmp_path):
     spec = {"name": "synth", "suite": "glass", "n": 2, "size": list(GLASS_SIZE), "spp": 4,
             "cache_dir": str(tmp_path), "progress": False}
@@ -185,6 +189,7 @@ def test_glass_suite_renders_once_then_reads_the_cache(tmp_path):
     assert first < 60
 
 
+@needs_mitsuba
 def test_glass_suite_is_deterministic():
     a = render_suite("glass", 1, "train", (24, 32), spp=2)
     b = render_suite("glass", 1, "train", (24, 32), spp=2)
