@@ -1,0 +1,38 @@
+"""Rendering scenes to disk in the folder format (``depthforge data synth``), and the render-rate benchmark."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ...errors import DepthforgeError
+from ...files import write_bytes, write_depth_png, write_image
+from .scenes import _check_size, render_scene, scene_rng, synth_intrinsics
+
+
+def write_dataset(out, n: int, size=(240, 320), split: str = "train", holes: bool = False,
+                  progress: bool = True) -> Path:
+    """Render scenes 0..n-1 of ``split`` to ``out`` in the folder format (``folder`` dataset) and return ``out``:
+    ``rgb/NNNNN.png`` (8-bit RGB), ``depth/NNNNN.png`` (16-bit millimetres, 0 = invalid), ``intrinsics.txt``."""
+    out = Path(out)
+    size = _check_size(size)
+    scene_rng(0, split)
+    if int(n) < 1:
+        raise DepthforgeError(f"synth: number of scenes must be >= 1, got {n}")
+    k = synth_intrinsics(size)
+    write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
+    for i in tqdm(range(int(n)), desc=f"rendering {split} scenes", unit="scene", disable=not progress):
+        s = render_scene(i, split, size, holes)
+        write_image(out / "rgb" / f"{i:05d}.png", s["image"])
+        write_depth_png(out / "depth" / f"{i:05d}.png", s["depth"])
+    return out
+
+
+def render_rate(size=(240, 320), n: int = 20) -> float:
+    """Scenes rendered per second at ``size`` in this process (after one warm-up scene)."""
+    render_scene(0, "test", size)
+    start = time.perf_counter()
+    for i in range(n):
+        render_scene(i + 1, "test", size)
+    return n / (time.perf_counter() - start)
