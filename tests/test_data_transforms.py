@@ -147,3 +147,21 @@ def test_bad_augment_config_is_one_line():
         build_train_transform({"jitter": {"gamma": "x"}}, (8, 8))
     with pytest.raises(DepthforgeError, match="crop 40x40 is larger"):
         build_train_transform({"crop": [40, 40]}, (8, 8))(sample())
+
+
+def test_benchmark_masks_follow_every_geometric_change():
+    """Masks a benchmark adds (edges, glass, depth_through) move with the depth: nearest neighbour, same crop,
+    same flip, same rotation; bool masks stay bool."""
+    from depthforge.data.transforms import crop, hflip, resize, rotate
+
+    torch.manual_seed(0)
+    depth = torch.rand(1, 24, 32) * 5 + 1
+    sample = {"image": torch.rand(3, 24, 32), "depth": depth, "valid": depth > 0, "name": "s",
+              "edges": depth > 3.5, "depth_through": depth + 1.0, "clutter": 3.0}
+    for out in (resize(sample, (12, 16)), hflip(sample), crop(sample, 2, 3, 10, 12), rotate(sample, 10.0)):
+        assert out["edges"].dtype == torch.bool and out["edges"].shape == out["depth"].shape
+        inside = out["depth"] > 0
+        # the mask and the second depth map stay attached to the same pixels as the depth
+        assert torch.equal(out["edges"][inside], out["depth"][inside] > 3.5)
+        assert torch.allclose(out["depth_through"][inside], out["depth"][inside] + 1.0)
+        assert out["clutter"] == 3.0

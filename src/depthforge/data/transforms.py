@@ -18,8 +18,23 @@ from ..errors import DepthforgeError
 from .sample import scale_intrinsics
 
 
+def maps(sample: dict) -> list[str]:
+    """The per-pixel keys besides the image: depth, valid and any mask a benchmark adds ([C,H,W] tensors of the
+    image's size: edges, glass, depth_through ...). Geometry moves them all with nearest neighbour."""
+    h, w = sample["image"].shape[-2:]
+    return [k for k, v in sample.items() if k != "image" and isinstance(v, torch.Tensor) and v.ndim == 3
+            and tuple(v.shape[-2:]) == (h, w)]
+
+
+def _nearest(x: torch.Tensor, fn) -> torch.Tensor:
+    """Apply an interpolating ``fn`` to a map of any dtype with nearest neighbour semantics (bool stays bool)."""
+    y = fn(x[None].float())[0]
+    return y > 0.5 if x.dtype == torch.bool else y.to(x.dtype)
+
+
 def resize(sample: dict, size: tuple[int, int]) -> dict:
-    """Resize a sample to (H, W): image with area/bilinear filtering, depth and valid with nearest neighbour."""
+    """Resize a sample to (H, W): image with area/bilinear filtering, depth and the other maps with nearest
+    neighbour; valid is recomputed from the resized depth."""
     h0, w0 = sample["image"].shape[-2:]
     h, w = size
     if (h0, w0) == (h, w):
@@ -28,7 +43,8 @@ def resize(sample: dict, size: tuple[int, int]) -> dict:
     mode = "area" if h < h0 and w < w0 else "bilinear"
     kw = {} if mode == "area" else {"align_corners": False}
     out["image"] = F.interpolate(sample["image"][None], size=(h, w), mode=mode, **kw)[0].clamp(0, 1)
-    out["depth"] = F.interpolate(sample["depth"][None], size=(h, w), mode="nearest-exact")[0]
+    for key in maps(sample):
+        out[key] = _nearest(sample[key], lambda x: F.interpolate(x, size=(h, w), mode="nearest-exact"))
     out["valid"] = out["depth"] > 0
     if "intrinsics" in sample:
         k = scale_intrinsics(sample["intrinsics"].numpy(), h / h0, w / w0)
@@ -39,7 +55,7 @@ def resize(sample: dict, size: tuple[int, int]) -> dict:
 def hflip(sample: dict) -> dict:
     """Mirror left-right; the principal point moves to W-1-cx."""
     out = dict(sample)
-    for key in ("image", "depth", "valid"):
+    for key in ["image", *maps(sample)]:
         out[key] = sample[key].flip(-1)
     if "intrinsics" in sample:
         k = sample["intrinsics"].clone()
@@ -56,7 +72,7 @@ def crop(sample: dict, top: int, left: int, height: int, width: int) -> dict:
         raise DepthforgeError(f"{sample.get('name', 'sample')}: crop {width}x{height} at ({left},{top}) "
                               f"does not fit in {w0}x{h0}")
     out = dict(sample)
-    for key in ("image", "depth", "valid"):
+    for key in ["image", *maps(sample)]:
         out[key] = sample[key][..., top:top + height, left:left + width].contiguous()
     if "intrinsics" in sample:
         k = sample["intrinsics"].clone()
@@ -101,13 +117,13 @@ def rotate(sample: dict, degrees: float) -> dict:
     sy = cy + math.sin(t) * dx + math.cos(t) * dy
     grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], -1)[None]
 
-    def warp(x: torch.Tensor, mode: str) -> torch.Tensor:
-        return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
-
     out = dict(sample)
-    out["image"] = warp(sample["image"], "bilinear").clamp(0, 1)
-    out["depth"] = warp(sample["depth"], "nearest")
-    out["valid"] = (warp(sample["valid"], "nearest") > 0.5) & (out["depth"] > 0)
+    out["image"] = F.grid_sample(sample["image"][None], grid, mode="bilinear", padding_mode="zeros",
+                                 align_corners=False)[0].clamp(0, 1)
+    for key in maps(sample):
+        out[key] = _nearest(sample[key], lambda x: F.grid_sample(x, grid, mode="nearest", padding_mode="zeros",
+                                                               align_corners=False))
+    out["valid"] = out["valid"] & (out["depth"] > 0)
     return out
 
 
