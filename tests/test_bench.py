@@ -31,7 +31,7 @@ def test_cli_restarts_itself_once_with_malloc_tuning(monkeypatch):
     monkeypatch.setattr(cli.sys, "argv", ["depthforge", "train", "train.epochs=1"])
     cli._tune_malloc("train")
     assert calls and calls[0][0][1:] == ["-m", "depthforge", "train", "train.epochs=1"]
-    assert calls[0][1]["GLIBC_TUNABLES"] == cli._MALLOC_TUNING
+    assert calls[0][1]["GLIBC_TUNABLES"] == cli.MALLOC_TUNING
     calls.clear()
     cli._tune_malloc("predict")  # only the commands that train or time training
     monkeypatch.setenv("GLIBC_TUNABLES", "x")

@@ -133,13 +133,24 @@ class DepthModule(L.LightningModule):
                    "weight_decay": t.weight_decay if decay else 0.0} for (enc, decay), ps in groups.items()]
         cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
         opt = cls(params, lr=t.lr, amsgrad=t.amsgrad, weight_decay=t.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = self.total_steps()
         if t.schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in params], total_steps=total,
                                                         pct_start=t.warmup or 0.3)
         else:
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, total, t))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole run, from the recipe and the data alone. (Lightning's
+        ``estimated_stepping_batches`` would build the loaders before a resumed run restores their position.)"""
+        t = self.recipe.train
+        per_rank = math.ceil(len(self.splits[1]) / self.trainer.world_size)
+        batches = math.ceil(per_rank / t.batch_size)
+        limit = t.limit_train_batches
+        batches = min(batches, int(limit)) if isinstance(limit, int) else max(1, int(batches * limit))
+        total = t.epochs * batches
+        return max(1, min(total, t.max_steps) if t.max_steps > 0 else total)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         r = self.recipe
