@@ -18,8 +18,9 @@ from conftest import REALDATA, TINY
 
 SIZE = (96, 128)  # a multiple of the tiny U-Net's 8
 # Worst pixel of the depth difference vs PyTorch fp32 on held-out photos, in metres, for the tiny model below
-# whose depth spans ~2-7 m; measured max ~0.06 (int8), ~0.03 (bf16), 1e-5 (fp32).
-TOL = {"fp32": 1e-3, "bf16": 0.1, "int8": 0.15}
+# whose depth spans 2.3-6.9 m (std 0.35); measured 0.058 (int8, onnxruntime and OpenVINO; mean 0.011),
+# 0.017 (OpenVINO bf16), 1.4e-6 (OpenVINO fp32). About twice the measured worst case.
+TOL = {"fp32": 1e-4, "bf16": 0.04, "int8": 0.12}
 
 
 def _photos(names) -> list[Path]:
@@ -93,7 +94,7 @@ def test_openvino_close_to_torch(exported, precision):
     path, model = exported
     x, ref = _held_out(model)
     forward, info = openvino_forward(path, precision)
-    assert info["precision"] == precision
+    assert info["precision"] == precision and info["inference_precision"] == {"fp32": "f32"}.get(precision, precision)
     _check_close(forward(x), ref, TOL[precision])
 
 
