@@ -32,8 +32,10 @@ SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees o
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
+    """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
+    return (said or lines or [type(e).__name__])[0][:200]
 
 
 def _read(path: Path):
@@ -129,9 +131,10 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
 def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> dict[str, Any]:
     """An exported ``.onnx`` -> OpenVINO IR (``.xml`` + ``.bin``), full-precision weights, metadata kept.
 
-    Reading an IR skips ONNX conversion, so ``openvino_forward`` starts faster from it; inference speed is the
-    same. The ``.bin`` is written before the ``.xml``, each atomically, so a complete ``.xml`` always has its
-    weights. Returns {"xml", "bin", "bytes"}.
+    For deploying where only the OpenVINO runtime is (model server, C++ or mobile apps): here the IR neither
+    loads (~0.1 s) nor compiles (~1 s) measurably faster than the ONNX file, and runs at the same speed.
+    The ``.bin`` is written before the ``.xml``, each atomically, so a complete ``.xml`` always has its weights.
+    Returns {"xml", "bin", "bytes"}.
     """
     import openvino as ov
 

@@ -123,7 +123,8 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     ranges here, onnxruntime 1.32). ``preprocess`` runs onnxruntime's ``quant_pre_process`` (graph optimisation and
     symbolic shape inference) first, as onnxruntime recommends. ``ops``: op types to quantise; ``exclude``:
     node names to keep float. ``activations``: "uint8" (asymmetric; x86 int8 kernels take u8 x s8) or
-    "int8" (onnxruntime runs it, OpenVINO 2026.4 fails to compile it). ``options``: more of ``quantize_static``'s ``extra_options``.
+    "int8" (onnxruntime runs it, OpenVINO 2026.4 fails to compile it). ``options``: more of
+    ``quantize_static``'s ``extra_options``.
 
     Returns {"path", "bytes", "src_bytes", "images", "size" (calibration [H, W]), "method", "per_channel",
     "quantized" (number of QuantizeLinear nodes), "seconds"}.
