@@ -1,6 +1,7 @@
 """int8 (onnxruntime QDQ) and OpenVINO back ends against PyTorch fp32 on real photos; metadata, files, errors."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 from depthforge import build_model
-from depthforge.checkpoint import meta
 from depthforge.errors import DepthforgeError
-from depthforge.export import export_module
-from depthforge.inference.openvino import openvino_forward, save_openvino
-from depthforge.inference.quantize import calibration_images, quantize_onnx, read_metadata
+from depthforge.inference.export import export_module
+from depthforge.inference.openvino import load_openvino, openvino_forward, save_openvino
+from depthforge.inference.quantize import calibration_images, quantize_onnx, read_export_metadata
+from depthforge.models.checkpoint import meta
 
 from conftest import REALDATA, TINY
 
@@ -40,7 +41,8 @@ def exported(tmp_path_factory):
         model.out.weight *= 30
         model.out.bias.zero_()
     path = tmp_path_factory.mktemp("rt") / "tiny.onnx"
-    export_module(model, meta("seed-unet", TINY, {"data": {"size": list(SIZE)}}), path, check=False)
+    model.set_contract(replace(model.contract, input_size=SIZE))
+    export_module(model, meta("seed-unet", TINY, model), path, check=False)
     return path, model
 
 
@@ -82,11 +84,13 @@ def test_int8_close_to_torch(exported, int8):
 
 def test_metadata_carried_through(exported, int8, tmp_path):
     src, _ = exported
-    before, after = read_metadata(src), read_metadata(int8["path"])
-    assert before == after and after["depthforge.model"]["multiple"] == 8
-    assert after["depthforge"]["config"]["data"]["size"] == list(SIZE)
+    before, after = read_export_metadata(src), read_export_metadata(int8["path"])
+    assert before == after and after[1].multiple == 8 and after[1].input_size == SIZE
     _, info = openvino_forward(int8["path"])
-    assert info["depthforge"] == before["depthforge"] and info["depthforge.model"] == before["depthforge.model"]
+    assert (info["depthforge"], info["contract"]) == before
+    predictor = load_openvino(int8["path"])  # the same Predictor as PyTorch's, on the OpenVINO back end
+    assert predictor.backend.name == "openvino" and predictor.train_size == SIZE
+    assert predictor(np.zeros((50, 70, 3), np.uint8)).shape == (50, 70)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -123,7 +127,7 @@ def test_save_openvino_ir(exported, tmp_path):
     assert Path(result["bin"]).stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.bin", "tiny.xml"]  # no temporary files left
     forward, info = openvino_forward(result["xml"], "fp32")
-    assert info["depthforge.model"] == read_metadata(path)["depthforge.model"]
+    assert info["contract"] == read_export_metadata(path)[1]
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
         assert float((forward(x) - model(x)).abs().max()) < TOL["fp32"]
@@ -142,7 +146,7 @@ def test_quantize_writes_atomically(exported, tmp_path):
     assert dst.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["int8.onnx"]
     result = quantize_onnx(src, dst, [np.random.default_rng(0).random((1, 3, 32, 32), np.float32)],
                            method="minmax")
-    assert result["images"] == 1 and read_metadata(dst) == read_metadata(src)
+    assert result["images"] == 1 and read_export_metadata(dst) == read_export_metadata(src)
     assert [p.name for p in tmp_path.iterdir()] == ["int8.onnx"]
 
 
@@ -177,4 +181,5 @@ def test_no_metadata_is_an_error(exported, tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(DepthforgeError, match="plain.onnx: not a depthforge export"):
         openvino_forward(path)
-    assert read_metadata(path) == {}
+    with pytest.raises(DepthforgeError, match="plain.onnx: not a depthforge export"):
+        read_export_metadata(path)

@@ -98,11 +98,47 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
 
 
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
-                exporter: str = "torchscript", check: bool = True) -> dict[str, Any]:
-    """Checkpoint -> ONNX file; see ``export_module``."""
+                exporter: str = "torchscript", check: bool = True, int8: int = 0) -> dict[str, Any]:
+    """Checkpoint -> ONNX file; see ``export_module``. With ``int8`` > 0, also a static int8 model beside it
+    (``NAME-int8.onnx``), calibrated on that many images of the checkpoint's training data (``int8_path``,
+    ``int8_max_abs_diff`` in the result)."""
     from ..models.checkpoint import load_checkpoint
 
     model, info = load_checkpoint(checkpoint)
-    return export_module(model, info, onnx_path, opset, exporter, check)
+    result = export_module(model, info, onnx_path, opset, exporter, check)
+    if int8:
+        from .quantize import quantize_onnx
+
+        path = Path(onnx_path)
+        int8_path = path.with_name(f"{path.stem}-int8.onnx")
+        quantize_onnx(path, int8_path, calibration_from_recipe(info, model, int8))
+        result["int8_path"] = str(int8_path)
+        if check:
+            x = torch.rand(2, 3, *_example_size(model), generator=torch.Generator().manual_seed(1))
+            with torch.inference_mode():
+                ref = model(x).numpy()
+            out = session(int8_path, ["CPUExecutionProvider"]).run([OUTPUT], {INPUT: x.numpy()})[0]
+            result["int8_max_abs_diff"] = float(np.abs(out - ref).max())
+    return result
+
+
+def calibration_from_recipe(info: dict, model: DepthModel, n: int) -> list[np.ndarray]:
+    """``n`` images spread evenly over the training split of the checkpoint's recipe, at the model's input size
+    (what ``resize="train"`` predicts at), as calibration batches [1,3,H,W]."""
+    from ..data import SkipBad, build_dataset
+    from ..data.transforms import resize
+    from ..recipe import validate
+
+    recipe = validate(info.get("config") or {}, "checkpoint recipe")
+    data = SkipBad(build_dataset(recipe.data.spec(recipe.size), split="train"))
+    size = model.contract.input_size or recipe.size
+    out = []
+    for k in range(min(n, len(data))):
+        sample = data[int(k * len(data) / min(n, len(data)))]
+        if sample is not None:
+            out.append(resize(sample, size)["image"][None].numpy())
+    if not out:
+        raise DepthforgeError(f"{recipe.data.name}: no training image could be read for int8 calibration")
+    return out
 
 

@@ -4,8 +4,8 @@
     forward, info = openvino_forward("model-int8.onnx")          # precision "auto": what the CPU runs fastest
     depth = forward(images)                                      # [N,3,H,W] in [0,1] -> [N,1,H,W]
 
-``info`` carries the export's metadata (``info["depthforge"]``: the checkpoint info, ``info["depthforge.model"]``:
-metric, max_depth, multiple), which is what ``api.Predictor`` needs. The model keeps its dynamic batch/height/
+``info`` carries the export's metadata (``info["depthforge"]``: the checkpoint info, ``info["contract"]``: the
+model's contract); ``load_openvino`` puts it behind the same ``Predictor`` as PyTorch. The model keeps its dynamic batch/height/
 width; each new input shape gets its own compiled model (kept in a small cache): on the seed U-Net at 240x320 a
 static-shape compile ran 1.7x faster than the dynamic model, and for int8 the dynamic model is also less exact
 (max |depth difference| vs fp32 0.40 m against 0.11 m), as OpenVINO's int8 transformations need static shapes.
@@ -13,7 +13,6 @@ OpenVINO fuses each conv's LeakyReLU and BatchNorm into it (post-ops), so no mod
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -23,10 +22,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..data.io import atomic_path
+from ..files import atomic_path
 from ..errors import DepthforgeError
 
-META_KEYS = ("depthforge", "depthforge.model")
+from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, read_metadata
+from .predictor import Backend, Predictor
+
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
 
@@ -53,18 +54,12 @@ def _read(path: Path):
             from None
 
 
-def _metadata(model, path: Path) -> dict[str, Any]:
-    """depthforge's metadata_props: ONNX ones arrive in rt_info["framework"], and an IR keeps them there."""
-    meta = {}
-    for key in META_KEYS:
-        if model.has_rt_info(["framework", key]):
-            try:
-                meta[key] = json.loads(model.get_rt_info(["framework", key]).astype(str))
-            except ValueError:
-                raise DepthforgeError(f"{path}: damaged depthforge metadata ({key})") from None
-    if len(meta) != len(META_KEYS):
-        raise DepthforgeError(f"{path}: not a depthforge export (no depthforge metadata)")
-    return meta
+def _metadata(model, path: Path):
+    """(checkpoint info, contract) from depthforge's metadata_props: ONNX ones arrive in rt_info["framework"],
+    and an IR keeps them there."""
+    raw = {key: model.get_rt_info(["framework", key]).astype(str)
+           for key in (META_KEY, CONTRACT_KEY, LEGACY_KEY) if model.has_rt_info(["framework", key])}
+    return read_metadata(path, raw)
 
 
 def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: int | None = None,
@@ -87,7 +82,7 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise DepthforgeError(f"threads must be a positive integer, got {threads!r}")
     core, model = _read(path)
-    meta = _metadata(model, path)
+    meta_info, contract = _metadata(model, path)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise DepthforgeError(f"{path}: expected one input and one output, got {len(model.inputs)} and "
                               f"{len(model.outputs)}")
@@ -124,7 +119,7 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
 
     # what the float parts run in: the hint, or the plugin's default for this CPU
     runs = PRECISIONS[precision] or core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
-    info = {**meta, "path": str(path), "precision": precision, "inference_precision": runs, "threads": threads}
+    info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision, "inference_precision": runs, "threads": threads}
     return forward, info
 
 
@@ -153,3 +148,16 @@ def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> 
             if tmp_bin.exists():
                 tmp_bin.unlink()
     return {"xml": str(xml), "bin": str(bin_), "bytes": xml.stat().st_size + bin_.stat().st_size}
+
+
+def load_openvino(path: str | os.PathLike, device: str | None = None, precision: str = "auto",
+                  threads: int | None = None, **options: Any) -> Predictor:
+    """An exported ``.onnx`` (fp32 or int8) or ``.xml`` -> Predictor running OpenVINO on the CPU.
+
+    ``options`` as for ``depthforge.load``; resizing/padding run in PyTorch around the compiled model."""
+    if device is not None and torch.device(device).type != "cpu":
+        raise DepthforgeError(f"{path}: the OpenVINO back end runs on the CPU here, not {device!r}")
+    forward, info = openvino_forward(path, precision, threads)
+    details = {k: info[k] for k in ("precision", "inference_precision", "threads")}
+    backend = Backend("openvino", forward, torch.device("cpu"), details=details)
+    return Predictor(backend, info["contract"], info["depthforge"], source=str(path), **options)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -24,21 +23,17 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from ..data.io import write_bytes
 from ..errors import DepthforgeError
+from ..files import write_bytes
+from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, first_line
 
-META_KEYS = ("depthforge", "depthforge.model")  # the metadata_props export.py writes
+META_KEYS = (META_KEY, CONTRACT_KEY, LEGACY_KEY)  # the metadata_props export.py writes
 METHODS = ("minmax", "percentile", "entropy")
 # Ops that get QDQ pairs. Conv is where the time goes (int8 AMX/VNNI kernels); the ops around it stay float
 # (bf16 in OpenVINO). Measured on the seed U-Net at 240x320: also quantising MaxPool/Concat was no faster and
 # less accurate (mean |depth difference| 0.020 vs 0.012 m); quantising every op (LeakyRelu, BN, Resize, ...)
 # 4x less accurate and no faster.
 OPS = ("Conv",)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def _batches(calibration: Iterable[Any], name: str) -> Iterator[np.ndarray]:
@@ -67,7 +62,7 @@ def calibration_images(images: Iterable[Any], size: tuple[int, int] = (240, 320)
     import torch
     from torch.nn import functional as F
 
-    from ..api import to_image
+    from .predictor import to_image
 
     out = []
     for i, image in enumerate(images):
@@ -145,7 +140,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     try:
         model = onnx.load(str(src))
     except Exception as e:  # protobuf's DecodeError and friends
-        raise DepthforgeError(f"{src}: not a readable ONNX model ({_first_line(e)})") from None
+        raise DepthforgeError(f"{src}: not a readable ONNX model ({first_line(e)})") from None
     meta = {p.key: p.value for p in model.metadata_props if p.key in META_KEYS}
     if not model.graph.input:
         raise DepthforgeError(f"{src}: the ONNX model has no input")
@@ -162,7 +157,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             try:
                 quant_pre_process(model, str(prepared))
             except Exception as e:
-                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {_first_line(e)}") \
+                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {first_line(e)}") \
                     from None
         del model
         out = Path(tmp) / "int8.onnx"
@@ -181,7 +176,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         except DepthforgeError:
             raise
         except Exception as e:  # onnxruntime raises several types; the first line says what
-            raise DepthforgeError(f"{src}: int8 quantisation failed: {_first_line(e)}") from None
+            raise DepthforgeError(f"{src}: int8 quantisation failed: {first_line(e)}") from None
         quant = onnx.load(str(out))
     del quant.metadata_props[:]
     for key, value in meta.items():
@@ -196,15 +191,14 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             "seconds": time.perf_counter() - start}
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The depthforge metadata_props of an ONNX file, decoded: {"depthforge": info, "depthforge.model": attrs}."""
+def read_export_metadata(path: str | os.PathLike) -> tuple[dict, Any]:
+    """(checkpoint info, contract) of an exported ONNX file (fp32 or int8)."""
     import onnx
+
+    from .onnx import read_metadata
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise DepthforgeError(f"{path}: not a readable ONNX model ({_first_line(e)})") from None
-    try:
-        return {p.key: json.loads(p.value) for p in model.metadata_props if p.key in META_KEYS}
-    except ValueError:
-        raise DepthforgeError(f"{path}: damaged depthforge metadata in the ONNX model") from None
+        raise DepthforgeError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
+    return read_metadata(path, {p.key: p.value for p in model.metadata_props})
