@@ -246,3 +246,28 @@ def test_metric_model_within_65_m_keeps_millimetres(client):
     assert body["depth_png"] == {"encoding": "mm", "label": "16-bit, mm"}
     disposition = c.get(body["urls"]["depth.png"]).headers["content-disposition"]
     assert f'depth-{body["id"][:8]}.png' in disposition
+
+
+def test_any_file_name_works(client):
+    """Browsers send UTF-8 file names (multipart); a raw upload may send one percent-encoded."""
+    c, _ = client
+    r = upload(c, png_bytes(), name="фото 写真.png")
+    assert r.status_code == 200 and r.json()["name"] == "фото 写真.png"
+    r = c.post("/api/predict", content=png_bytes(), headers={"content-type": "image/png",
+                                                              "x-filename": "%D1%84%D0%BE%D1%82%D0%BE.png"})
+    assert r.status_code == 200 and r.json()["name"] == "фото.png"
+
+
+def test_huge_photos_are_scaled_to_the_work_size(predictor, tmp_path):
+    """A 40 MP JPEG of 130 kB must not cost gigabytes: it is predicted at no more than WORK_PIXELS."""
+    from depthforge.serve import WORK_PIXELS
+
+    buf = io.BytesIO()
+    Image.new("RGB", (6600, 6000), (120, 80, 40)).save(buf, format="JPEG", quality=80)
+    with TestClient(create_app(predictor, workdir=str(tmp_path / "work"))) as c:
+        r = upload(c, buf.getvalue(), name="big.jpg", mime="image/jpeg")
+        limits = c.get("/health").json()["limits"]
+    assert r.status_code == 200
+    body = r.json()
+    assert body["width"] * body["height"] <= WORK_PIXELS and body["width"] / body["height"] == pytest.approx(1.1, 0.01)
+    assert limits["work_megapixels"] == WORK_PIXELS / 1e6 and limits["max_megapixels"] >= 40

@@ -6,6 +6,7 @@ A dataset is a torch Dataset of sample dicts (see ``sample.make_sample``) at the
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import multiprocessing
 import os
@@ -66,7 +67,14 @@ def build_dataset(spec: str | os.PathLike | dict[str, Any], split: str = "test",
     root = options.get("root")
     if root is not None and not Path(root).exists():
         raise DepthforgeError(f"{root}: dataset not found (data.root of dataset {name!r})")
+    if not _takes(DATASETS.get_factory(name), "size"):
+        options.pop("size", None)  # the size synthetic scenes render at; file datasets keep their own
     return DATASETS.build(name, split=split, **options)
+
+
+def _takes(factory: Callable, key: str) -> bool:
+    params = inspect.signature(factory).parameters
+    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class SkipBad(Dataset):

@@ -107,11 +107,11 @@ class FolderDataset(Dataset):
 
     Options: ``root`` (folder or list file), ``split`` (subfolder or list name), ``depth_encoding`` (default mm),
     ``intrinsics`` ([fx, fy, cx, cy] or a file), ``lists`` (a list file, a folder holding ``SPLIT.csv|.txt``,
-    or {split: file}). Other keys (e.g. a config's ``size``) are ignored.
+    or {split: file}).
     """
 
     def __init__(self, root: str | None = None, split: str = "test", depth_encoding: str = "mm",
-                 intrinsics: list[float] | str | None = None, lists: Any = None, **_: object):
+                 intrinsics: list[float] | str | None = None, lists: Any = None):
         if root is None and lists is None:
             raise DepthforgeError("folder: give 'root' (a folder or list file) or 'lists'")
         check_encoding(depth_encoding, "folder option 'depth_encoding'")

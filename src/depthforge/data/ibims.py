@@ -158,7 +158,7 @@ class IBIMS1(Dataset):
     protocol = PROTOCOL
     protocols = {"ibims1": PROTOCOL, "ibims1_official": OFFICIAL_PROTOCOL, "ibims1_zoedepth": ZOEDEPTH_PROTOCOL}
 
-    def __init__(self, split: str = "test", root: str | None = None, **_: Any):
+    def __init__(self, split: str = "test", root: str | None = None):
         if root is None:
             raise DepthforgeError("ibims1: the option 'root' (the folder holding imagelist.txt) is required")
         if split not in ("test", "all"):

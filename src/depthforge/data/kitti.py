@@ -80,7 +80,7 @@ class KittiDataset(Dataset):
 
     def __init__(self, split: str = "test", root: str | None = None, image_root: str | None = None,
                  depth_root: str | None = None, lists: Any = None, kb_crop: bool = True,
-                 require_gt: bool = False, depth_encoding: str = "kitti256", **_: Any):
+                 require_gt: bool = False, depth_encoding: str = "kitti256"):
         if split not in KITTI_LISTS and lists is None:
             raise DepthforgeError(f"kitti: unknown split {split!r}; known: {', '.join(KITTI_LISTS)} "
                                   "(or give the option 'lists')")

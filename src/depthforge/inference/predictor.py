@@ -33,7 +33,12 @@ RESIZE_MODES = ("train", "pad")
 def default_device(device: str | torch.device | None = None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DepthforgeError(f"device {device!r}: not a device name (use cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise DepthforgeError(f"device {device!r}: not supported (use cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DepthforgeError(f"device {device}: CUDA is not available on this machine (use device='cpu')")
     return device
@@ -137,6 +142,9 @@ class Predictor:
             raise DepthforgeError(f"predict_tensor expects a [N,3,H,W] tensor, got {shape}")
         x = images.to(self.device, torch.float32)
         y = infer(self.backend.forward, x, self.multiple, self._size(resize), self.flip if flip is None else flip)
+        if not torch.isfinite(y).all():
+            raise DepthforgeError(f"{self.source or 'model'}: the model's output is not finite (NaN or infinite): its "
+                                  "weights are damaged or come from a diverged training")
         return y.to(images.device)
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], resize: str | None = None,

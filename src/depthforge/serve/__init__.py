@@ -1,3 +1,4 @@
 """serve/: the web page and HTTP API around a predictor."""
 
 MAX_PIXELS = 40_000_000  # decompression-bomb guard, checked from the header before decoding
+WORK_PIXELS = 4_000_000  # larger photos are scaled down to this before prediction: bounds memory and files

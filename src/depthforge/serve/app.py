@@ -25,6 +25,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import urllib.parse
 import time
 import warnings
 from collections import OrderedDict
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent / "web"
 ID_RE = re.compile(r"[0-9a-f]{32}")
-from . import MAX_PIXELS
+from . import MAX_PIXELS, WORK_PIXELS
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
 MULTIPART_OVERHEAD = 64 * 1024
@@ -91,7 +92,13 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
             body += chunk
             if len(body) > limit:
                 raise too_big
-        return bytes(body), request.headers.get("x-filename", "upload")
+        # header values arrive as Latin-1; a UTF-8 name sent raw is recovered, a percent-encoded one decoded
+        raw = request.headers.get("x-filename", "upload")
+        try:
+            raw = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
+        return bytes(body), urllib.parse.unquote(raw)
     MultipartParser, parse_options_header = _multipart_parser()
     boundary = parse_options_header(ctype)[1].get(b"boundary")
     if not boundary:
@@ -109,7 +116,8 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
         header["value"] += data[start:end]
 
     def on_header_end():
-        parts[-1]["headers"][header["field"].decode("latin-1").lower()] = header["value"].decode("utf-8", "replace")
+        # raw bytes: browsers send UTF-8 file names, which a str round trip through Latin-1 would break
+        parts[-1]["headers"][header["field"].decode("latin-1").lower()] = bytes(header["value"])
         header["field"], header["value"] = b"", b""
 
     def on_part_data(data, start, end):
@@ -134,14 +142,16 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     except Exception as e:  # python-multipart's parse errors
         raise UploadError(400, f"malformed multipart upload ({e})") from None
     for part in parts:
-        disposition = parse_options_header(part["headers"].get("content-disposition", ""))[1]
+        disposition = parse_options_header(part["headers"].get("content-disposition", b""))[1]
         if disposition.get(b"name") == b"file":
             return bytes(part["data"]), disposition.get(b"filename", b"upload").decode("utf-8", "replace")
     raise UploadError(400, "no 'file' field in the upload form")
 
 
-def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """Upload bytes -> float32 RGB (H,W,3); the pixel count is checked from the header before decoding."""
+def decode_image(data: bytes, name: str, max_pixels: int, work_pixels: int = WORK_PIXELS) -> np.ndarray:
+    """Upload bytes -> float32 RGB (H,W,3); the pixel count is checked from the header before decoding, and a
+    photo beyond ``work_pixels`` is scaled down to it (JPEG decodes at a reduced scale directly), so memory and
+    result files per request stay bounded whatever the upload."""
     if not data:
         raise UploadError(400, f"{name}: empty upload")
     try:
@@ -152,7 +162,14 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 if w * h > max_pixels:
                     raise UploadError(413, f"{name}: image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is "
                                            f"{max_pixels / 1e6:g} MP (decompression bomb guard)")
-                im.load()
+                if w * h > work_pixels:
+                    scale = math.sqrt(work_pixels / (w * h))
+                    target = (max(1, int(w * scale)), max(1, int(h * scale)))
+                    im.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 scale, never the full frame
+                    im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
+                    im.thumbnail(target, Image.Resampling.BILINEAR)
+                else:
+                    im.load()
                 return pil_to_array(ImageOps.exif_transpose(im))
     except UnidentifiedImageError:
         raise UploadError(400, f"{name}: not an image (upload a PNG, JPEG, WebP, BMP or TIFF photo)") from None
@@ -258,7 +275,9 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
     def health():
         return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"),
                 "metric": predictor.metric, "train_size": predictor.train_size, "depth_png": depth_encoding,
-                "results": len(results.ids)}
+                "results": len(results.ids),
+                "limits": {"upload_mb": round(max_upload_bytes / 2**20, 1), "max_megapixels": max_pixels / 1e6,
+                           "work_megapixels": WORK_PIXELS / 1e6}}
 
     def process(data: bytes, name: str) -> dict[str, Any]:
         start = time.perf_counter()

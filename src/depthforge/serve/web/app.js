@@ -99,3 +99,10 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   upload(e.dataTransfer.files[0]);
 });
+
+// The service's limits, stated where the photo is chosen.
+fetch("/health").then((r) => r.json()).then((h) => {
+  const l = h.limits;
+  $("limits").textContent = `up to ${l.upload_mb} MB and ${l.max_megapixels} MP; photos above ` +
+    `${l.work_megapixels} MP are scaled down to it before prediction`;
+}).catch(() => {});
