@@ -223,7 +223,8 @@ def test_chamfer_point_cap_is_seeded():
     assert abs(capped.item() - full.item()) < 0.25 * full.item()  # 500 of 2000 uniform points: close
     assert bins_chamfer(centres, target, max_points=2000).item() == pytest.approx(full.item(), rel=1e-6)
     loss = build_loss("bins-chamfer", max_points=500, seed=1)
-    assert loss(centres, target).item() == pytest.approx(bins_chamfer(centres, target, max_points=500,
-                                                                      generator=torch.Generator().manual_seed(1)).item())
+    same = bins_chamfer(centres, target, max_points=500, generator=torch.Generator().manual_seed(1))
+    assert loss(centres, target).item() == pytest.approx(same.item())
+    assert loss(centres, target).item() != pytest.approx(same.item(), rel=1e-9)  # the module's draws move on
     with pytest.raises(DepthforgeError):
         build_loss("bins-chamfer", max_points=0)

@@ -59,7 +59,8 @@ def bins_chamfer(centres: Tensor, target: Tensor, valid: Tensor | None = None, m
     return torch.where(has, to_gt + to_bins, 0).sum() / has.sum()
 
 
-@LOSSES.register("bins-chamfer")
+# inputs="bins": unlike the depth losses it takes bin centres [N,K], not a depth map, as its first argument.
+@LOSSES.register("bins-chamfer", inputs="bins")
 class BinsChamferLoss(nn.Module):
     """``bins_chamfer`` as a module: ``forward(centres [N,K], target [N,1,H,W], valid) -> scalar``. Its own
     generator (seeded ``seed``) draws the capped gt points, so a run's draws are reproducible and vary by step."""
