@@ -11,6 +11,7 @@ from torch import nn
 
 from .base import MODELS, Contract, DepthModel
 from . import seed_unet  # noqa: F401  (registers)
+from . import binsformer  # noqa: F401  (registers)
 from .seed_unet import SeedUNet
 
 
