@@ -11,6 +11,7 @@ from torch import nn
 
 from .base import MODELS, Contract, DepthModel
 from . import seed_unet  # noqa: F401  (registers)
+from . import hf  # noqa: F401  (registers the transformers depth models)
 from .seed_unet import SeedUNet
 
 
