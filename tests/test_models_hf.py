@@ -275,3 +275,25 @@ def test_hub_id_without_network_is_one_fast_line(monkeypatch, tmp_path):
         assert time.perf_counter() - start < 5
         msg = str(e.value)
         assert "\n" not in msg and "hub" in msg and "--local-dir" in msg
+
+
+@pytest.mark.parametrize("recipe,max_depth", [("depth-anything-v2-synth", 10), ("depth-anything-v2-nyu", 20),
+                                              ("depth-anything-v2-kitti", 80)])
+def test_recipes_build_their_model_and_loss(recipe, max_depth):
+    from depthforge.config import load_config, split_name
+
+    cfg = load_config(recipe)
+    name, kw = split_name(cfg["model"])
+    if "pretrained" in kw:  # the hub checkpoint needs network: check the same keywords on the micro network
+        assert "Metric-" + ("Indoor" if max_depth == 20 else "Outdoor") in kw.pop("pretrained")
+        kw["size"] = "micro"
+    model = MODELS.build(name, **kw)
+    lname, lkw = split_name(cfg["loss"])
+    loss = build_loss(lname, **lkw)
+    assert model.metric and model.max_depth == loss.max_depth == max_depth and lname == "silog-dav2"
+    h, w = cfg["data"]["size"]
+    assert h % model.multiple == 0 and w % model.multiple == 0
+    t = cfg["train"]
+    assert t["optimizer"] == "adamw" and t["weight_decay"] == 0.01 and t["poly_power"] == 0.9
+    if recipe != "depth-anything-v2-synth":  # DA-V2: encoder 5e-6, decoder 10x
+        assert t["lr"] * t["encoder_lr_factor"] == pytest.approx(5e-6) and t["lr"] == pytest.approx(5e-5)

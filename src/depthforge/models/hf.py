@@ -402,14 +402,14 @@ def _read_processor(source: str) -> dict[str, Any]:
         raise DepthforgeError(f"{path}: not a readable processor config ({e})") from None
 
 
-def model_name(config) -> str:
+def model_name(config, source: str = "model") -> str:
     """The registered name for a transformers config (DepthAnything: relative or metric)."""
     if config.model_type == "depth_anything":
         return "depth-anything-v2-metric" if config.depth_estimation_type == "metric" else "depth-anything-v2"
     try:
         return BY_TYPE[config.model_type]
     except KeyError:
-        raise DepthforgeError(f"a {config.model_type} model is not a depth model depthforge wraps (known: "
+        raise DepthforgeError(f"{source}: a {config.model_type} model, not a depth model depthforge wraps (known: "
                               f"depth_anything, {', '.join(BY_TYPE)})") from None
 
 
@@ -417,7 +417,7 @@ def from_pretrained_path(source: str | os.PathLike, **kwargs: Any) -> DepthModel
     """A wrapped model from a ``save_pretrained`` folder or hub id, chosen by its config.json ``model_type``."""
     source = str(source)
     cfg = _load_config(source, "depth model")
-    return MODELS.build(model_name(cfg), pretrained=source, **kwargs)
+    return MODELS.build(model_name(cfg, source), pretrained=source, **kwargs)
 
 
 def is_hf_folder(path: str | os.PathLike) -> bool:
