@@ -11,7 +11,7 @@ from torch import nn
 from .base import LOSSES, masked_mean, valid_mask
 from .seed import SeedLoss, image_gradients, seed_loss, ssim_map, ssim_tf
 from .silog import SILogLoss
-from . import bins  # noqa: F401  (registers)
+from . import bins, gradient  # noqa: F401  (register themselves)
 
 
 def build_loss(name: str, **kwargs: Any) -> nn.Module:

@@ -11,7 +11,7 @@ from torch import nn
 
 from .base import MODELS, Contract, DepthModel
 from . import seed_unet  # noqa: F401  (registers)
-from . import binsformer  # noqa: F401  (registers)
+from . import binsformer, hf  # noqa: F401  (register themselves)
 from .seed_unet import SeedUNet
 
 

@@ -1,0 +1,432 @@
+"""Hugging Face ``transformers`` depth models in the depthforge contract: Depth Anything V2, DPT, ZoeDepth, GLPN.
+
+Each wrapper holds the ``transformers`` model as ``net`` and adds what the contract asks: image [N,3,H,W] in [0,1]
+-> normalise with the model's own image-processor statistics -> ``net`` -> ``predicted_depth`` resized to H×W ->
+[N,1,H,W]. The network is exactly ``transformers``' (tests compare outputs); what the wrapper adds is what the
+image processor does around it:
+
+- ``depth-anything-v2`` (Yang et al. 2024, relative head: ReLU, **disparity** up to scale and shift, as the
+  maintainers say in DA-V2 #157) and ``depth-anything-v2-metric`` (sigmoid × max_depth metres: 20 m for the
+  Hypersim-trained Indoor checkpoints, 80 m for the Virtual-KITTI-2 Outdoor ones). DINOv2 patches: H, W multiples
+  of 14; the processor resizes to 518 on the shorter side (keep_aspect_ratio), ImageNet normalisation.
+- ``dpt`` (Ranftl et al. 2021, MiDaS v3: disparity). The ViT and hybrid (ResNet-50 + ViT) checkpoints only run
+  square, the hybrid only at its config's image_size (its position embeddings are not interpolated in
+  ``transformers``), and their processor squashes every image to that square: so does ``forward`` (any H×W in,
+  output resized back). DPT with a DINOv2 backbone runs at any multiple of 14.
+- ``zoedepth`` (Bhat et al. 2023, metric bins). The processor pads the image by reflection with
+  int(√(h/2)·3) rows and int(√(w/2)·3) columns before resizing (the original ZoeDepth's ``pad_input``) and
+  post-processing crops it off again; ``forward`` does the same at the input size. Multiples of 32.
+  A two-head checkpoint (zoedepth-nyu-kitti) picks its head by a data-dependent vote (``.item()``).
+- ``glpn`` (Kim et al. 2022, metric: sigmoid × max_depth). No normalisation (its processor only rescales to
+  [0,1]); multiples of 32.
+
+Sources: ``pretrained`` = a hub id or a ``save_pretrained`` folder (weights and ``preprocessor_config.json``);
+``size="micro"`` = a tiny random network (tests, the synthetic recipe); ``config`` (+ ``processor``) = the
+architecture dicts ``spec_kwargs`` records, to rebuild a fine-tuned checkpoint offline. ``from_pretrained_path``
+picks the wrapper from a folder's or hub id's ``config.json``.
+
+Deviation: ``predicted_depth`` is resized back with bilinear interpolation where ``transformers``' post-processing
+uses bicubic (bicubic overshoots, giving negative depth at edges); at the model's own multiple no resize happens.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import DepthforgeError
+from .backbones import hub_error
+from .base import IMAGENET_MEAN, IMAGENET_STD, MODELS, Contract, DepthModel
+
+HALF = (0.5, 0.5, 0.5)
+# Processor keys the wrapper uses; spec_kwargs keeps only these.
+PROCESSOR_KEYS = ("do_normalize", "image_mean", "image_std", "size", "ensure_multiple_of", "keep_aspect_ratio",
+                  "do_pad", "size_divisor")
+
+
+def _hf(name: str):
+    import transformers
+
+    return getattr(transformers, name)
+
+
+def _micro_dinov2(**extra: Any) -> dict[str, Any]:
+    return dict(model_type="dinov2", hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                image_size=98, patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False, **extra)
+
+
+class HFDepth(DepthModel):
+    """Base of the wrappers: see the module docstring. Subclasses set the class attributes below."""
+
+    model_type = ""          # transformers' config.model_type
+    config_class = ""        # transformers class names
+    model_class = ""
+    output_kind = "metric"
+    default_hub = ""
+    default_processor: dict[str, Any] = {}   # the real checkpoints' processor, used where a source has none
+    micro: dict[str, Any] = {}               # config keywords of the tiny random network
+
+    def __init__(self, pretrained: str | None = None, size: str | None = None, config: dict[str, Any] | None = None,
+                 processor: dict[str, Any] | None = None, max_depth: float | None = None):
+        super().__init__()
+        if sum(x is not None for x in (pretrained, size, config)) > 1:
+            raise ValueError("give one of pretrained (hub id or folder), size or config")
+        if size is not None and size != "micro":
+            raise ValueError(f"size must be 'micro' (a tiny random network), not {size!r}; pass a hub id or folder "
+                             f"as pretrained for the real ones (e.g. {self.default_hub})")
+        proc = dict(self.default_processor)
+        if config is not None or size is not None:
+            cfg = _build_config(self.config_class, config if config is not None else self.micro)
+            self._check_config(cfg, "config")
+            self._set_max_depth(cfg, max_depth, "")
+            self.net = _hf(self.model_class)(cfg)
+            if size is not None:
+                proc["size"] = None  # a micro network has no preferred size
+        else:
+            source = str(pretrained or self.default_hub)
+            cfg = _load_config(source, f"{self.model_type} model")
+            self._check_config(cfg, source)
+            self._set_max_depth(cfg, max_depth, source)
+            try:
+                self.net = _hf(self.model_class).from_pretrained(source, config=cfg, dtype=torch.float32)
+            except (OSError, ValueError) as e:
+                raise hub_error(source, f"{self.model_type} model", e) from None
+            proc.update(_read_processor(source))
+        proc.update(processor or {})
+        self.processor = {k: proc[k] for k in PROCESSOR_KEYS if k in proc}
+        self._disparity_max = float(max_depth if max_depth is not None else 10.0)
+        self.set_contract(self._contract())
+
+    # -- what subclasses specialise -------------------------------------------------------------------------
+    def _check_config(self, cfg, source: str) -> None:
+        if cfg.model_type != self.model_type:
+            raise DepthforgeError(f"{source}: a {cfg.model_type} model, not {self.model_type}; load it with "
+                                  f"depthforge's from_pretrained_path, which picks the model from config.json")
+
+    def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
+        """Metric heads scale a sigmoid by config.max_depth: a given max_depth replaces it (as DA-V2 fine-tunes)."""
+        if self.output_kind == "metric" and max_depth is not None:
+            if not (max_depth > 0 and float(max_depth).is_integer()):
+                # transformers types these configs' max_depth as int (strict dataclasses reject 20.5)
+                raise ValueError(f"max_depth must be whole metres > 0, not {max_depth!r}")
+            cfg.max_depth = int(max_depth)
+
+    def _metric_max(self) -> float:
+        return float(self.net.config.max_depth)
+
+    def _multiple(self) -> int:
+        return 1
+
+    def _contract(self) -> Contract:
+        p = self.processor
+        norm = p.get("do_normalize", True)
+        mean = tuple(p.get("image_mean", IMAGENET_MEAN)) if norm else (0.0, 0.0, 0.0)
+        std = tuple(p.get("image_std", IMAGENET_STD)) if norm else (1.0, 1.0, 1.0)
+        size = p.get("size")
+        input_size = (size["height"], size["width"]) if isinstance(size, dict) and "height" in size else None
+        metric = self.output_kind == "metric"
+        return Contract(self.output_kind, self._metric_max() if metric else self._disparity_max, self._multiple(),
+                        input_size, mean, std)
+
+    def _run_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size the network runs at for an input of h×w (the input's own, unless the network needs another)."""
+        return h, w
+
+    # -- the contract ---------------------------------------------------------------------------------------
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image [N,3,H,W] in [0,1] -> [N,1,H,W]: metres (metric) or relative disparity, per the contract."""
+        h, w = image.shape[-2:]
+        x = self.normalize(image)
+        rh, rw = self._run_size(h, w)
+        # While tracing for ONNX resize always: the export's size must not decide whether later sizes are resized.
+        tracing = torch.jit.is_tracing()
+        if tracing or (rh, rw) != (h, w):
+            x = F.interpolate(x, size=(rh, rw), mode="bicubic", align_corners=False)
+        d = self.net(pixel_values=x).predicted_depth.unsqueeze(1)
+        if tracing or d.shape[-2:] != (h, w):
+            d = F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
+        return d
+
+    def encoder(self) -> nn.Module | None:
+        return self.net.backbone
+
+    def spec_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The architecture (config dict) and processor settings instead of a hub id: rebuilds offline."""
+        spec: dict[str, Any] = {"config": self.net.config.to_dict(), "processor": dict(self.processor)}
+        if self.output_kind != "metric":
+            spec["max_depth"] = self._disparity_max
+        return spec
+
+
+class _DepthAnything(HFDepth):
+    model_type = "depth_anything"
+    config_class, model_class = "DepthAnythingConfig", "DepthAnythingForDepthEstimation"
+    # The Depth-Anything-V2-*-hf processors: 518 short side, multiple of 14, bicubic, ImageNet statistics.
+    default_processor = dict(do_normalize=True, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
+                             size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14)
+    depth_type = "relative"
+
+    def _check_config(self, cfg, source: str) -> None:
+        super()._check_config(cfg, source)
+        kind = cfg.depth_estimation_type
+        if kind != self.depth_type:
+            other = "depth-anything-v2-metric" if kind == "metric" else "depth-anything-v2"
+            raise DepthforgeError(f"{source}: a {kind} Depth Anything model; build it as {other!r}")
+        if kind == "relative" and cfg.max_depth is None:
+            cfg.max_depth = 1  # transformers multiplies the relative head by max_depth; None crashes its forward
+
+    def _multiple(self) -> int:
+        return math.lcm(int(self.net.config.patch_size), int(self.processor.get("ensure_multiple_of") or 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image [N,3,H,W] in [0,1], H, W multiples of 14 -> [N,1,H,W].
+
+        ``transformers``' DepthAnythingForDepthEstimation.forward, step by step, except that the head upsamples to
+        the input's size taken from the tensor: transformers computes it with int(), which ONNX tracing freezes to
+        the export size. At multiples of the patch size both are patch_height × patch_size (the parity test)."""
+        net, x = self.net, self.normalize(image)
+        feats = net.backbone.forward_with_filtered_kwargs(x).feature_maps
+        patch = net.config.patch_size
+        hidden = net.neck(feats, x.shape[-2] // patch, x.shape[-1] // patch)
+        head = net.head
+        y = head.conv1(hidden[head.head_in_index])
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        y = head.conv3(head.activation1(head.conv2(y)))
+        return head.activation2(y) * head.max_depth
+
+
+@MODELS.register("depth-anything-v2", family="Depth Anything V2 (DINOv2 ViT + DPT head), relative disparity",
+                 weights="hub: depth-anything/Depth-Anything-V2-{Small,Base,Large}-hf; size micro: random")
+class DepthAnythingV2(_DepthAnything):
+    """Depth Anything V2, relative head: image [N,3,H,W] in [0,1], H, W multiples of 14 -> disparity [N,1,H,W]
+    (affine-invariant inverse depth; ``max_depth`` only states the range evaluation caps at, default 10 m)."""
+
+    output_kind = "disparity"
+    default_hub = "depth-anything/Depth-Anything-V2-Small-hf"
+    micro = dict(backbone_config=_micro_dinov2(), reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
+                 fusion_hidden_size=16, head_hidden_size=8, patch_size=14)
+
+
+@MODELS.register("depth-anything-v2-metric", family="Depth Anything V2 metric (DINOv2 ViT + DPT head)",
+                 weights="hub: depth-anything/Depth-Anything-V2-Metric-{Indoor,Outdoor}-{Small,Base,Large}-hf; "
+                         "size micro: random")
+class DepthAnythingV2Metric(_DepthAnything):
+    """Depth Anything V2, metric head: image [N,3,H,W] in [0,1], H, W multiples of 14 -> depth [N,1,H,W] in metres,
+    sigmoid × max_depth. ``max_depth`` replaces the checkpoint's (as DA-V2's metric fine-tuning sets it); by
+    default the config's, or 20 m / 80 m for a hub id naming Indoor / Outdoor when the config has none."""
+
+    output_kind = "metric"
+    depth_type = "metric"
+    default_hub = "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf"
+    micro = dict(DepthAnythingV2.micro, depth_estimation_type="metric", max_depth=20)
+
+    def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
+        if max_depth is None and cfg.max_depth in (None, 1):  # 1: transformers' default, not a trained range
+            low = source.lower()
+            max_depth = 80.0 if "outdoor" in low else 20.0 if "indoor" in low else None
+            if max_depth is None:
+                raise ValueError(f"{source or 'config'}: no max_depth in the config; pass max_depth (20 indoor, "
+                                 f"80 outdoor)")
+        super()._set_max_depth(cfg, max_depth, source)
+
+
+@MODELS.register("dpt", family="DPT / MiDaS v3 (ViT, hybrid ResNet+ViT or DINOv2 + DPT head), relative disparity",
+                 weights="hub: Intel/dpt-hybrid-midas, Intel/dpt-large; size micro: random hybrid")
+class DPT(HFDepth):
+    """DPT (MiDaS v3): image [N,3,H,W] in [0,1] -> disparity [N,1,H,W] (affine-invariant inverse depth).
+
+    ViT and hybrid checkpoints run at their square config.image_size (the processor's squash resize, bicubic) and
+    the output is resized back, so any H×W works; DINOv2-backbone ones run at the input size (multiples of 14)."""
+
+    model_type = "dpt"
+    config_class, model_class = "DPTConfig", "DPTForDepthEstimation"
+    output_kind = "disparity"
+    default_hub = "Intel/dpt-hybrid-midas"
+    # Intel/dpt-*: 384×384 squash, mean = std = 0.5.
+    default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF),
+                             size={"height": 384, "width": 384}, keep_aspect_ratio=False, ensure_multiple_of=1)
+    micro = dict(is_hybrid=True, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                 image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 32, 32, 32],
+                 fusion_hidden_size=16, reassemble_factors=[1, 1, 1, 0.5], readout_type="project",
+                 backbone_featmap_shape=[1, 64, 4, 4],
+                 backbone_config=dict(model_type="bit", embedding_size=8, hidden_sizes=[16, 32, 64], depths=[1, 1, 1],
+                                      num_groups=4, layer_type="bottleneck", global_padding="same",
+                                      out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True))
+
+    def _fixed(self) -> int | None:
+        """The square side ViT/hybrid DPT runs at (None: DINOv2 backbone, any multiple of its patch)."""
+        c = self.net.config
+        if c.backbone_config is not None and not c.is_hybrid:
+            return None
+        return int(c.image_size if isinstance(c.image_size, int) else c.image_size[0])
+
+    def _contract(self) -> Contract:
+        c = super()._contract()
+        side = self._fixed()
+        return c if side is None else Contract.from_dict({**c.to_dict(), "input_size": (side, side)})
+
+    def _multiple(self) -> int:
+        if self._fixed() is not None:
+            return 1
+        return math.lcm(int(self.net.config.backbone_config.patch_size),
+                        int(self.processor.get("ensure_multiple_of") or 1))
+
+    def _run_size(self, h: int, w: int) -> tuple[int, int]:
+        side = self._fixed()
+        return (h, w) if side is None else (side, side)
+
+    def encoder(self) -> nn.Module | None:
+        return self.net.backbone if self.net.backbone is not None else self.net.dpt
+
+
+@MODELS.register("zoedepth", family="ZoeDepth (BEiT/DINOv2 + DPT + metric bins)",
+                 weights="hub: Intel/zoedepth-nyu, Intel/zoedepth-kitti, Intel/zoedepth-nyu-kitti; size micro: random")
+class ZoeDepth(HFDepth):
+    """ZoeDepth: image [N,3,H,W] in [0,1], H, W multiples of 32 -> depth [N,1,H,W] in metres (metric bins;
+    max_depth = the largest bin range). Reflect padding as its processor when ``processor["do_pad"]``."""
+
+    model_type = "zoedepth"
+    config_class, model_class = "ZoeDepthConfig", "ZoeDepthForDepthEstimation"
+    output_kind = "metric"
+    default_hub = "Intel/zoedepth-nyu-kitti"
+    # Intel/zoedepth-*: 384×512 keeping the aspect ratio, multiples of 32, reflect padding, mean = std = 0.5.
+    default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF),
+                             size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32,
+                             do_pad=True)
+    micro = dict(backbone_config=dict(model_type="beit", image_size=64, patch_size=16, hidden_size=32,
+                                      num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                                      use_relative_position_bias=True, reshape_hidden_states=False,
+                                      out_features=["stage1", "stage2", "stage3", "stage4"]),
+                 neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, num_relative_features=8,
+                 bottleneck_features=16, num_attractors=[4, 2, 2, 1], bin_embedding_dim=8,
+                 bin_configurations=[{"n_bins": 16, "min_depth": 1e-3, "max_depth": 10.0}])
+
+    def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
+        if max_depth is not None:
+            raise ValueError("ZoeDepth's depth range lives in its bin_configurations; max_depth cannot be set")
+
+    def _metric_max(self) -> float:
+        return max(float(b["max_depth"]) for b in self.net.config.bin_configurations)
+
+    def _multiple(self) -> int:
+        return math.lcm(32, int(self.processor.get("ensure_multiple_of") or 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if not self.processor.get("do_pad"):
+            return super().forward(image)
+        h, w = image.shape[-2:]
+        ph, pw = _zoe_pad(h), _zoe_pad(w)
+        # As the processor: pad by reflection, resize to the network's size (here: the input's), and after the
+        # network resize to the padded size and crop the padding off.
+        x = F.pad(image, (pw, pw, ph, ph), mode="reflect")
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=True)
+        d = self.net(pixel_values=self.normalize(x)).predicted_depth.unsqueeze(1)
+        d = F.interpolate(d, size=(h + 2 * ph, w + 2 * pw), mode="bilinear", align_corners=False)
+        return d[..., ph:ph + h, pw:pw + w]
+
+
+def _zoe_pad(n):
+    """ZoeDepth's padding for a side of n pixels, int(√(n/2)·3); a traced tensor while exporting to ONNX, so the
+    padding follows the input size there too."""
+    if isinstance(n, torch.Tensor):
+        return (torch.sqrt(n.to(torch.float32) / 2) * 3).to(torch.int64)
+    return int(math.sqrt(n / 2) * 3)
+
+
+@MODELS.register("glpn", family="GLPN (MiT encoder + global-local path decoder), metric",
+                 weights="hub: vinvino02/glpn-nyu, vinvino02/glpn-kitti; size micro: random")
+class GLPN(HFDepth):
+    """GLPN: image [N,3,H,W] in [0,1], H, W multiples of 32 -> depth [N,1,H,W] in metres (sigmoid × max_depth;
+    ``max_depth`` replaces the config's). Its processor does not normalise: mean 0, std 1."""
+
+    model_type = "glpn"
+    config_class, model_class = "GLPNConfig", "GLPNForDepthEstimation"
+    output_kind = "metric"
+    default_hub = "vinvino02/glpn-nyu"
+    default_processor = dict(do_normalize=False, size_divisor=32)
+    micro = dict(num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[8, 16, 32, 32],
+                 num_attention_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2], decoder_hidden_size=16, max_depth=10)
+
+    def _multiple(self) -> int:
+        return math.lcm(32, int(self.processor.get("size_divisor") or 1))
+
+    def encoder(self) -> nn.Module | None:
+        return self.net.glpn
+
+
+# model_type -> registered name (depth_anything splits on depth_estimation_type).
+BY_TYPE = {"dpt": "dpt", "zoedepth": "zoedepth", "glpn": "glpn"}
+
+
+def _build_config(cls_name: str, config: dict[str, Any]):
+    """A transformers config from a dict; a bad field -> ValueError naming it (transformers validates strictly)."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    try:
+        return _hf(cls_name).from_dict(dict(config))
+    except (StrictDataclassError, TypeError, ValueError) as e:
+        raise ValueError(f"config: {' '.join(str(e).split())[:200]}") from None
+
+
+def _load_config(source: str, what: str):
+    """transformers' config of a hub id or folder; a missing one -> one DepthforgeError line."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError, KeyError) as e:
+        raise hub_error(source, what, e) from None
+
+
+def _read_processor(source: str) -> dict[str, Any]:
+    """``preprocessor_config.json`` of a folder or hub id as a dict ({} when it has none)."""
+    path = Path(source) / "preprocessor_config.json"
+    if not Path(source).is_dir():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(source, "preprocessor_config.json"))
+        except Exception:  # the weights came, the processor did not: the family's defaults stand
+            return {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DepthforgeError(f"{path}: not a readable processor config ({e})") from None
+
+
+def model_name(config, source: str = "model") -> str:
+    """The registered name for a transformers config (DepthAnything: relative or metric)."""
+    if config.model_type == "depth_anything":
+        return "depth-anything-v2-metric" if config.depth_estimation_type == "metric" else "depth-anything-v2"
+    try:
+        return BY_TYPE[config.model_type]
+    except KeyError:
+        raise DepthforgeError(f"{source}: a {config.model_type} model, not a depth model depthforge wraps (known: "
+                              f"depth_anything, {', '.join(BY_TYPE)})") from None
+
+
+def from_pretrained_path(source: str | os.PathLike, **kwargs: Any) -> DepthModel:
+    """A wrapped model from a ``save_pretrained`` folder or hub id, chosen by its config.json ``model_type``."""
+    source = str(source)
+    cfg = _load_config(source, "depth model")
+    return MODELS.build(model_name(cfg, source), pretrained=source, **kwargs)
+
+
+def is_hf_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding a transformers depth model depthforge wraps (by config.json)."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        model_type = json.loads(cfg.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return model_type == "depth_anything" or model_type in BY_TYPE

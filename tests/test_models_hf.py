@@ -1,0 +1,299 @@
+"""The Hugging Face wrappers against transformers itself: tiny random models saved with save_pretrained (and
+their PIL image processors), loaded through depthforge, compared with transformers' own forward pass."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from torch import nn
+from torch.nn import functional as F
+
+from depthforge.errors import DepthforgeError
+from depthforge.losses import build_loss
+from depthforge.models import MODELS, hf
+
+IMAGENET = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+HALF = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+# DPT on a DINOv2 backbone (as facebook/dpt-dinov2-*): runs at any multiple of 14, unlike ViT/hybrid DPT.
+DPT_DINOV2 = dict(backbone_config=dict(model_type="dinov2", hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                                       intermediate_size=64, image_size=98, patch_size=14, out_indices=[1, 2, 3, 4],
+                                       reshape_hidden_states=False),
+                  neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5],
+                  hidden_size=32)
+
+
+@dataclass
+class Case:
+    name: str                       # registered depthforge name
+    config: str
+    model: str
+    arch: dict[str, Any]
+    processor: str
+    proc_kwargs: dict[str, Any]
+    size: tuple[int, int]           # parity size (the network's own, no resize in the wrapper)
+    other: tuple[int, int]          # a second size (dynamic ONNX axes, shapes)
+    output: str
+    multiple: int
+    input_size: tuple[int, int] | None
+    mean: tuple[float, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = {
+    "depth-anything-v2": Case("depth-anything-v2", "DepthAnythingConfig", "DepthAnythingForDepthEstimation",
+                              hf.DepthAnythingV2.micro, "DPTImageProcessorPil",
+                              dict(size={"height": 98, "width": 126}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                                   **IMAGENET),
+                              (98, 126), (70, 140), "disparity", 14, (98, 126), (0.485, 0.456, 0.406)),
+    "depth-anything-v2-metric": Case("depth-anything-v2-metric", "DepthAnythingConfig",
+                                     "DepthAnythingForDepthEstimation", hf.DepthAnythingV2Metric.micro,
+                                     "DPTImageProcessorPil",
+                                     dict(size={"height": 98, "width": 126}, keep_aspect_ratio=True,
+                                          ensure_multiple_of=14, **IMAGENET),
+                                     (98, 126), (70, 140), "metric", 14, (98, 126), (0.485, 0.456, 0.406)),
+    "dpt-hybrid": Case("dpt", "DPTConfig", "DPTForDepthEstimation", hf.DPT.micro, "DPTImageProcessorPil",
+                       dict(size={"height": 64, "width": 64}, **HALF), (64, 64), (96, 128), "disparity", 1, (64, 64),
+                       (0.5, 0.5, 0.5)),
+    "dpt-dinov2": Case("dpt", "DPTConfig", "DPTForDepthEstimation", DPT_DINOV2, "DPTImageProcessorPil",
+                       dict(size={"height": 70, "width": 98}, keep_aspect_ratio=True, ensure_multiple_of=14, **HALF),
+                       (70, 98), (98, 126), "disparity", 14, (70, 98), (0.5, 0.5, 0.5)),
+    "zoedepth": Case("zoedepth", "ZoeDepthConfig", "ZoeDepthForDepthEstimation", hf.ZoeDepth.micro,
+                     "ZoeDepthImageProcessorPil", dict(size={"height": 64, "width": 96}, ensure_multiple_of=32,
+                                                       keep_aspect_ratio=True, do_pad=True, **HALF),
+                     (64, 96), (96, 128), "metric", 32, (64, 96), (0.5, 0.5, 0.5)),
+    "glpn": Case("glpn", "GLPNConfig", "GLPNForDepthEstimation", hf.GLPN.micro, "GLPNImageProcessorPil",
+                 dict(size_divisor=32), (64, 96), (96, 128), "metric", 32, None, (0.0, 0.0, 0.0)),
+}
+
+
+def _liven(net: nn.Module, seed: int = 0) -> None:
+    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
+    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() > 1:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+            elif name.endswith("bias"):
+                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def saved(request, tmp_path_factory):
+    """(case, folder, the transformers model) for a tiny random model saved with its processor."""
+    case = CASES[request.param]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, case.config).from_dict(dict(case.arch))
+    net = getattr(transformers, case.model)(cfg).eval()
+    _liven(net)
+    folder = tmp_path_factory.mktemp(request.param)
+    net.save_pretrained(folder)
+    getattr(transformers, case.processor)(**case.proc_kwargs).save_pretrained(folder)
+    return case, folder, net
+
+
+def _images(size, n=2, seed=1):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, size[0] // 7 + 1, size[1] // 7 + 1, 3)).astype(np.float32)
+    x = F.interpolate(torch.from_numpy(small).permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False)
+    noise = torch.from_numpy(rng.normal(0, 12, (n, 3, *size)).astype(np.float32))
+    return (x + noise).round().clamp(0, 255).to(torch.uint8)  # smooth scenes with texture
+
+
+def _reference(case: Case, folder, net, u8: torch.Tensor) -> torch.Tensor:
+    """transformers' processor -> transformers' model -> the processor's post-processing (bilinear)."""
+    proc = getattr(transformers, case.processor).from_pretrained(folder)
+    imgs = [im.permute(1, 2, 0).numpy() for im in u8]
+    h, w = u8.shape[-2:]
+    with torch.no_grad():
+        if case.name == "zoedepth":
+            pv = proc(images=imgs, size={"height": h, "width": w}, keep_aspect_ratio=False, ensure_multiple_of=1,
+                      return_tensors="pt").pixel_values
+            d = net(pixel_values=pv).predicted_depth[:, None]
+            ph, pw = int(math.sqrt(h / 2) * 3), int(math.sqrt(w / 2) * 3)
+            d = F.interpolate(d, size=(h + 2 * ph, w + 2 * pw), mode="bilinear", align_corners=False)
+            return d[..., ph:ph + h, pw:pw + w]
+        pv = proc(images=imgs, do_resize=False, return_tensors="pt").pixel_values
+        d = net(pixel_values=pv).predicted_depth[:, None]
+        # DPT's head does not always land on the input size (DINOv2 backbone: 16× the patch grid)
+        return d if d.shape[-2:] == (h, w) else F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _run(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def test_parity_with_transformers_and_declared_contract(saved):
+    case, folder, net = saved
+    model = hf.from_pretrained_path(folder).eval()
+    assert type(model) is MODELS[case.name]
+    c = model.contract
+    assert (c.output, c.multiple, c.input_size) == (case.output, case.multiple, case.input_size)
+    assert c.mean == pytest.approx(case.mean)
+    u8 = _images(case.size)
+    want = _reference(case, folder, net, u8)
+    got = _run(model, u8.float() / 255)
+    assert got.shape == (2, 1, *case.size) and got.dtype == torch.float32
+    assert float(want.std()) > 1e-3, "a degenerate network would make the comparison vacuous"
+    assert float((got - want).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
+    if case.output == "metric":
+        assert c.max_depth == pytest.approx(float(got.max().clamp(min=0)), abs=c.max_depth)  # range stated
+        assert float(got.min()) >= 0 and float(got.max()) <= c.max_depth
+
+
+def test_other_sizes_and_encoder(saved):
+    case, folder, net = saved
+    model = hf.from_pretrained_path(folder).eval()
+    assert _run(model, torch.rand(1, 3, *case.other)).shape == (1, 1, *case.other)
+    enc = model.encoder()
+    ids = {id(p) for p in model.parameters()}
+    assert enc is not None and all(id(p) in ids for p in enc.parameters())
+    assert 0 < sum(p.numel() for p in enc.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_rebuild_from_spec_kwargs_offline(saved):
+    case, folder, net = saved
+    model = hf.from_pretrained_path(folder).eval()
+    spec = model.spec_kwargs({"pretrained": str(folder)})
+    assert "pretrained" not in spec
+    spec = json.loads(json.dumps(spec))  # as a checkpoint stores it
+    again = MODELS.build(case.name, **spec).eval()
+    again.load_state_dict(model.state_dict())
+    assert again.contract == model.contract
+    x = torch.rand(2, 3, *case.size)
+    assert torch.equal(_run(again, x), _run(model, x))
+
+
+def test_onnx_export_with_dynamic_axes_matches_onnxruntime(saved, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    case, folder, net = saved
+    model = hf.from_pretrained_path(folder).eval()
+    # ZoeDepth's neck splits its stacked stages by the batch size (a constant once traced): batch stays fixed.
+    axes = {2: "height", 3: "width"} if case.name == "zoedepth" else {0: "batch", 2: "height", 3: "width"}
+    path = tmp_path / "model.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, torch.rand(2, 3, *case.size), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["depth"],
+                          dynamic_axes={"image": axes, "depth": axes})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for size in (case.size, case.other):
+        x = _images(size, seed=3).float() / 255
+        want = _run(model, x)
+        got = sess.run(None, {"image": x.numpy()})[0]
+        assert got.shape == tuple(want.shape)
+        assert float(np.abs(got - want.numpy()).max()) <= 1e-4 * max(1.0, float(want.abs().max()))
+
+
+@pytest.mark.slow
+def test_a_few_steps_make_the_loss_fall(saved):
+    case, folder, net = saved
+    torch.manual_seed(0)
+    model = hf.from_pretrained_path(folder).train()
+    h, w = case.size
+    x = _images(case.size, seed=5).float() / 255
+    yy = torch.linspace(1.0, 6.0, h).view(1, 1, h, 1).expand(2, 1, h, w)
+    target = (yy + 2.0 * x[:, :1]).contiguous()  # depth in metres, related to the image
+    valid = torch.rand(2, 1, h, w) > 0.2
+    loss_fn = build_loss("silog-dav2" if case.output == "metric" else "ssi-gradient")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    losses = []
+    for _ in range(8):
+        loss = loss_fn(model.forward_train(x)["depth"], target, valid)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.97 * losses[0], losses
+
+
+def test_micro_sizes_build_and_declare_contracts():
+    for name, output, multiple in [("depth-anything-v2", "disparity", 14), ("depth-anything-v2-metric", "metric", 14),
+                                   ("dpt", "disparity", 1), ("zoedepth", "metric", 32), ("glpn", "metric", 32)]:
+        model = MODELS.build(name, size="micro").eval()
+        assert (model.output, model.multiple) == (output, multiple)
+        assert _run(model, torch.rand(1, 3, 64 if multiple != 14 else 70, 96 if multiple != 14 else 98)).ndim == 4
+
+
+def test_metric_max_depth_replaces_the_heads_range():
+    model = MODELS.build("depth-anything-v2-metric", size="micro", max_depth=80).eval()
+    assert model.max_depth == 80 and model.net.config.max_depth == 80
+    _liven(model.net)
+    y = _run(model, torch.rand(1, 3, 70, 98))
+    assert float(y.max()) <= 80 and float(y.max()) > 20  # sigmoid × 80
+    with pytest.raises(DepthforgeError, match="max_depth"):
+        MODELS.build("depth-anything-v2-metric", size="micro", max_depth=20.5)
+    with pytest.raises(DepthforgeError, match="bin_configurations"):
+        MODELS.build("zoedepth", size="micro", max_depth=10)
+
+
+def test_wrong_kind_of_folder_is_one_line(saved, tmp_path):
+    case, folder, net = saved
+    other = "glpn" if case.name != "glpn" else "dpt"
+    with pytest.raises(DepthforgeError) as e:
+        MODELS.build(other, pretrained=str(folder))
+    assert "\n" not in str(e.value) and str(folder) in str(e.value)
+    assert hf.is_hf_folder(folder)
+    assert not hf.is_hf_folder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert not hf.is_hf_folder(tmp_path)
+    with pytest.raises(DepthforgeError, match="bert"):
+        hf.from_pretrained_path(tmp_path)
+
+
+def test_relative_and_metric_depth_anything_are_told_apart(saved):
+    case, folder, net = saved
+    if not case.name.startswith("depth-anything"):
+        pytest.skip("Depth Anything only")
+    other = "depth-anything-v2" if case.name.endswith("metric") else "depth-anything-v2-metric"
+    with pytest.raises(DepthforgeError, match=f"build it as '{case.name}'"):
+        MODELS.build(other, pretrained=str(folder))
+
+
+def test_hub_id_without_network_is_one_fast_line(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    for call in (lambda: MODELS.build("depth-anything-v2", pretrained="depth-anything/Depth-Anything-V2-Small-hf"),
+                 lambda: hf.from_pretrained_path("Intel/zoedepth-nyu-kitti")):
+        start = time.perf_counter()
+        with pytest.raises(DepthforgeError) as e:
+            call()
+        assert time.perf_counter() - start < 5
+        msg = str(e.value)
+        assert "\n" not in msg and "hub" in msg and "--local-dir" in msg
+
+
+@pytest.mark.parametrize("recipe,max_depth", [("depth-anything-v2-synth", 10), ("depth-anything-v2-nyu", 20),
+                                              ("depth-anything-v2-kitti", 80)])
+def test_recipes_build_their_model_and_loss(recipe, max_depth):
+    from depthforge.config import load_config, split_name
+
+    cfg = load_config(recipe)
+    name, kw = split_name(cfg["model"])
+    if "pretrained" in kw:  # the hub checkpoint needs network: check the same keywords on the micro network
+        assert "Metric-" + ("Indoor" if max_depth == 20 else "Outdoor") in kw.pop("pretrained")
+        kw["size"] = "micro"
+    model = MODELS.build(name, **kw)
+    lname, lkw = split_name(cfg["loss"])
+    loss = build_loss(lname, **lkw)
+    assert model.metric and model.max_depth == loss.max_depth == max_depth and lname == "silog-dav2"
+    h, w = cfg["data"]["size"]
+    assert h % model.multiple == 0 and w % model.multiple == 0
+    t = cfg["train"]
+    assert t["optimizer"] == "adamw" and t["weight_decay"] == 0.01 and t["poly_power"] == 0.9
+    if recipe != "depth-anything-v2-synth":  # DA-V2: encoder 5e-6, decoder 10x
+        assert t["lr"] * t["encoder_lr_factor"] == pytest.approx(5e-6) and t["lr"] == pytest.approx(5e-5)
