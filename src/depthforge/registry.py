@@ -41,6 +41,10 @@ class Registry(dict):
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise DepthforgeError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self))})") from None
 
+    def name_of(self, obj: Any) -> str:
+        """The name an object built by this registry was registered under (by its class)."""
+        return next(n for n, f in self.items() if isinstance(f, type) and type(obj) is f)
+
     def build(self, name: str, **kwargs: Any) -> Any:
         """``factory(**kwargs)``; bad arguments become one line naming the entry."""
         factory = self.get_factory(name)

@@ -208,9 +208,12 @@ def load(source: str | os.PathLike, device: str | torch.device | None = None, ru
         raise DepthforgeError(f"{path}: runtime {runtime!r} needs an exported model; export it first "
                               "(depthforge export --onnx model.onnx)")
     if path.is_dir() or (not path.exists() and HUB_ID.fullmatch(str(source)) and suffix not in CHECKPOINT_SUFFIXES):
+        from ..models import MODELS
+        from ..models.checkpoint import meta
         from ..models.hf import from_pretrained_path
 
-        model, info = from_pretrained_path(str(source))
+        model = from_pretrained_path(str(source))
+        info = meta(MODELS.name_of(model), {}, model)
     else:
         from ..models.checkpoint import load_checkpoint
 

@@ -52,7 +52,7 @@ def gradient_matching(residual: Tensor, mask: Tensor, scales: int = 4) -> Tensor
     return total
 
 
-@LOSSES.register("ssi-gradient")
+@LOSSES.register("ssi-gradient", pred="disparity")  # by default; space="depth" takes depth
 class SSIGradientLoss(nn.Module):
     """MiDaS's loss for relative training: scale-and-shift-invariant MSE + α · multi-scale gradient matching.
 

@@ -33,6 +33,8 @@ OutputKind = Literal["metric", "relative", "disparity"]
 OUTPUT_KINDS = ("metric", "relative", "disparity")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Each model registers with facts for listings: family, weights (where pretrained weights come from), catalog
+# (keywords of the listed architecture, built without downloading) and test (keywords of a tiny version).
 MODELS = Registry("model")
 
 

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..losses.bins import bins_chamfer
 from .backbones import build_backbone
 from .base import MODELS, Contract, DepthModel
 
@@ -142,7 +143,8 @@ class DecoderLayer(nn.Module):
 
 
 @MODELS.register("binsformer", family="Transformer (Swin + adaptive-bins decoder)",
-                 weights="Swin ImageNet weights with pretrained=True; decoder trained from scratch")
+                 weights="Swin ImageNet weights with pretrained=True; decoder trained from scratch",
+                 test={"size": "micro"})
 class BinsFormer(DepthModel):
     """BinsFormer: image [N,3,H,W] in [0,1] (H, W multiples of 32) -> metric depth [N,1,H,W] in
     [min_depth, max_depth] metres (see the module docstring for the architecture and its sources).
@@ -156,7 +158,8 @@ class BinsFormer(DepthModel):
     def __init__(self, size: str = "tiny", pretrained: bool | str | None = False, min_depth: float = 1e-3,
                  max_depth: float = 10.0, n_bins: int | None = None, hidden: int | None = None,
                  dec_layers: int | None = None, enc_layers: int | None = None, scene_classes: int = 0,
-                 level_schedule: str = "mod", backbone_config: dict[str, Any] | None = None):
+                 level_schedule: str = "mod", bins_weight: float = 0.0,
+                 backbone_config: dict[str, Any] | None = None):
         super().__init__()
         if size not in HEADS:
             raise ValueError(f"size must be one of {', '.join(HEADS)}, not {size!r}")
@@ -176,6 +179,9 @@ class BinsFormer(DepthModel):
         self.size, self.min_depth, self.max_depth_m = size, float(min_depth), float(max_depth)
         self.n_bins, self.hidden, self.dec_layers, self.enc_layers = n_bins, hidden, dec_layers, enc_layers
         self.scene_classes, self.level_schedule = int(scene_classes), level_schedule
+        if not bins_weight >= 0:
+            raise ValueError(f"bins_weight must be >= 0, not {bins_weight!r}")
+        self.bins_weight = float(bins_weight)
         self.backbone = build_backbone("swin", size, pretrained, backbone_config)
         self.set_contract(Contract("metric", self.max_depth_m, multiple=self.backbone.multiple))
         ch = self.backbone.channels
@@ -235,7 +241,7 @@ class BinsFormer(DepthModel):
         return dict(size=self.size, pretrained=False, min_depth=self.min_depth, max_depth=self.max_depth_m,
                     n_bins=self.n_bins, hidden=self.hidden, dec_layers=self.dec_layers, enc_layers=self.enc_layers,
                     scene_classes=self.scene_classes, level_schedule=self.level_schedule,
-                    backbone_config=self.backbone.config())
+                    bins_weight=self.bins_weight, backbone_config=self.backbone.config())
 
     # ---------------------------------------------------------------------------------------------- network
 
@@ -326,6 +332,17 @@ class BinsFormer(DepthModel):
         return out
 
     def extra_loss(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Tensor | None:
+        """``bins_weight`` × AdaBins' chamfer loss between the final bin centres and the ground truth (0 in
+        BinsFormer's own configs), plus the scene term (``scene_loss``); None when neither applies."""
+        terms = []
+        if self.bins_weight and "bins" in outputs:
+            terms.append(self.bins_weight * bins_chamfer(outputs["bins"].float(), batch["depth"], batch["valid"]))
+        scene = self.scene_loss(outputs, batch)
+        if scene is not None:
+            terms.append(scene)
+        return sum(terms) if terms else None
+
+    def scene_loss(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Tensor | None:
         """Scene cross-entropy × 1e-2 on the final and auxiliary layers' scene logits, when the model has a scene
         query and ``batch["scene"]`` holds integer labels [N] (negative = unknown, ignored); else None."""
         label = batch.get("scene")

@@ -202,7 +202,8 @@ class _DepthAnything(HFDepth):
 
 
 @MODELS.register("depth-anything-v2", family="Depth Anything V2 (DINOv2 ViT + DPT head), relative disparity",
-                 weights="hub: depth-anything/Depth-Anything-V2-{Small,Base,Large}-hf; size micro: random")
+                 weights="hub: depth-anything/Depth-Anything-V2-{Small,Base,Large}-hf; size micro: random",
+                 catalog={"config": {}}, test={"size": "micro"})
 class DepthAnythingV2(_DepthAnything):
     """Depth Anything V2, relative head: image [N,3,H,W] in [0,1], H, W multiples of 14 -> disparity [N,1,H,W]
     (affine-invariant inverse depth; ``max_depth`` only states the range evaluation caps at, default 10 m)."""
@@ -215,7 +216,8 @@ class DepthAnythingV2(_DepthAnything):
 
 @MODELS.register("depth-anything-v2-metric", family="Depth Anything V2 metric (DINOv2 ViT + DPT head)",
                  weights="hub: depth-anything/Depth-Anything-V2-Metric-{Indoor,Outdoor}-{Small,Base,Large}-hf; "
-                         "size micro: random")
+                         "size micro: random",
+                 catalog={"config": {"depth_estimation_type": "metric", "max_depth": 20}}, test={"size": "micro"})
 class DepthAnythingV2Metric(_DepthAnything):
     """Depth Anything V2, metric head: image [N,3,H,W] in [0,1], H, W multiples of 14 -> depth [N,1,H,W] in metres,
     sigmoid × max_depth. ``max_depth`` replaces the checkpoint's (as DA-V2's metric fine-tuning sets it); by
@@ -237,7 +239,8 @@ class DepthAnythingV2Metric(_DepthAnything):
 
 
 @MODELS.register("dpt", family="DPT / MiDaS v3 (ViT, hybrid ResNet+ViT or DINOv2 + DPT head), relative disparity",
-                 weights="hub: Intel/dpt-hybrid-midas, Intel/dpt-large; size micro: random hybrid")
+                 weights="hub: Intel/dpt-hybrid-midas, Intel/dpt-large; size micro: random hybrid",
+                 catalog={"config": {}}, test={"size": "micro"})
 class DPT(HFDepth):
     """DPT (MiDaS v3): image [N,3,H,W] in [0,1] -> disparity [N,1,H,W] (affine-invariant inverse depth).
 
@@ -286,7 +289,8 @@ class DPT(HFDepth):
 
 
 @MODELS.register("zoedepth", family="ZoeDepth (BEiT/DINOv2 + DPT + metric bins)",
-                 weights="hub: Intel/zoedepth-nyu, Intel/zoedepth-kitti, Intel/zoedepth-nyu-kitti; size micro: random")
+                 weights="hub: Intel/zoedepth-nyu, Intel/zoedepth-kitti, Intel/zoedepth-nyu-kitti; size micro: random",
+                 catalog={"config": {}}, test={"size": "micro"})
 class ZoeDepth(HFDepth):
     """ZoeDepth: image [N,3,H,W] in [0,1], H, W multiples of 32 -> depth [N,1,H,W] in metres (metric bins;
     max_depth = the largest bin range). Reflect padding as its processor when ``processor["do_pad"]``."""
@@ -340,7 +344,9 @@ def _zoe_pad(n):
 
 
 @MODELS.register("glpn", family="GLPN (MiT encoder + global-local path decoder), metric",
-                 weights="hub: vinvino02/glpn-nyu, vinvino02/glpn-kitti; size micro: random")
+                 weights="hub: vinvino02/glpn-nyu, vinvino02/glpn-kitti; size micro: random",
+                 catalog={"config": {"hidden_sizes": [64, 128, 320, 512], "depths": [3, 8, 27, 3], "num_attention_heads": [1, 2, 5, 8]}},
+                 test={"size": "micro"})
 class GLPN(HFDepth):
     """GLPN: image [N,3,H,W] in [0,1], H, W multiples of 32 -> depth [N,1,H,W] in metres (sigmoid × max_depth;
     ``max_depth`` replaces the config's). Its processor does not normalise: mean 0, std 1."""

@@ -45,7 +45,8 @@ class Up(nn.Module):
         return self.convs(torch.cat([self.up(x), skip], dim=1))
 
 
-@MODELS.register("seed-unet", family="CNN U-Net (the seed's)", weights="none: trained from scratch")
+@MODELS.register("seed-unet", family="CNN U-Net (the seed's)", weights="none: trained from scratch",
+                 test={"width": 0.25, "levels": 3})
 class SeedUNet(DepthModel):
     """Image [N,3,H,W] in [0,1] -> depth [N,1,H,W].
 
