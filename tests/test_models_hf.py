@@ -261,14 +261,35 @@ def test_relative_and_metric_depth_anything_are_told_apart(saved):
         MODELS.build(other, pretrained=str(folder))
 
 
+def test_depthforge_load_takes_the_folder_and_the_cli_evaluates_it(saved, tmp_path):
+    """The public entry points accept a Hugging Face folder as they accept a checkpoint: load (zero-shot), eval
+    with --data (relative outputs aligned, and the results say how), and a checkpoint after fine-tuning."""
+    import depthforge
+    from depthforge.evaluation.evaluate import evaluate
+
+    case, folder, net = saved
+    predictor = depthforge.load(str(folder), device="cpu")
+    assert predictor.output == case.output and predictor.backend.name == "torch"
+    depth = predictor(np.zeros((40, 60, 3), np.uint8))
+    assert depth.shape == (40, 60) and np.isfinite(depth).all()
+    if case.name != "depth-anything-v2":
+        return  # one evaluation run is enough to show the path
+    results = evaluate(str(folder), data="synth", limit=2, out=tmp_path / "eval", pictures=False, progress=False)
+    assert results["output"] == "disparity" and results["align"] == "lstsq-disparity"
+    assert np.isfinite(results["model"]["abs_rel"])
+
+
 def test_hub_id_without_network_is_one_fast_line(monkeypatch, tmp_path):
     import huggingface_hub.constants as hc
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
+    import depthforge
+
     for call in (lambda: MODELS.build("depth-anything-v2", pretrained="depth-anything/Depth-Anything-V2-Small-hf"),
-                 lambda: hf.from_pretrained_path("Intel/zoedepth-nyu-kitti")):
+                 lambda: hf.from_pretrained_path("Intel/zoedepth-nyu-kitti"),
+                 lambda: depthforge.load("depth-anything/Depth-Anything-V2-Small-hf")):
         start = time.perf_counter()
         with pytest.raises(DepthforgeError) as e:
             call()
