@@ -103,10 +103,10 @@ def test_cli_encoding_keeps_the_detected_layout(tmp_path, capsys):
         z.writestr("data/nyu2_test/0_colors.png", Image.new("RGB", (W, H)).tobytes())  # not a PNG: unreadable
         z.writestr("data/nyu2_test/0_depth.png", buf.getvalue())
         z.writestr("data/nyu2_test.csv", "data/nyu2_test/0_colors.png,data/nyu2_test/0_depth.png\n")
-    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "mm", "--splits", "test"]) == 0
+    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "mm", "--splits", "test"]) == 1
     out = capsys.readouterr().out
     assert "cannot open" not in out and "nyu_data.zip!data/nyu2_test/0_colors.png: not an image file" in out, out
-    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "cm", "--splits", "test"]) == 0
+    assert main(["data", "check", str(tmp_path / "nyu_data.zip"), "--encoding", "cm", "--splits", "test"]) == 1
     assert "test: cannot open: nyu option 'depth_encoding'" in capsys.readouterr().out
 
 

@@ -34,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
         spec["depth_encoding"] = args.encoding
     report = check_dataset(spec, splits=tuple(args.splits))
     print(format_report(report))
-    return 0
+    return 0 if report.ok else 1  # a script can tell a dataset with problems

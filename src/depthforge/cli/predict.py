@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{source}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {stats['path']}")
         written += 1
     if images:
-        d, f = predict_images(predictor, collect_inputs(images), out, gt=args.gt, gt_encoding=args.gt_encoding,
+        d, f = predict_images(predictor, collect_inputs(images, exclude=out), out, gt=args.gt, gt_encoding=args.gt_encoding,
                               ply=args.ply, intrinsics=k)
         written, failed = written + d, failed + f
     print(f"{written} written to {out}" + (f", {failed} failed (see warnings)" if failed else ""))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import DepthforgeError
 from ..serve import MAX_PIXELS
 
 
@@ -24,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.predictor import load
     from ..serve.app import create_app
 
+    if not 0 < args.port < 65536:
+        raise DepthforgeError(f"--port {args.port}: a TCP port is 1..65535")
     predictor = load(args.checkpoint, device=args.device)
     app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
                      max_pixels=int(args.max_megapixels * 1e6), fov_deg=args.fov)

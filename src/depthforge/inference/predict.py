@@ -11,13 +11,14 @@ of view.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..data.folder import _rgb_dir, read_intrinsics_txt
-from ..data.io import DEPTH_SUFFIXES, is_image_file, read_depth, read_image
+from ..data.folder import FolderDataset, _rgb_dir
+from ..data.io import is_image_file, read_depth, read_image
 from ..files import PNG16_SCALES, depth_png_name, png16_encoding, write_depth_png, write_image, write_npy
 from ..data.sample import check_same_size
 from ..errors import DepthforgeError
@@ -31,10 +32,12 @@ class Item(NamedTuple):
     intrinsics: np.ndarray | None = None  # (3,3) from the dataset folder's intrinsics.txt
 
 
-def collect_inputs(inputs: list[str]) -> list[Item]:
-    """Images to predict. A dataset folder (rgb/, as ``data/folder.py``) brings its ``intrinsics.txt``, read
-    once, and with depth/ each image's ground-truth depth (same stem); a single file or a flat folder brings
-    neither. Non-image files in a folder are skipped with a warning."""
+def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) -> list[Item]:
+    """Images to predict. A dataset folder (rgb/ + depth/ + intrinsics.txt, read by ``data.folder``) brings each
+    image's ground truth and the camera; a single file or a plain folder brings neither. Non-image files in a
+    folder are skipped with a warning, and so is anything inside ``exclude`` (the output folder: a second run
+    into the same folder must not take its own outputs for photos)."""
+    skip = Path(exclude).resolve() if exclude is not None else None
     items: list[Item] = []
     for arg in inputs:
         path = Path(arg)
@@ -43,21 +46,39 @@ def collect_inputs(inputs: list[str]) -> list[Item]:
             continue
         if not path.is_dir():
             raise DepthforgeError(f"{path}: no such file or folder")
-        rgb, depth_dir, k = _rgb_dir(path), path / "depth", None
-        depths: dict[str, Path] = {}
-        if rgb is not None:
-            if depth_dir.is_dir():
-                depths = {p.stem: p for p in sorted(depth_dir.iterdir()) if p.suffix.lower() in DEPTH_SUFFIXES}
-            if (path / "intrinsics.txt").is_file():
-                k = read_intrinsics_txt(path / "intrinsics.txt")
-        for f in sorted((rgb or path).iterdir()):
-            if f.is_dir():
-                continue
-            if not is_image_file(f):
-                log.warning("%s: not an image, skipped", f)
-                continue
-            items.append(Item(f, depths.get(f.stem), k))
+        if _rgb_dir(path) is not None:
+            ds = FolderDataset(root=str(path), split="")
+            found = [Item(r, d if d is not None and d.is_file() else None, ds.intrinsics) for r, d, _ in ds.items]
+        else:
+            found = []
+            for f in sorted(path.iterdir()):
+                if f.is_dir():
+                    continue
+                if not is_image_file(f):
+                    log.warning("%s: not an image, skipped", f)
+                    continue
+                found.append(Item(f))
+        items += [i for i in found if skip is None or skip not in i.image.resolve().parents]
     return items
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A distinct output name per input: its stem, or where stems collide (``a.jpg``/``a.png``, or the same name
+    in two folders) enough of its path to tell them apart (``a_jpg``, ``left_a_jpg``)."""
+    names = [p.stem for p in paths]
+    for depth in range(64):
+        dup = {n for n in names if names.count(n) > 1}
+        if not dup:
+            return names
+        names = [_tail(p, depth) if n in dup else n for n, p in zip(names, paths)]
+    return [f"{n}_{i}" for i, n in enumerate(names)]  # the same file given twice
+
+
+def _tail(path: Path, depth: int) -> str:
+    """``stem_ext`` preceded by the last ``depth`` folder names."""
+    folders = path.resolve().parent.parts
+    return "_".join([*folders[len(folders) - depth:], path.stem, path.suffix.lstrip(".")]) if depth else \
+        f"{path.stem}_{path.suffix.lstrip('.')}"
 
 
 def _gt_for(image: Path, auto: Path | None, gt: str | None) -> Path | None:
@@ -84,11 +105,12 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
     encoding = png16_encoding(predictor.max_depth)
     items = [Item(*item) for item in items]
     done = failed = 0
-    for item in tqdm(items, desc="predicting", unit="img", disable=not progress or len(items) < 2):
+    names = output_names([item.image for item in items])
+    for item, name in tqdm(list(zip(items, names)), desc="predicting", unit="img",
+                           disable=not progress or len(items) < 2):
         try:
             image = read_image(item.image)
             depth = predictor(image)
-            name = item.image.stem
             write_image(out / f"{name}_color.png", colorize(depth))
             write_depth_png(out / depth_png_name(f"{name}_depth", encoding), depth, PNG16_SCALES[encoding])
             write_npy(out / f"{name}.npy", depth)

@@ -84,19 +84,29 @@ class DepthModule(L.LightningModule):
         loss = self._loss(self(batch["image"]), batch)
         if not torch.isfinite(loss):
             raise Diverged(f"step {self.global_step}: the loss is {float(loss)}")
+        self._check_finite(self.model.buffers(), "a normalisation statistic")  # BatchNorm updates them in forward
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
         return loss
 
+    def _check_finite(self, tensors, what: str) -> None:
+        if not all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point()):
+            raise Diverged(f"step {self.global_step}: {what} is not finite")
+
     def on_before_optimizer_step(self, optimizer):
-        for p in self.model.parameters():
-            if p.grad is not None and not torch.isfinite(p.grad).all():
-                raise Diverged(f"step {self.global_step}: a gradient is not finite")
+        self._check_finite((p.grad for p in self.model.parameters() if p.grad is not None), "a gradient")
+
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        # before on_train_batch_end, where checkpoints are written: a non-finite weight never reaches a file
+        self._check_finite(self.model.parameters(), "a weight")
 
     def validation_step(self, batch, batch_idx):
         if batch is None:
             return
         out = self(batch["image"])
         loss = self._loss(out, batch)
+        if not torch.isfinite(out["depth"]).all():
+            raise Diverged(f"step {self.global_step}: validation depth is not finite")
         pred = out["depth"].detach().float().cpu().numpy()
         gt, valid = batch["depth"].cpu().numpy(), batch["valid"].cpu().numpy()
         n = len(pred)
