@@ -29,6 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from ..data import DATASETS
     from ..data.check import check_dataset, format_report
 
+    from pathlib import Path
+
+    from ..errors import DepthforgeError
+
+    if args.dataset not in DATASETS and not Path(args.dataset).exists():
+        raise DepthforgeError(f"{args.dataset}: dataset not found (a path, or one of {', '.join(sorted(DATASETS))})")
     spec = {"name": args.dataset} if args.dataset in DATASETS else {"name": "auto", "root": args.dataset}
     if args.encoding is not None:  # the layout is still detected: nyu, kitti and folder all take it
         spec["depth_encoding"] = args.encoding

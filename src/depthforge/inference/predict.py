@@ -26,6 +26,9 @@ from ..errors import DepthforgeError
 log = logging.getLogger(__name__)
 
 
+OUTPUT_SUFFIXES = ("_color.png", "_panel.png", "_depth.png", "_depth_kitti256.png")  # the images written here
+
+
 class Item(NamedTuple):
     image: Path
     gt: Path | None = None  # ground-truth depth found beside it (dataset folder)
@@ -35,9 +38,13 @@ class Item(NamedTuple):
 def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) -> list[Item]:
     """Images to predict. A dataset folder (rgb/ + depth/ + intrinsics.txt, read by ``data.folder``) brings each
     image's ground truth and the camera; a single file or a plain folder brings neither. Non-image files in a
-    folder are skipped with a warning, and so is anything inside ``exclude`` (the output folder: a second run
-    into the same folder must not take its own outputs for photos)."""
+    folder are skipped with a warning, and so are the pictures this command writes, found in ``exclude`` (the
+    output folder: a second run into the same folder must not take its own outputs for photos)."""
     skip = Path(exclude).resolve() if exclude is not None else None
+
+    def ours(f: Path) -> bool:  # an output of an earlier run into the same folder
+        return skip is not None and f.resolve().parent == skip and f.name.endswith(OUTPUT_SUFFIXES)
+
     items: list[Item] = []
     for arg in inputs:
         path = Path(arg)
@@ -58,7 +65,7 @@ def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) 
                     log.warning("%s: not an image, skipped", f)
                     continue
                 found.append(Item(f))
-        items += [i for i in found if skip is None or skip not in i.image.resolve().parents]
+        items += [i for i in found if not ours(i.image)]
     return items
 
 
