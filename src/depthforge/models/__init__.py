@@ -11,6 +11,7 @@ from torch import nn
 
 from .base import MODELS, Contract, DepthModel
 from . import seed_unet  # noqa: F401  (registers)
+from . import unet, depthformer  # noqa: F401
 from .seed_unet import SeedUNet
 
 
