@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import DepthforgeError
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
 
@@ -243,6 +244,10 @@ class DepthFormer(DepthModel):
             cfg.drop_path_rate = rate
 
     def _depth(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise DepthforgeError(f"DepthFormer: image {w}x{h} is not a multiple of {self.multiple} "
+                                  f"(pad it, as the predictor does)")
         x = self.normalize(image)
         feats = self.neck([self.stem(x), *self.backbone(x)])
         y = self.bottleneck(feats[-1])

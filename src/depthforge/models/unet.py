@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import DepthforgeError
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
 
@@ -87,6 +88,10 @@ class UNet(DepthModel):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise DepthforgeError(f"{type(self).__name__}: image {w}x{h} is not a multiple of {self.multiple} "
+                                  f"(pad it, as the predictor does)")
         feats = self.backbone(self.normalize(image))
         x, skips = feats[-1], feats[-2::-1]
         for i, block in enumerate(self.blocks):
