@@ -97,15 +97,16 @@ class DeformAttention(nn.Module):
         grid = grid.repeat(1, a.n_levels, a.n_points, 1) * torch.arange(1, a.n_points + 1).view(1, 1, -1, 1)
         with torch.no_grad():
             a.sampling_offsets.bias.copy_(grid.flatten())
-        for lin in (a.attention_weights,):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
+        nn.init.zeros_(a.attention_weights.weight)
+        nn.init.zeros_(a.attention_weights.bias)
         for lin in (a.value_proj, a.output_proj):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
     def forward(self, query: torch.Tensor, pos: torch.Tensor, value: torch.Tensor, ref: torch.Tensor,
                 shapes: list[tuple[int, int]]) -> torch.Tensor:
+        # Built from the sizes one by one (not torch.tensor(shapes)) so an ONNX trace keeps them dynamic: they
+        # scale the sampling offsets.
         spatial = torch.stack([torch.stack([torch.as_tensor(h), torch.as_tensor(w)]) for h, w in shapes])
         start = torch.cat([spatial.new_zeros(1), (spatial[:, 0] * spatial[:, 1]).cumsum(0)[:-1]])
         out, _ = self.attn(query, position_embeddings=pos, encoder_hidden_states=value, reference_points=ref,
