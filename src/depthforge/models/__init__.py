@@ -10,8 +10,7 @@ from typing import Any
 from torch import nn
 
 from .base import MODELS, Contract, DepthModel
-from . import seed_unet  # noqa: F401  (registers)
-from . import binsformer, hf  # noqa: F401  (register themselves)
+from . import binsformer, depthformer, hf, seed_unet, unet  # noqa: F401  (register themselves)
 from .seed_unet import SeedUNet
 
 

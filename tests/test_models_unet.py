@@ -1,0 +1,133 @@
+"""The smp-style U-Net over transformers backbones (resnet-unet, convnext-unet), at the "micro" backbone size."""
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from depthforge.errors import DepthforgeError
+from depthforge.inference.resize import infer
+from depthforge.losses import build_loss
+from depthforge.models import MODELS, build_model
+from depthforge.models.base import IMAGENET_MEAN, IMAGENET_STD
+
+NAMES = ["resnet-unet", "convnext-unet"]
+
+
+def micro(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(name, size="micro", max_depth=10.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_odd_size_padded_to_the_multiple_gives_metres_at_input_size(name):
+    model = micro(name).eval()
+    assert model.multiple == 32
+    with torch.no_grad():
+        y = infer(model, torch.rand(2, 3, 45, 71), multiple=model.multiple)
+    assert y.shape == (2, 1, 45, 71)
+    assert torch.isfinite(y).all() and float(y.min()) > 0 and float(y.max()) < 10.0
+    with pytest.raises(DepthforgeError, match="not a multiple of 32"):
+        model(torch.rand(1, 3, 45, 71))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_and_encoder(name):
+    model = micro(name)
+    c = model.contract
+    assert (c.output, c.max_depth, c.multiple) == ("metric", 10.0, 32)
+    assert (c.mean, c.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert MODELS.info[name]["family"]
+    enc = model.encoder()
+    assert enc is model.backbone
+    assert {id(p) for p in enc.parameters()} < {id(p) for p in model.parameters()}
+
+
+def test_decoder_follows_smp():
+    """smp's Unet decoder: channels (256, 128, 64, 32, 16); skips at 1/16, 1/8, 1/4; none at 1/2 and 1/1."""
+    model = micro("resnet-unet")
+    c1, c2, c3, c4 = model.backbone.channels
+    first_convs = [block.convs[0][0] for block in model.blocks]
+    assert [c.in_channels for c in first_convs] == [c4 + c3, 256 + c2, 128 + c1, 64, 32]
+    assert [c.out_channels for c in first_convs] == [256, 128, 64, 32, 16]
+    assert all(c.bias is None for c in first_convs)  # conv -> BN -> ReLU
+    assert model.head.out_channels == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rebuild_from_spec_kwargs_and_state_dict_is_identical(name):
+    model = micro(name)
+    model.train()
+    model(torch.rand(2, 3, 64, 64))  # moves the BatchNorm statistics away from their init
+    model.eval()
+    spec = model.spec_kwargs({"size": "micro", "max_depth": 10.0})
+    assert spec["pretrained"] is None and isinstance(spec["backbone_config"], dict)
+    torch.manual_seed(123)  # a different random init, overwritten by the state dict
+    again = build_model(name, **spec).eval()
+    again.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_export_with_dynamic_batch_and_size_matches_pytorch(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = micro(name).eval()
+    path = tmp_path / "m.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["depth"],
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "depth": {0: "n", 2: "h", 3: "w"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 64, 64), (2, 3, 96, 128)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = session.run(None, {"image": x.numpy()})[0]
+        assert got.shape == want.shape
+        assert float(want.std()) > 1e-3  # the output varies, so the comparison means something
+        assert np.abs(got - want).max() <= 1e-4
+
+
+def smooth_batch(n: int = 2, h: int = 32, w: int = 64, seed: int = 0):
+    """A fixed batch: smooth random depth (1-6 m) and an image that shows it (so there is something to learn)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, 4, 4, generator=g)
+    depth = 1.0 + 5.0 * torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic",
+                                                        align_corners=True).clamp(0, 1)
+    image = torch.cat([1 - depth / 6, (depth / 6) ** 2, torch.rand(n, 1, h, w, generator=g) * 0.1], 1)
+    return image.clamp(0, 1), depth
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_few_adam_steps_lower_the_silog_loss(name):
+    model = micro(name).train()
+    image, depth = smooth_batch()
+    loss_fn = build_loss("silog")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(10):
+        loss = loss_fn(model.forward_train(image)["depth"], depth, depth > 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all()
+    assert min(losses[-3:]) < 0.7 * losses[0], losses
+
+
+def test_hub_id_without_network_is_one_line_error_fast(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    start = time.monotonic()
+    with pytest.raises(DepthforgeError) as e:
+        build_model("resnet-unet", pretrained="depthforge-tests/no-such-resnet")
+    assert time.monotonic() - start < 10
+    assert "\n" not in str(e.value) and "depthforge-tests/no-such-resnet" in str(e.value)
+    with pytest.raises(DepthforgeError, match="no pretrained weights"):
+        build_model("convnext-unet", size="micro", pretrained=True)
