@@ -18,7 +18,8 @@ from ..models.checkpoint import model_from, read_checkpoint
 from ..data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from ..files import ensure_dir, write_bytes, write_image
 from ..errors import DepthforgeError
-from ..inference.predictor import from_module, load
+from ..inference.load import load
+from ..inference.predictor import from_module
 from ..recipe import Recipe, validate
 from ..losses import build_loss
 from .report import COLUMNS, markdown_table
@@ -32,7 +33,7 @@ NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.
 
 
 def _protocol_for(dataset_name: str | None, recipe: Recipe | None) -> str:
-    if dataset_name in ("nyu", "kitti"):
+    if dataset_name in ("nyu", "kitti", "ibims1"):
         return dataset_name
     return recipe.eval.protocol if recipe else "none"
 
@@ -97,6 +98,8 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     Relative and disparity outputs are aligned to the ground truth per image (``metrics.to_metres``; default
     per output kind, ``DEFAULT_ALIGN``), and the results say how."""
     predictor, recipe, baselines = _open(source, device, flip)
+    if recipe is not None:  # the recipe's test-time settings: flip averaging, full frames for crop-trained models
+        predictor.resize, predictor.flip = recipe.eval.resize, flip or recipe.eval.flip
     out = ensure_dir(out or (Path(source).resolve().parent.parent / "eval" if Path(source).is_file()
                              else Path("outputs") / "eval"))
     spec = _test_spec(recipe, data)
@@ -143,7 +146,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         raise DepthforgeError(f"{data or spec['name']}: no sample with ground truth could be evaluated")
     results = {
         "checkpoint": str(source), "data": str(data or spec), "protocol": protocol_name,
-        "max_depth": proto.max_depth, "output": predictor.output, "align": align_mode, "flip": flip, "images": len(rows["model"]),
+        "max_depth": proto.max_depth, "output": predictor.output, "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]),
         "model": _means(rows["model"]),
         "baselines": {k: _means(v) for k, v in rows.items() if k != "model" and v},
         "per_image": rows["model"],
