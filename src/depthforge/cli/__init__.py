@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..errors import DepthforgeError
-from ..tuning import MALLOC_TUNING
+from ..tuning import ALLOCATORS, CHOICE, MARKER, malloc_env
 
 COMMANDS = {
     "demo": ("depthforge.cli.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
@@ -28,14 +28,19 @@ _TUNED = {"demo", "train", "bench", "eval"}
 
 
 def _tune_malloc(command: str) -> None:
-    """Re-exec once with GLIBC_TUNABLES set (it is read only at process start). DEPTHFORGE_NO_MALLOC_TUNING=1 skips."""
-    if command not in _TUNED or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
+    """Re-exec once with the memory allocator of ``tuning.malloc_env`` (tcmalloc or jemalloc preloaded when
+    installed, else glibc's tunables): both are read only at process start. DEPTHFORGE_NO_MALLOC_TUNING=1 skips
+    it, DEPTHFORGE_MALLOC picks the allocator; a process the user started with GLIBC_TUNABLES is left alone."""
+    if command not in _TUNED or not sys.platform.startswith("linux"):
         return
-    if not sys.platform.startswith("linux"):
+    if os.environ.get(MARKER) or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
         return
-    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNING)
+    choice = os.environ.get(CHOICE, "auto")
+    if choice not in ALLOCATORS:
+        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using auto", file=sys.stderr)
+        choice = "auto"
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], malloc_env(os.environ, choice))
     except OSError:
         pass
 
