@@ -93,18 +93,15 @@ def ceiling(n: int = 2048, seconds: float = 0.5) -> dict[str, float]:
 
 # --- training steps ------------------------------------------------------------------------------------------
 
-def train_flops(name: str, kwargs: dict, size: tuple[int, int], batch: int) -> float:
+def train_flops(model: torch.nn.Module, size, batch: int) -> float:
     """FLOPs of one training step's forward and backward (``torch.utils.flop_counter``; a multiply-add is 2),
-    counted on a batch of 1 and scaled to ``batch``."""
+    counted on a batch of 1 and scaled to ``batch``; the model's gradients are left at None."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models import MODELS
-
-    model = MODELS.build(name, **kwargs)
-    x = torch.rand(1, 3, *size)
     counter = FlopCounterMode(display=False)
     with counter:
-        model(x).float().mean().backward()
+        model(torch.rand(1, 3, *size)).float().mean().backward()
+    model.zero_grad(set_to_none=True)
     return counter.get_total_flops() * batch
 
 
@@ -115,10 +112,19 @@ def _step_worker(job: dict) -> dict:
 
     torch.manual_seed(0)
     base = _rss_mb()
-    model = MODELS.build(job["model"], **job["kwargs"]).train()
+    try:
+        model = MODELS.build(job["model"], **job["kwargs"]).train()
+    except Exception as e:  # a model that needs a download or a missing package: say so, go on
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+    m = model.multiple
+    size = [-(-int(s) // m) * m for s in job["size"]]  # rounded up to the model's multiple
+    info = {"size": size, "batch": job["batch"], "parameters": sum(p.numel() for p in model.parameters())}
+    if job.get("count"):
+        info["flops"] = train_flops(model, size, job["batch"])
+        info["gflop_per_step"] = info["flops"] / 1e9
     loss_fn = build_loss(job["loss"], max_depth=model.max_depth) if job["loss"] == "seed" else build_loss(job["loss"])
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
-    batch, (h, w) = job["batch"], job["size"]
+    batch, (h, w) = job["batch"], size
     x = torch.rand(batch, 3, h, w)
     y = 0.5 + torch.rand(batch, 1, h, w) * (model.max_depth - 1)  # metres
     valid = torch.ones_like(y, dtype=torch.bool)
@@ -141,7 +147,7 @@ def _step_worker(job: dict) -> dict:
         if i:
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
-    return {"step_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "peak_rss_mb": _rss_mb(),
+    return {**info, "step_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "peak_rss_mb": _rss_mb(),
             "base_rss_mb": base, "loss": float(loss), "allocator": current_allocator(),
             "threads": torch.get_num_threads()}
 
@@ -183,8 +189,10 @@ def train_steps(settings=DEFAULT_SETTINGS, size=(240, 320), batch: int = 16, ste
         from .errors import DepthforgeError
 
         raise DepthforgeError(f"bench: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    from .models import build_model
+
     kwargs = {"width": width}
-    flops = train_flops("seed-unet", kwargs, size, batch)
+    flops = train_flops(build_model("seed-unet", **kwargs), size, batch)
     runs: dict[str, list[dict]] = {s: [] for s in settings}
     for r in range(rounds):
         for name in settings:
@@ -234,22 +242,11 @@ def model_steps(names: list[str] | None = None, size=(128, 128), batch: int = 2,
     out = {}
     for name in names:
         kwargs = MODELS.info[name].get(kwargs_key, {})
-        try:
-            model = MODELS.build(name, **kwargs)
-        except Exception as e:  # a model that needs a download or a missing package: say so, go on
-            out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
-            continue
-        m = model.multiple
-        h, w = (-(-int(s) // m) * m for s in (sizes or {}).get(name, size))
-        params = sum(p.numel() for p in model.parameters())
-        del model
-        _say(progress, f"training step of {name} at {h}x{w} ...")
-        flops = train_flops(name, kwargs, (h, w), batch)
-        job = {"kind": "step", "model": name, "kwargs": kwargs, "loss": "silog", "size": [h, w], "batch": batch,
-               "steps": steps, "precision": "bf16", "channels_last": False}
+        _say(progress, f"training step of {name} ...")
+        job = {"kind": "step", "model": name, "kwargs": kwargs, "loss": "silog",
+               "size": list((sizes or {}).get(name, size)), "batch": batch, "steps": steps, "precision": "bf16", "channels_last": False, "count": True}
         r = _spawn(job)
-        row = {"size": [h, w], "batch": batch, "parameters": params, "gflop_per_step": flops / 1e9, **r}
-        out[name] = _with_flops(row, flops, roof, "bf16")
+        out[name] = _with_flops(r, r.get("flops", 0.0), roof, "bf16")
     return out
 
 
