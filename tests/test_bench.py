@@ -110,6 +110,9 @@ def test_cli_restarts_itself_once_with_malloc_tuning(monkeypatch):
     monkeypatch.setenv(tuning.CHOICE, "glibc")  # the user's pick
     cli._tune_malloc("train")
     assert calls[1][1][tuning.MARKER] == "glibc" and calls[1][1]["GLIBC_TUNABLES"] == tuning.MALLOC_TUNING
+    monkeypatch.delenv(tuning.CHOICE)
+    cli._tune_malloc("eval")  # eval may run OpenVINO, which crashes with a preloaded allocator
+    assert calls[2][1][tuning.MARKER] == "glibc"
     calls.clear()
     cli._tune_malloc("predict")  # only the commands that train or time training
     monkeypatch.setenv(tuning.MARKER, "glibc")

@@ -307,11 +307,11 @@ def _time(fn: Callable[[], Any], n: int) -> float:
 
 
 def predict_table(checkpoint: str | os.PathLike | None = None, size=(240, 320), width: float = 1.0,
-                  train_steps_: int = 20, test_n: int = 8, calib_n: int = 4, n: int = 5,
+                  steps: int = 20, test_n: int = 8, calib_n: int = 4, n: int = 5,
                   flops_roof: dict | None = None, progress: bool = False) -> dict[str, Any]:
     """One image (batch 1) at ``size`` through every back end and precision, side by side.
 
-    The model: ``checkpoint``, else a seed U-Net briefly trained (``train_steps_`` steps; 0: random weights).
+    The model: ``checkpoint``, else a seed U-Net briefly trained (``steps`` steps; 0: random weights).
     Rows: ms per image (median of ``n``), max |difference| from PyTorch fp32 on the first test image (the
     model's output units), δ1 over ``test_n`` held-out synthetic rooms (split "test"). int8 is onnxruntime's
     static QDQ quantisation (``inference.quantize``) calibrated on ``calib_n`` synthetic training rooms.
@@ -328,9 +328,9 @@ def predict_table(checkpoint: str | os.PathLike | None = None, size=(240, 320), 
         model, info = load_checkpoint(checkpoint)
         source = f"checkpoint {checkpoint}"
     else:
-        _say(progress, f"prediction: training a seed U-Net for {train_steps_} steps ...")
-        model, info = brief_training(width, size, train_steps_)
-        source = (f"seed-unet width {width} trained {train_steps_} steps on synthetic rooms" if train_steps_
+        _say(progress, f"prediction: training a seed U-Net for {steps} steps ...")
+        model, info = brief_training(width, size, steps)
+        source = (f"seed-unet width {width} trained {steps} steps on synthetic rooms" if steps
                   else f"seed-unet width {width} with random weights")
     model = model.cpu().eval()
     m = model.multiple
@@ -571,8 +571,12 @@ def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, 
         results["models"] = model_steps(models, model_size, model_batch, 1, model_sizes, model_kwargs, roof,
                                         progress)
     if "predict" in sections:
-        results["predict"] = predict_table(checkpoint, predict_size, width, predict_train_steps, test_n, calib_n,
-                                           flops_roof=roof, progress=progress)
+        # in a process without a preloaded allocator: OpenVINO's plugins crash with tcmalloc or jemalloc preloaded
+        _say(progress, "prediction (PyTorch, onnxruntime, OpenVINO) ...")
+        job = {"kind": "predict", "checkpoint": None if checkpoint is None else str(checkpoint),
+               "size": list(predict_size), "width": width, "steps": predict_train_steps, "test_n": test_n,
+               "calib_n": calib_n, "flops_roof": roof}
+        results["predict"] = _spawn(job, "glibc")
     if "data" in sections:
         results["data"] = pipeline_rates(size, batch, default_workers() if workers is None else workers, data_n,
                                          synth_n, consumption, file_size, progress)
@@ -580,5 +584,7 @@ def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, 
     return results
 
 
-if __name__ == "__main__":  # subprocess worker
-    print(json.dumps(_step_worker(json.loads(sys.argv[1]))))
+if __name__ == "__main__":  # subprocess worker: one training-step setting, or the prediction table
+    _job = json.loads(sys.argv[1])
+    _kind = _job.pop("kind")
+    print(json.dumps(_step_worker(_job) if _kind == "step" else predict_table(**_job)))

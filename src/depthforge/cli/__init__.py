@@ -24,7 +24,9 @@ COMMANDS = {
     "serve": ("depthforge.cli.serve", "web page and API for a model"),
 }
 
-_TUNED = {"demo", "train", "bench", "eval"}
+# command -> allocator. tcmalloc/jemalloc preloaded crash OpenVINO's plugins (free(): invalid pointer), and eval
+# may run an OpenVINO model: it gets glibc's tunables; bench runs its OpenVINO part in a glibc process.
+_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc"}
 
 
 def _tune_malloc(command: str) -> None:
@@ -35,10 +37,10 @@ def _tune_malloc(command: str) -> None:
         return
     if os.environ.get(MARKER) or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
         return
-    choice = os.environ.get(CHOICE, "auto")
+    choice = os.environ.get(CHOICE, _TUNED[command])
     if choice not in ALLOCATORS:
-        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using auto", file=sys.stderr)
-        choice = "auto"
+        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using the default", file=sys.stderr)
+        choice = _TUNED[command]
     try:
         os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], malloc_env(os.environ, choice))
     except OSError:

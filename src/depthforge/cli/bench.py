@@ -67,12 +67,13 @@ def _fmt(v) -> str:
 
 def _table(title: str, rows: dict[str, dict], keys: list[str]) -> None:
     print(f"\n{title}")
-    print(f"  {'':34s}" + "".join(f"{k:>14s}" for k in keys))
+    widths = [max(12, len(k)) + 2 for k in keys]
+    print(f"  {'':34s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, widths)))
     for name, row in rows.items():
         if "error" in row:
             print(f"  {name:34s}  {row['error']}")
         else:
-            print(f"  {name:34s}" + "".join(f"{_fmt(row.get(k, '')):>14s}" for k in keys))
+            print(f"  {name:34s}" + "".join(f"{_fmt(row.get(k, '')):>{w}s}" for k, w in zip(keys, widths)))
 
 
 def _print(r: dict) -> None:
@@ -83,12 +84,14 @@ def _print(r: dict) -> None:
     if "train" in r:
         t = r["train"]
         _table(f"training step, {t['model']}, batch {t['batch']} at {t['size'][0]}x{t['size'][1]} "
-               f"({t['gflop_per_step']:.0f} GFLOP)", t["settings"],
+               f"({t['gflop_per_step']:.3g} GFLOP)", t["settings"],
                ["step_s", "ratio", "peak_rss_mb", "samples_per_s", "fraction_of_ceiling"])
     if "models" in r:
         _table("training step per model (bf16, SILog)", r["models"],
                ["size", "batch", "step_s", "peak_rss_mb", "parameters", "fraction_of_ceiling"])
-    if "predict" in r:
+    if "predict" in r and "error" in r["predict"]:
+        print(f"\nprediction: {r['predict']['error']}")
+    elif "predict" in r:
         p = r["predict"]
         _table(f"prediction of one {p['size'][0]}x{p['size'][1]} image: {p['model']}", p["backends"],
                ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "d1"])
