@@ -69,6 +69,14 @@ def _load() -> float:
 
 
 def _rss_mb() -> float:
+    """This process's peak resident memory, MB. VmHWM, not ru_maxrss: a child started by fork + exec inherits its
+    parent's ru_maxrss, which would hide a small child's own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
