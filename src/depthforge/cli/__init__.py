@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..errors import DepthforgeError
-from ..tuning import MALLOC_TUNING
+from ..tuning import ALLOCATORS, CHOICE, MARKER, malloc_env
 
 COMMANDS = {
     "demo": ("depthforge.cli.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
@@ -24,18 +24,25 @@ COMMANDS = {
     "serve": ("depthforge.cli.serve", "web page and API for a model"),
 }
 
-_TUNED = {"demo", "train", "bench", "eval"}
+# command -> allocator. tcmalloc/jemalloc preloaded crash OpenVINO's plugins (free(): invalid pointer), and eval
+# may run an OpenVINO model: it gets glibc's tunables; bench runs its OpenVINO part in a glibc process.
+_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc"}
 
 
 def _tune_malloc(command: str) -> None:
-    """Re-exec once with GLIBC_TUNABLES set (it is read only at process start). DEPTHFORGE_NO_MALLOC_TUNING=1 skips."""
-    if command not in _TUNED or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
+    """Re-exec once with the memory allocator of ``tuning.malloc_env`` (tcmalloc or jemalloc preloaded when
+    installed, else glibc's tunables): both are read only at process start. DEPTHFORGE_NO_MALLOC_TUNING=1 skips
+    it, DEPTHFORGE_MALLOC picks the allocator; a process the user started with GLIBC_TUNABLES is left alone."""
+    if command not in _TUNED or not sys.platform.startswith("linux"):
         return
-    if not sys.platform.startswith("linux"):
+    if os.environ.get(MARKER) or os.environ.get("GLIBC_TUNABLES") or os.environ.get("DEPTHFORGE_NO_MALLOC_TUNING"):
         return
-    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNING)
+    choice = os.environ.get(CHOICE, _TUNED[command])
+    if choice not in ALLOCATORS:
+        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using the default", file=sys.stderr)
+        choice = _TUNED[command]
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], malloc_env(os.environ, choice))
     except OSError:
         pass
 
