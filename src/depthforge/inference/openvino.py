@@ -40,6 +40,9 @@ def _first_line(e: BaseException) -> str:
 
 
 def _read(path: Path):
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "tcmalloc" in preload or "jemalloc" in preload:  # OpenVINO's CPU plugin aborts in free() beside them
+        raise DepthforgeError(f"{path}: OpenVINO cannot run with LD_PRELOAD={preload}; unset it for this process")
     import openvino as ov
 
     if not path.is_file():

@@ -7,7 +7,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from kornia.filters import filter2d
 from torch import nn
 
 from .base import LOSSES, Tensor, masked_mean, valid_mask
@@ -29,15 +28,18 @@ def image_gradients(x: Tensor) -> tuple[Tensor, Tensor]:
     return dy, dx
 
 
-def _tf_gaussian(dtype: torch.dtype, device: torch.device) -> Tensor:
-    """TF's SSIM window [1,11,11]: a softmax over the 2-D log-Gaussian.
-
-    Not kornia's get_gaussian_kernel2d: its float32 taps sum to 1 − 7e-8, and the variance E[x²] − E[x]² turns
-    that into ~1e-5 of SSIM on smooth images; built as TF builds it, SSIM lands within ~1e-6 of TF's.
-    """
+def _band(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[n, n-10]: TF's window along one axis as a matrix, column j holding the 11 taps at rows j..j+10, so that
+    ``band(H).mT @ x @ band(W)`` is the valid-padding 2-D blur. TF's 2-D window is a softmax over the sum of two
+    1-D log-Gaussians, which is exactly the outer product of the two 1-D softmaxes: the blur is separable. As a
+    matrix product it runs ~7x faster than a 2-D 11x11 convolution (whose backward is a slow oneDNN path on CPU
+    for one channel), which was a fifth of the seed U-Net's bf16 training step."""
     r = torch.arange(SSIM_SIZE, dtype=dtype, device=device) - (SSIM_SIZE - 1) / 2
-    g = r.square() * (-0.5 / SSIM_SIGMA**2)
-    return torch.softmax((g[None, :] + g[:, None]).reshape(-1), 0).reshape(1, SSIM_SIZE, SSIM_SIZE)
+    g = torch.softmax(r.square() * (-0.5 / SSIM_SIGMA**2), 0)
+    m = torch.zeros(n, n - SSIM_SIZE + 1, dtype=dtype, device=device)
+    for k in range(SSIM_SIZE):
+        m.diagonal(-k).fill_(g[k])  # m[j + k, j] = g[k]
+    return m
 
 
 def ssim_map(x: Tensor, y: Tensor, max_val: float = 1.0) -> Tensor:
@@ -48,7 +50,10 @@ def ssim_map(x: Tensor, y: Tensor, max_val: float = 1.0) -> Tensor:
     """
     if min(x.shape[-2:]) < SSIM_SIZE:
         raise ValueError(f"SSIM needs images of at least {SSIM_SIZE}x{SSIM_SIZE} pixels, got {tuple(x.shape[-2:])}")
-    blur = partial(filter2d, kernel=_tf_gaussian(x.dtype, x.device), padding="valid")
+    bh, bw = _band(x.shape[-2], x.dtype, x.device), _band(x.shape[-1], x.dtype, x.device)
+
+    def blur(t: Tensor) -> Tensor:
+        return bh.mT @ t @ bw
     c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
     # Same association of terms as TF's _ssim_helper, so float32 rounding matches it closely.
     mx, my = blur(x), blur(y)
