@@ -14,7 +14,6 @@ import depthforge
 from depthforge import DepthforgeError, build_model
 from depthforge.models.checkpoint import meta, save_model
 from depthforge.cli import main
-from depthforge.bench import bench_onnx
 from depthforge.inference.export import export_onnx
 from depthforge.inference.onnx import load_onnx
 
@@ -135,9 +134,19 @@ def test_loading_foreign_or_damaged_onnx_files(tmp_path):
         load_onnx(tmp_path / "missing.onnx")
 
 
-def test_bench_onnx(exported):
-    ckpt, _, _ = exported
-    result = bench_onnx(ckpt, size=(60, 90), n=2)
-    assert result["size"] == [64, 96] and result["n"] == 2
-    assert result["torch_ms"] > 0 and result["onnx_ms"] > 0 and result["max_abs_diff"] <= TOL
-    assert result["speedup"] == pytest.approx(result["torch_ms"] / result["onnx_ms"])
+def test_cli_int8_export_calibrates_on_the_recipe_data(tmp_path, capsys):
+    """--int8 writes NAME-int8.onnx calibrated on training images of the checkpoint's recipe, loadable by
+    onnxruntime and OpenVINO behind the same predictor."""
+    import depthforge
+
+    run = tmp_path / "run"
+    assert main(["train", f"out={run}", "data.n=12", "data.size=[32,48]", "test_data.n=2", "model.width=0.125",
+                 "model.levels=3", "train.epochs=1", "train.batch_size=4", "--no-progress"]) == 0
+    assert main(["export", "--checkpoint", str(run / "checkpoints" / "last.ckpt"), "--onnx",
+                 str(tmp_path / "m.onnx"), "--int8", "6"]) == 0
+    assert "m-int8.onnx (int8, calibrated on 6 training images)" in capsys.readouterr().out
+    photo = np.random.default_rng(0).integers(0, 255, (30, 40, 3), np.uint8)
+    ref = depthforge.load(run / "checkpoints" / "last.ckpt", device="cpu")(photo)
+    for runtime in ("onnxruntime", "openvino"):
+        depth = depthforge.load(tmp_path / "m-int8.onnx", runtime=runtime)(photo)
+        assert depth.shape == ref.shape and np.abs(depth - ref).max() < 0.5  # int8 of a 10 m range
