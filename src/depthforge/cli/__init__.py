@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": ("depthforge.cli.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
     "train": ("depthforge.cli.train", "train a model from a YAML recipe (default: configs/quick.yaml)"),
     "eval": ("depthforge.cli.eval", "evaluate a model with the field's standard metrics"),
+    "compare": ("depthforge.cli.compare", "train and evaluate models side by side in one report"),
     "predict": ("depthforge.cli.predict", "predict depth for images, folders, videos or a webcam"),
     "models": ("depthforge.cli.models", "list the registered models with their size and contract"),
     "data": ("depthforge.cli.data", "generate synthetic scenes, check a dataset"),
@@ -24,7 +25,7 @@ COMMANDS = {
     "serve": ("depthforge.cli.serve", "web page and API for a model"),
 }
 
-_TUNED = {"demo", "train", "bench", "eval"}
+_TUNED = {"demo", "train", "bench", "eval", "compare"}
 
 
 def _tune_malloc(command: str) -> None:
