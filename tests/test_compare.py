@@ -236,7 +236,7 @@ def test_compare_trains_two_widths_under_one_budget_beside_a_hf_folder(tmp_path)
     assert saved["models"][2]["align"] == "lstsq-disparity"
     assert (tmp_path / "report" / "index.html").is_file()
     # a second run into the same folder refuses to replace the trained runs, in one line
-    assert main(["compare", "--recipe", f"quick:{TINY_DATA}", "--budget-steps", "1", "--suites", "none",
+    assert main(["compare", "--recipe", f"quick:{TINY_DATA},model.width=0.125", "--budget-steps", "1", "--suites", "none",
                  "--out", str(tmp_path / "report"), "--no-progress"]) == 1
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 COST_COLUMNS = ["parameters", "gflops", "latency_ms"]  # lower is better
 MAIN_COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS + FAILURE_COLUMNS
 SET_COLUMNS = ["d1", "abs_rel", "rmse", "seed_acc"] + FAILURE_COLUMNS[:6] + \
-              [c for c in GLASS_COLUMNS[3:]] + [f"through/{c}" for c in GLASS_COLUMNS]
+              GLASS_COLUMNS[3:] + [f"through/{c}" for c in GLASS_COLUMNS]
 # The bars of suites.png: one panel per column, a group of bars (one per model) per test set.
 BAR_COLUMNS = ["d1", "abs_rel", "whdr", "dbe_comp", "glass/abs_rel", "through/abs_rel"]
 
@@ -180,7 +180,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
 
     opened = []
     for e in entries:
-        predictor, recipe, baselines = _open(e["source"], device, flip=False)
+        predictor, recipe, _ = _open(e["source"], device, flip=False)
         opened.append((e, predictor, recipe))
     ref = next((r for _, _, r in opened if r is not None), None)
     size = ref.size if ref is not None else (240, 320)
@@ -237,12 +237,9 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
               "machine": f"{os.cpu_count()} CPU cores; latency: the fastest one-image call on the first test set "
                          "on this machine, under its load",
-              "budget": budget,
-              "size": list(size), "main": main,
-              "models": [{k: v for k, v in e.items()} for e in entries], "sets": results}
-    write_bytes(out / "compare.json", json.dumps(report, indent=2, default=float).encode())
-    files = write_pictures(report, pictures, out)
-    report["pictures"] = files
+              "budget": budget, "size": list(size), "main": main,
+              "models": entries, "sets": results}
+    report["pictures"] = write_pictures(report, pictures, out)
     write_bytes(out / "compare.json", json.dumps(report, indent=2, default=float).encode())
     write_bytes(out / "compare.md", markdown(report).encode())
     from .html import write_html
