@@ -3,7 +3,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(STAMP)
 
@@ -23,3 +23,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs outputs
+
+# the quick loop while developing: everything but the tests that train (CI runs them all)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"

@@ -37,7 +37,7 @@ def rng_image(h, w, c=3, dtype=np.uint8, seed=0):
 
 
 def test_package_exports_load_and_predictor(predictor):
-    assert depthforge.load is __import__("depthforge.inference.predictor", fromlist=["load"]).load
+    assert depthforge.load is __import__("depthforge.inference.load", fromlist=["load"]).load
     assert isinstance(predictor, depthforge.Predictor)
     assert predictor.metric is True and predictor.max_depth == 10.0 and predictor.multiple == 8
     assert predictor.info["model"] == {"name": "seed-unet", "kwargs": KWARGS}

@@ -55,7 +55,7 @@ def test_reader_sample(tmp_path):
     root = write_ibims(tmp_path / "ibims")
     assert detect_format(root) == "ibims1"
     ds = build_dataset(str(root))
-    assert isinstance(ds, IBIMS1) and len(ds) == 2 and ds.protocol.crop == "none"
+    assert isinstance(ds, IBIMS1) and len(ds) == 2 and ds.protocol == "ibims1"
     raw = read_mat(root / "corridor_01.mat")
     assert raw["mask_table_paras"].shape == (0, 0) and raw["mask_wall_paras"].shape == (1, 7)
     s = ds[0]

@@ -101,3 +101,15 @@ def test_cli_reports_unwritable_output(run_dir, tmp_path, capsys):
                  "--out", str(blocker / "sub")])
     assert code == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_the_quick_recipe_learns(tmp_path):
+    """A small version of the default recipe must beat the constant-depth baseline on held-out scenes: a
+    training that learns nothing (a zero learning rate, a broken loss) fails here."""
+    out = tmp_path / "learn"
+    fit(apply_overrides(load_config("quick"), [
+        f"out={out}", "data.n=300", "data.size=[32, 48]", "test_data.n=30", "model.width=0.25", "model.levels=3",
+        "train.epochs=8", "train.batch_size=8", "train.lr=2e-3"]), progress=False)
+    res = evaluate(out / "checkpoints" / "best.ckpt", out=tmp_path / "eval", pictures=False, progress=False)
+    assert res["model"]["abs_rel"] < 0.95 * res["baselines"]["constant"]["abs_rel"], res["model"]["abs_rel"]
+    assert res["model"]["rmse"] < res["baselines"]["constant"]["rmse"]

@@ -88,7 +88,9 @@ class Train(_Closed):
 
 
 class Eval(_Closed):
-    protocol: Literal["nyu", "kitti", "none"] = "none"
+    protocol: Literal["nyu", "kitti", "ibims1", "ibims1-official", "ibims1-zoedepth", "none"] = "none"
+    resize: Literal["train", "pad"] = Field("train", description="predict at the training size (train) or the "
+                                        "full frame padded (pad: models trained on crops)")
     max_depth: Optional[float] = Field(None, gt=0.0)
     align: Optional[Literal["none", "median", "lstsq", "median-disparity", "lstsq-disparity"]] = None
     flip: bool = False

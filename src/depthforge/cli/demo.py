@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.predictor import load
+    from ..inference.load import load
     from ..data.synth import write_dataset
     from ..evaluation.evaluate import evaluate
     from ..evaluation.report import print_table

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.sample import intrinsics_matrix
     from ..files import ensure_dir
     from ..inference.predict import collect_inputs, predict_images
-    from ..inference.predictor import load
+    from ..inference.load import load
     from ..inference.video import is_video_source, predict_video
 
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..inference.predictor import load
+    from ..inference.load import load
     from ..serve.app import create_app
 
     if not 0 < args.port < 65536:

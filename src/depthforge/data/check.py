@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import DepthforgeError
-from . import build_dataset
+from .base import build_dataset
 
 
 def problem_kind(error: BaseException) -> str:

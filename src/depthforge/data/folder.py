@@ -28,7 +28,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
-from . import register
+from .base import register
 from .io import DEPTH_SUFFIXES, check_encoding, find_list, is_image_file, parse_list, read_depth, read_image, read_list, safe_name
 from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 

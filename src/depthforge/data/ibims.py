@@ -21,24 +21,21 @@ Sample dict (``make_sample`` plus the masks; everything collates for batch size 
   empty MATLAB ``[]`` becomes [0,7]).
 
 Protocol: the official script evaluates the full 480x640 image with NO depth cap (only gt ≠ 0, pred ≠ 0):
-``OFFICIAL_PROTOCOL``. Zero-shot tables in the ZoeDepth line (its dataset config for ibims) cap gt at 10 m and
-use the Eigen crop: ``ZOEDEPTH_PROTOCOL``. ``PROTOCOL`` (the dataset's default, ``IBIMS1.protocol``) is the full
+protocol ``ibims1-official``. Zero-shot tables in the ZoeDepth line (its dataset config for ibims) cap gt at 10 m and
+use the Eigen crop: protocol ``ibims1-zoedepth``. protocol ``ibims1`` (the dataset's default; all three in ``evaluation.metrics.PROTOCOLS``) is the full
 image with a 10 m cap: no crop as the script, and a finite cap, which code that normalises by the cap needs.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
-from ..evaluation.metrics import Protocol
-from . import register
+from .base import register
 from .io import file_error
 from .sample import intrinsics_matrix, make_sample
 
@@ -46,9 +43,6 @@ IBIMS_SIZE = (480, 640)  # H, W
 LIST_NAME = "imagelist.txt"
 MAT_DIR = "ibims1_core_mat"
 PLANES = ("wall", "table", "floor")
-OFFICIAL_PROTOCOL = Protocol("none", 1e-3, math.inf)
-ZOEDEPTH_PROTOCOL = Protocol("eigen", 1e-3, 10.0)
-PROTOCOL = Protocol("none", 1e-3, 10.0)
 FIELDS = ("rgb", "depth", "edges", "calib", "mask_invalid", "mask_transp",
           *(f"mask_{p}" for p in PLANES), *(f"mask_{p}_paras" for p in PLANES))
 
@@ -155,8 +149,7 @@ class IBIMS1(Dataset):
     samples stay at 480x640, and the masks are not meant to be resized (evaluate at native size)."""
 
     size = IBIMS_SIZE
-    protocol = PROTOCOL
-    protocols = {"ibims1": PROTOCOL, "ibims1_official": OFFICIAL_PROTOCOL, "ibims1_zoedepth": ZOEDEPTH_PROTOCOL}
+    protocol = "ibims1"  # evaluation.metrics.PROTOCOLS
 
     def __init__(self, split: str = "test", root: str | None = None):
         if root is None:

@@ -20,7 +20,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
-from . import register
+from .base import register
 from .io import check_encoding, file_error, find_list, read_depth, read_image, read_list, safe_name
 from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 from .transforms import crop

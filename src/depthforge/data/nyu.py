@@ -27,7 +27,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
-from . import register
+from .base import register
 from .io import ZipReader, check_encoding, decode_depth, file_error, find_list, parse_list, read_depth, read_depth_raw, read_image, read_list, safe_name
 from .sample import NYU_INTRINSICS_640, check_same_size, make_sample, with_focal
 

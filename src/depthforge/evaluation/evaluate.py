@@ -20,7 +20,8 @@ from ..models.checkpoint import model_from, read_checkpoint
 from ..data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from ..files import ensure_dir, write_bytes, write_image
 from ..errors import DepthforgeError
-from ..inference.predictor import from_module, load
+from ..inference.load import load
+from ..inference.predictor import from_module
 from ..recipe import Recipe, validate
 from ..losses import build_loss
 from .failure import failure_row, occlusion_edges, sample_masks
@@ -41,7 +42,7 @@ NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.
 
 
 def _protocol_for(dataset_name: str | None, recipe: Recipe | None) -> str:
-    if dataset_name in ("nyu", "kitti"):
+    if dataset_name in ("nyu", "kitti", "ibims1"):
         return dataset_name
     return recipe.eval.protocol if recipe else "none"
 
@@ -67,7 +68,8 @@ def _test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
 
 
 def _open(source: str | Path, device: str | None, flip: bool):
-    """(predictor, its recipe or None, the baselines a training checkpoint carries or None)."""
+    """(predictor, its recipe or None, the baselines a training checkpoint carries or None); the predictor takes
+    the recipe's test-time settings (flip averaging, full frames for crop-trained models)."""
     path = Path(source)
     if path.is_file() and path.suffix.lower() not in (".onnx", ".xml"):
         ckpt = read_checkpoint(path)
@@ -80,6 +82,8 @@ def _open(source: str | Path, device: str | None, flip: bool):
         recipe = validate(cfg) if cfg else None
     except DepthforgeError:  # a recipe of an older version: evaluate with --data
         recipe = None
+    if recipe is not None:
+        predictor.resize, predictor.flip = recipe.eval.resize, flip or recipe.eval.flip
     return predictor, recipe, baselines
 
 
@@ -230,7 +234,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     results = {
         "checkpoint": str(source), "data": str(suite and f"synth suite {suite}" or data or spec),
         "suite": suite, "protocol": protocol_name, "max_depth": proto.max_depth, "output": predictor.output,
-        "align": align_mode, "flip": flip, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
+        "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
         "model": summarize(rows["model"]),
         "baselines": {k: summarize(v) for k, v in rows.items() if k != "model" and v},
         "per_image": rows["model"],

@@ -64,6 +64,11 @@ PROTOCOLS: dict[str, Protocol] = {
     "nyu": Protocol("eigen", 1e-3, 10.0),
     "kitti": Protocol("garg", 1e-3, 80.0),
     "none": Protocol("none", 1e-3, 10.0),
+    # iBims-1 (data/ibims.py): the full 480x640 image; the official script caps nothing, ZoeDepth's tables cap
+    # at 10 m with the Eigen crop.
+    "ibims1": Protocol("none", 1e-3, 10.0),
+    "ibims1-official": Protocol("none", 1e-3, float("inf")),
+    "ibims1-zoedepth": Protocol("eigen", 1e-3, 10.0),
 }
 
 

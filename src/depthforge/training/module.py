@@ -109,13 +109,12 @@ class DepthModule(L.LightningModule):
             raise Diverged(f"step {self.global_step}: validation depth is not finite")
         pred = out["depth"].detach().float().cpu().numpy()
         gt, valid = batch["depth"].cpu().numpy(), batch["valid"].cpu().numpy()
-        n = len(pred)
         for p, g, v in zip(pred, gt, valid):
             mask = self.protocol.mask(g[0], v[0])
             row = compute_metrics(to_metres(p[0], g[0], mask, self.model.output), g[0], self.protocol, valid=mask)
             vals = np.array([row[k] for k in VAL_KEYS], dtype=np.float64)
-            # per image: (metric values, whether each counts); the loss weighted by images
-            self._val.append(torch.tensor([*np.nan_to_num(vals), *np.isfinite(vals), float(loss) / n, 1.0],
+            # per image: (metric values, whether each counts, the batch's loss, one image)
+            self._val.append(torch.tensor([*np.nan_to_num(vals), *np.isfinite(vals), float(loss), 1.0],
                                           dtype=torch.float64))
 
     def on_validation_epoch_end(self):

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ...errors import DepthforgeError
-from .. import register
+from ..base import register
 from ...files import write_bytes
 from ..sample import make_sample
 from .scenes import _check_size, scene_rng
