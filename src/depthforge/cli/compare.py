@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a checkpoint, an exported .onnx, a Hugging Face folder or hub id (repeatable)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-steps", type=int, help="train each recipe for N optimiser steps")
-    budget.add_argument("--budget-minutes", type=float, help="train each recipe for M wall-clock minutes")
+    budget.add_argument("--budget-minutes", type=float, help="train each recipe for M wall-clock minutes of training "
+                        "(Lightning's max_time; its recipe's epochs and schedule otherwise)")
     p.add_argument("--suites", default="edges,clutter",
                    help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")

@@ -117,12 +117,12 @@ def latency(times: list[float]) -> dict[str, float]:
 
 
 def model_facts(predictor, size: tuple[int, int]) -> dict[str, Any]:
-    """Parameters and GFLOPs (one forward pass at the size the model runs at for an (H, W) test image); NaN for
-    exports."""
+    """Parameters and GFLOPs (one forward pass, without flip averaging, at the size the model runs at for an
+    (H, W) test image); NaN for exports."""
     from ..models.catalog import gflops
 
     module = predictor.module
-    runs_at = tuple(predictor.train_size or size)
+    runs_at = tuple(predictor.train_size or size) if predictor.resize == "train" else tuple(size)
     return {"parameters": float(sum(p.numel() for p in module.parameters())) if module is not None else math.nan,
             "gflops": gflops(copy.deepcopy(module).cpu().eval(), runs_at) if module is not None else math.nan,
             "runs_at": list(runs_at)}
@@ -392,24 +392,28 @@ def scatter_figure(report: dict, path: Path) -> None:
 
 
 def bars_figure(report: dict, path: Path) -> bool:
-    """One panel per column of ``BAR_COLUMNS`` present, a group of bars per test set, one bar per model."""
+    """One panel per column of ``BAR_COLUMNS`` present, a group of bars per test set that has it, one bar per
+    model."""
     plt = _plt()
-    sets = list(report["sets"])
     labels = [e["label"] for e in report["models"]]
-    panels = [c for c in BAR_COLUMNS if any(c in report["sets"][s]["models"][labels[0]]
-                                            and not math.isnan(report["sets"][s]["models"][labels[0]][c])
-                                            for s in sets)]
+
+    def has(s: str, c: str) -> bool:
+        return not math.isnan(report["sets"][s]["models"][labels[0]].get(c, math.nan))
+
+    panels = [(c, [s for s in report["sets"] if has(s, c)]) for c in BAR_COLUMNS]
+    panels = [(c, sets) for c, sets in panels if sets]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6 + 0.25 * len(labels)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(2 + sum(0.9 * len(sets) + 0.6 for _, sets in panels),
+                                                      3.6 + 0.25 * len(labels)), squeeze=False, layout="constrained",
+                             width_ratios=[len(sets) + 0.6 for _, sets in panels])
     width = 0.8 / len(labels)
-    for ax, c in zip(axes[0], panels):
+    for ax, (c, sets) in zip(axes[0], panels):
         for j, label in enumerate(labels):
             values = [report["sets"][s]["models"][label].get(c, math.nan) for s in sets]
             ax.bar(np.arange(len(sets)) + (j - (len(labels) - 1) / 2) * width, values, width, label=label)
         ax.set_xticks(np.arange(len(sets)), sets, fontsize=8)
-        ax.set_title(f"{c} ({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=9)
+        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
     _save(fig, path)
