@@ -169,19 +169,17 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
             t_depth = to_metres(raw, through, t_mask, predictor.output, align_mode)
             row.update({f"through/{k}": v for k, v in image_row(t_depth, through, t_mask, proto, seed_loss,
                                                                   masks).items() if k not in NOT_METRICS})
-        row["name"] = sample["name"][0]
-        if "clutter" in sample:
-            row["clutter"] = float(sample["clutter"][0])
-        rows["model"].append(row)
+        tags = {"name": sample["name"][0]} | ({"clutter": float(sample["clutter"][0])} if "clutter" in sample else {})
+        rows["model"].append(row | tags)
         if baselines:
             h, w = gt.shape
             mean_map = F.interpolate(baselines["mean_map"][None, None], size=(h, w), mode="bilinear",
                                      align_corners=False)[0, 0].numpy()
             for key, pred in (("constant", np.full((h, w), baselines["constant"], np.float32)),
                               ("mean_map", mean_map)):
-                rows[key].append(image_row(pred, gt, mask, proto, seed_loss, masks))
+                rows[key].append(image_row(pred, gt, mask, proto, seed_loss, masks) | tags)
         if keep is not None:
-            keep(index, sample, depth, row)
+            keep(index, sample, depth, rows["model"][-1])
     return rows
 
 
