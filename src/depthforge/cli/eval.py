@@ -10,6 +10,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
     p.add_argument("--data", help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
                    "(default: the recipe's test set)")
+    p.add_argument("--suite", choices=["edges", "clutter", "glass", "all"],
+                   help="evaluate on a failure-mode suite of synthetic rooms instead (all: the three, each in "
+                        "OUT/<suite>); glass renders with Mitsuba (seconds a scene) and is cached")
+    p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
     p.add_argument("--protocol", choices=sorted(PROTOCOLS), help="crop and depth cap (default: from the data)")
     p.add_argument("--max-depth", type=float, help="override the protocol's depth cap (metres)")
     p.add_argument("--align", choices=ALIGN_MODES, help="align relative predictions (default: none for metric "
@@ -22,14 +26,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.evaluate import evaluate
+    from pathlib import Path
+
+    from ..errors import DepthforgeError
+    from ..evaluation.evaluate import SUITES, default_out, evaluate
     from ..evaluation.report import anchor_line, print_table
 
-    results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
-                       flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=args.out,
-                       progress=not args.no_progress, device=args.device)
-    print_table(results)
-    if results.get("anchors"):
-        print(anchor_line(results))
-    print(f"results: {results['out']}/metrics.json, metrics.md, best_worst.png")
+    if args.suite and args.data:
+        raise DepthforgeError("--suite and --data: give one test set")
+    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    for suite in suites:
+        out = args.out
+        if args.suite == "all":
+            out = Path(args.out or default_out(args.checkpoint)) / suite
+        results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
+                           flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=out,
+                           progress=not args.no_progress, device=args.device, suite=suite, suite_n=args.suite_n)
+        print_table(results)
+        if results.get("anchors"):
+            print(anchor_line(results))
+        print(f"results: {results['out']}/metrics.json, metrics.md, best_worst.png")
     return 0

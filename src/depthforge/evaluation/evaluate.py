@@ -1,5 +1,7 @@
-"""Evaluation with the field's protocol, the seed's own two figures, failure-mode metrics, and the trivial
-baselines (a constant depth; the training set's per-pixel mean depth) on the same images."""
+"""Evaluation with the field's protocol, the seed's own two figures, failure-mode metrics (``failure.py``), and
+the trivial baselines (a constant depth; the training set's per-pixel mean depth) on the same images.
+
+``per_image`` is the one loop over a test set; ``evaluate`` (one model) and ``compare.compare`` (many) use it."""
 from __future__ import annotations
 
 import json
@@ -22,11 +24,18 @@ from ..inference.load import load
 from ..inference.predictor import from_module
 from ..recipe import Recipe, validate
 from ..losses import build_loss
-from .report import COLUMNS, markdown_table
+from .failure import failure_row, occlusion_edges, sample_masks
+from .report import markdown_table
 from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
 
 log = logging.getLogger(__name__)
+
+# Images per failure-mode suite unless told: the glass suite renders with Mitsuba (seconds a scene, then cached).
+SUITE_N = 20
+SUITES = ("edges", "clutter", "glass")
+# Per-image keys that are not metrics to average.
+NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count")
 
 # Published δ1 on the NYU-Depth v2 test split (Eigen crop, 10 m cap), to place a model's number among them.
 NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.984}
@@ -36,6 +45,13 @@ def _protocol_for(dataset_name: str | None, recipe: Recipe | None) -> str:
     if dataset_name in ("nyu", "kitti", "ibims1"):
         return dataset_name
     return recipe.eval.protocol if recipe else "none"
+
+
+def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str, Any]:
+    """The test split of a failure-mode suite of synthetic rooms (``data/synth/suites.py``) at (H, W)."""
+    if suite not in SUITES:
+        raise DepthforgeError(f"suite {suite!r}: choose from {', '.join(SUITES)}")
+    return {"name": "synth", "suite": suite, "n": int(n), "size": tuple(size)}
 
 
 def _test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
@@ -52,7 +68,8 @@ def _test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
 
 
 def _open(source: str | Path, device: str | None, flip: bool):
-    """(predictor, its recipe or None, the baselines a training checkpoint carries or None)."""
+    """(predictor, its recipe or None, the baselines a training checkpoint carries or None); the predictor takes
+    the recipe's test-time settings (flip averaging, full frames for crop-trained models)."""
     path = Path(source)
     if path.is_file() and path.suffix.lower() not in (".onnx", ".xml"):
         ckpt = read_checkpoint(path)
@@ -65,14 +82,21 @@ def _open(source: str | Path, device: str | None, flip: bool):
         recipe = validate(cfg) if cfg else None
     except DepthforgeError:  # a recipe of an older version: evaluate with --data
         recipe = None
+    if recipe is not None:
+        predictor.resize, predictor.flip = recipe.eval.resize, flip or recipe.eval.flip
     return predictor, recipe, baselines
 
 
-def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Protocol, seed_loss) -> dict[str, float]:
+def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Protocol, seed_loss,
+              masks: dict | None = None) -> dict[str, Any]:
     """All columns for one image: pred, gt metres (H,W) at gt's size; mask: the protocol's pixels
-    (``protocol.mask``), which every column uses."""
+    (``protocol.mask``), which every column uses; masks: the sample's (``failure.sample_masks``).
+
+    Failure modes (``failure.failure_row``): DDE and WHDR always; DBE against the sample's exact ``edges``, else
+    against edges derived from gt's depth discontinuities (``failure.occlusion_edges``) — "edges" says which;
+    ``glass/...`` and ``rest/...`` inside and outside a ``glass`` mask."""
     cap = protocol.max_depth
-    row = compute_metrics(pred, gt, protocol, valid=mask)
+    row: dict[str, Any] = compute_metrics(pred, gt, protocol, valid=mask)
     p = torch.from_numpy(np.clip(pred, 0, cap))[None, None].float()
     g = torch.from_numpy(gt)[None, None].float()
     v = torch.from_numpy(mask)[None, None]
@@ -80,77 +104,141 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     row["seed_acc"] = soft_accuracy(pred, gt, mask, cap)
     row["ordinal_err"] = ordinal_error(pred, gt, mask)
     row["edge_f1"] = edge_metrics(pred, gt, mask)["f1"]
+    masks = dict(masks or {})
+    row["edges"] = "exact" if masks.get("edges") is not None else "derived"
+    if masks.get("edges") is None:
+        masks["edges"] = occlusion_edges(gt, mask)
+    row.update(failure_row(pred, gt, mask, masks, protocol=protocol))
     return row
 
 
-def _means(rows: list[dict]) -> dict[str, float]:
-    return mean_metrics([{c: row[c] for c in COLUMNS} for row in rows])
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """Means of the per-image metrics (``nanmean``), plus "whdr_cluttered": WHDR over the cluttered half of the
+    images (clutter score ≥ its median) when the rows carry the clutter suite's scores."""
+    means = mean_metrics([{k: v for k, v in row.items() if k not in NOT_METRICS} for row in rows])
+    subset = cluttered(rows)
+    if subset:
+        means["whdr_cluttered"] = mean_metrics([{"whdr": r["whdr"]} for r in subset])["whdr"]
+    return means
 
 
-def evaluate(source: str | Path, data: str | None = None, protocol: str | None = None,
-             align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
-             limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
-             progress: bool = True, device: str | None = None) -> dict[str, Any]:
-    """Evaluate a model (checkpoint, export, Hugging Face folder or hub id; see ``inference.load``); writes
-    metrics.json, metrics.md and best_worst.png to ``out`` and returns the results dict: {"model": means,
-    "baselines": {name: means}, "per_image": [...], "protocol": ..., ...}.
+def cluttered(rows: list[dict]) -> list[dict]:
+    """The rows whose clutter score (visible pieces) is at least the median of those that have one."""
+    scores = [r["clutter"] for r in rows if "clutter" in r]
+    return [r for r in rows if r.get("clutter", -1) >= np.median(scores)] if scores else []
 
-    Relative and disparity outputs are aligned to the ground truth per image (``metrics.to_metres``; default
-    per output kind, ``DEFAULT_ALIGN``), and the results say how."""
-    predictor, recipe, baselines = _open(source, device, flip)
-    if recipe is not None:  # the recipe's test-time settings: flip averaging, full frames for crop-trained models
-        predictor.resize, predictor.flip = recipe.eval.resize, flip or recipe.eval.flip
-    out = ensure_dir(out or (Path(source).resolve().parent.parent / "eval" if Path(source).is_file()
-                             else Path("outputs") / "eval"))
-    spec = _test_spec(recipe, data)
-    dataset = build_dataset(spec, split="test")
-    protocol_name = protocol or _protocol_for(spec["name"], recipe)
-    if max_depth is None and recipe is not None and protocol_name == recipe.eval.protocol:
-        max_depth = recipe.eval.max_depth  # the cap the model was validated with
-    proto = get_protocol(protocol_name, max_depth)
-    align_mode = align_mode or (recipe.eval.align if recipe and recipe.eval.align else DEFAULT_ALIGN[predictor.output])
-    if align_mode not in ALIGN_MODES:
-        raise DepthforgeError(f"--align {align_mode!r}: choose from {', '.join(ALIGN_MODES)}")
-    if not predictor.metric and align_mode == "none":
-        log.warning("this model predicts %s; without --align its values are not metres", predictor.output)
+
+def edges_used(rows: list[dict]) -> str:
+    """"exact", "derived" or "mixed": the ground-truth edges DBE was measured against."""
+    kinds = {r.get("edges", "derived") for r in rows}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def align_for(predictor, recipe: Recipe | None, align_mode: str | None = None) -> str:
+    """The alignment to use: as asked, else the recipe's, else the default for the model's output kind."""
+    mode = align_mode or (recipe.eval.align if recipe and recipe.eval.align else DEFAULT_ALIGN[predictor.output])
+    if mode not in ALIGN_MODES:
+        raise DepthforgeError(f"--align {mode!r}: choose from {', '.join(ALIGN_MODES)}")
+    return mode
+
+
+def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: dict | None = None,
+              limit: int | None = None, progress: bool = True, keep=None, desc: str = "evaluating"
+              ) -> dict[str, list[dict]]:
+    """The loop over a test set: {"model": rows, "constant": rows, "mean_map": rows} (baseline rows only with
+    ``baselines``), one ``image_row`` per image with a ground truth. A glass sample's rows also hold the metrics
+    against its ``depth_through`` (the Kinect-like convention) under "through/...". ``keep(index, sample, depth,
+    row)`` is called for every evaluated image (pictures)."""
     seed_loss = build_loss("seed", max_depth=proto.max_depth)
-
     n = len(dataset) if limit is None else min(limit, len(dataset))
     safe = SkipBad(torch.utils.data.Subset(dataset, range(n)))
     rows: dict[str, list[dict]] = {"model": [], "constant": [], "mean_map": []}
-    kept: list[tuple[float, dict]] = []
-    for sample in tqdm(DataLoader(safe, batch_size=1, collate_fn=collate), total=n, desc="evaluating",
-                       disable=not progress, unit="img"):
+    loader = DataLoader(safe, batch_size=1, collate_fn=collate)
+    for index, sample in enumerate(tqdm(loader, total=n, desc=desc, disable=not progress, unit="img")):
         if sample is None:
             continue
         gt, valid = sample["depth"][0, 0].numpy(), sample["valid"][0, 0].numpy()
         mask = proto.mask(gt, valid)
+        masks = sample_masks(sample)
         raw = predictor.predict_tensor(sample["image"])[0, 0].cpu().numpy()
         depth = to_metres(raw, gt, mask, predictor.output, align_mode)
-        row = image_row(depth, gt, mask, proto, seed_loss)
-        row["name"] = sample["name"][0]
-        rows["model"].append(row)
+        row = image_row(depth, gt, mask, proto, seed_loss, masks)
+        if "depth_through" in sample:
+            through = sample["depth_through"][0, 0].numpy()
+            t_mask = proto.mask(through, through > 0)
+            t_depth = to_metres(raw, through, t_mask, predictor.output, align_mode)
+            row.update({f"through/{k}": v for k, v in image_row(t_depth, through, t_mask, proto, seed_loss,
+                                                                  masks).items() if k not in NOT_METRICS})
+        tags = {"name": sample["name"][0]} | ({"clutter": float(sample["clutter"][0])} if "clutter" in sample else {})
+        rows["model"].append(row | tags)
         if baselines:
             h, w = gt.shape
             mean_map = F.interpolate(baselines["mean_map"][None, None], size=(h, w), mode="bilinear",
                                      align_corners=False)[0, 0].numpy()
             for key, pred in (("constant", np.full((h, w), baselines["constant"], np.float32)),
                               ("mean_map", mean_map)):
-                rows[key].append(image_row(pred, gt, mask, proto, seed_loss))
-        if pictures:
-            kept.append((row["abs_rel"], {"pred": depth, "gt": np.where(valid, gt, 0),
-                                          "image": sample["image"][0].permute(1, 2, 0).numpy()}))
-            kept = sorted(kept, key=lambda t: (math.isnan(t[0]), t[0]))
-            kept = kept[:3] + kept[-3:] if len(kept) > 6 else kept
+                rows[key].append(image_row(pred, gt, mask, proto, seed_loss, masks) | tags)
+        if keep is not None:
+            keep(index, sample, depth, rows["model"][-1])
+    return rows
+
+
+def default_out(source: str | Path) -> Path:
+    """RUN/eval for a training checkpoint, outputs/eval otherwise."""
+    return Path(source).resolve().parent.parent / "eval" if Path(source).is_file() else Path("outputs") / "eval"
+
+
+def evaluate(source: str | Path, data: str | None = None, protocol: str | None = None,
+             align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
+             limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
+             progress: bool = True, device: str | None = None, suite: str | None = None,
+             suite_n: int = SUITE_N) -> dict[str, Any]:
+    """Evaluate a model (checkpoint, export, Hugging Face folder or hub id; see ``inference.load``); writes
+    metrics.json, metrics.md and best_worst.png to ``out`` and returns the results dict: {"model": means,
+    "baselines": {name: means}, "per_image": [...], "protocol": ..., "edges": ..., ...}.
+
+    ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
+    model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
+    image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
+    predictor, recipe, baselines = _open(source, device, flip)
+    out = ensure_dir(out or default_out(source))
+    if suite is not None:
+        spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)
+        baselines = baselines if recipe and tuple(spec["size"]) == recipe.size else None
+    else:
+        spec = _test_spec(recipe, data)
+    dataset = build_dataset(spec, split="test")
+    protocol_name = protocol or _protocol_for(spec["name"], recipe)
+    if max_depth is None and recipe is not None and protocol_name == recipe.eval.protocol:
+        max_depth = recipe.eval.max_depth  # the cap the model was validated with
+    proto = get_protocol(protocol_name, max_depth)
+    align_mode = align_for(predictor, recipe, align_mode)
+    if not predictor.metric and align_mode == "none":
+        log.warning("this model predicts %s; without --align its values are not metres", predictor.output)
+
+    kept: list[tuple[float, dict]] = []
+
+    def keep(index, sample, depth, row):
+        nonlocal kept
+        kept.append((row["abs_rel"], {"pred": depth, "gt": np.where(sample["valid"][0, 0].numpy(),
+                                                                    sample["depth"][0, 0].numpy(), 0),
+                                      "image": sample["image"][0].permute(1, 2, 0).numpy()}))
+        kept = sorted(kept, key=lambda t: (math.isnan(t[0]), t[0]))
+        kept = kept[:3] + kept[-3:] if len(kept) > 6 else kept
+
+    rows = per_image(predictor, dataset, proto, align_mode, baselines, limit, progress, keep if pictures else None)
     if not rows["model"]:
         raise DepthforgeError(f"{data or spec['name']}: no sample with ground truth could be evaluated")
     results = {
-        "checkpoint": str(source), "data": str(data or spec), "protocol": protocol_name,
-        "max_depth": proto.max_depth, "output": predictor.output, "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]),
-        "model": _means(rows["model"]),
-        "baselines": {k: _means(v) for k, v in rows.items() if k != "model" and v},
+        "checkpoint": str(source), "data": str(suite and f"synth suite {suite}" or data or spec),
+        "suite": suite, "protocol": protocol_name, "max_depth": proto.max_depth, "output": predictor.output,
+        "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
+        "model": summarize(rows["model"]),
+        "baselines": {k: summarize(v) for k, v in rows.items() if k != "model" and v},
         "per_image": rows["model"],
     }
+    if cluttered(rows["model"]):
+        results["cluttered_images"] = len(cluttered(rows["model"]))
     if protocol_name == "nyu":
         results["anchors"] = dict(NYU_ANCHORS)
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())

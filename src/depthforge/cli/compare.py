@@ -1,0 +1,100 @@
+"""``depthforge compare``: train recipes under one budget, evaluate them beside checkpoints and pretrained models
+on the same test sets, and write one report folder (tables, pictures, an HTML page)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", action="append", default=[], metavar="NAME[:k=v,...]",
+                   help="a recipe to train under the budget, with overrides, e.g. quick:model.width=1.0 "
+                        "(repeatable; all train on the first recipe's data)")
+    p.add_argument("--model", action="append", default=[], metavar="PATH_OR_ID",
+                   help="a checkpoint, an exported .onnx, a Hugging Face folder or hub id (repeatable)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-steps", type=int, help="train each recipe for N optimiser steps")
+    budget.add_argument("--budget-minutes", type=float, help="train each recipe for M wall-clock minutes of training "
+                        "(Lightning's max_time; its recipe's epochs and schedule otherwise)")
+    p.add_argument("--suites", default="edges,clutter",
+                   help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
+                        "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
+    p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
+    p.add_argument("--data", action="append", default=[], help="a further test set: a registered name or a "
+                   "dataset folder (repeatable)")
+    p.add_argument("--limit", type=int, help="at most N images per test set")
+    p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
+    p.add_argument("--out", default="outputs/compare", help="report folder (default: outputs/compare); trained "
+                   "runs go under OUT/runs")
+    p.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+@contextmanager
+def max_time(minutes: float | None):
+    """Lightning's ``Trainer(max_time=...)`` for the runs started inside, through its documented environment
+    defaults (``PL_TRAINER_<ARG>``): ``fit`` builds the Trainer itself and recipes have no time-limit key."""
+    old = os.environ.get("PL_TRAINER_MAX_TIME")
+    if minutes is not None:
+        os.environ["PL_TRAINER_MAX_TIME"] = repr({"seconds": float(minutes) * 60})
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PL_TRAINER_MAX_TIME", None)
+        else:
+            os.environ["PL_TRAINER_MAX_TIME"] = old
+
+
+def train_all(recipes, minutes: float | None, progress: bool, overwrite: bool) -> list[dict]:
+    """Train each (label, recipe) of ``compare.budget_recipes``; returns the trained runs ``compare`` takes,
+    evaluated at the end of the budget (last.ckpt)."""
+    from ..errors import DepthforgeError
+    from ..models.checkpoint import read_checkpoint
+    from ..training.fit import fit
+
+    out = []
+    for label, recipe in recipes:
+        log.info("training %s under the budget", label)
+        start = time.perf_counter()
+        with max_time(minutes):
+            run = fit(recipe, progress=progress, overwrite=overwrite)
+        seconds = time.perf_counter() - start
+        ckpt = run / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise DepthforgeError(f"{label}: training wrote no checkpoint ({run})")
+        out.append({"label": label, "source": str(ckpt),
+                    "train": {"recipe": recipe.name, "steps": int(read_checkpoint(ckpt).get("global_step", 0)),
+                              "seconds": round(seconds, 1), "batch_size": recipe.train.batch_size, "out": str(run)}})
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..evaluation.compare import budget_recipes, check_suites, compare
+
+    suites = check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
+    models = []
+    budget = None
+    if args.recipe:
+        recipes = budget_recipes(args.recipe, Path(args.out) / "runs", args.budget_steps, args.budget_minutes)
+        budget = {"steps": args.budget_steps, "minutes": args.budget_minutes}
+        models = train_all(recipes, args.budget_minutes, not args.no_progress, args.overwrite)
+    start = time.perf_counter()
+    report = compare(models + args.model, suites=suites, data=args.data, out=args.out, suite_n=args.suite_n,
+                     limit=args.limit, scenes=args.scenes, progress=not args.no_progress, device=args.device,
+                     budget=budget, command=shlex.join(["depthforge", *sys.argv[1:]]))
+    log.info("evaluated in %.0f s", time.perf_counter() - start)
+    print((Path(report["out"]) / "compare.md").read_text())
+    print(f"report: {report['out']}/index.html (also compare.md, compare.json, "
+          f"{', '.join(report['pictures'])})")
+    return 0
