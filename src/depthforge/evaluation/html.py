@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from ..files import write_bytes
-from .compare import cell, model_line, set_rows, set_title
+from .tables import cell, model_line, set_rows, set_title
 from .report import NOTE, higher_is_better
 
 STYLE = """
