@@ -98,7 +98,7 @@ def test_paper_sizes_and_bad_arguments():
 
 
 def test_rebuild_from_spec_kwargs_and_checkpoint(tmp_path):
-    from depthforge.checkpoint import load_checkpoint, meta, save_model
+    from depthforge.models.checkpoint import load_checkpoint, meta, save_model
 
     m = micro(scene_classes=3, level_schedule="div")
     m.train()
@@ -113,7 +113,7 @@ def test_rebuild_from_spec_kwargs_and_checkpoint(tmp_path):
     x = images()
     with torch.no_grad():
         assert torch.equal(again(x), m(x))
-    save_model(tmp_path / "bf.pt", m, meta("binsformer", spec))
+    save_model(tmp_path / "bf.pt", m, meta("binsformer", spec, m))
     loaded, info = load_checkpoint(tmp_path / "bf.pt")
     with torch.no_grad():
         assert torch.equal(loaded(x), m(x))

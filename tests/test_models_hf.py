@@ -301,15 +301,16 @@ def test_hub_id_without_network_is_one_fast_line(monkeypatch, tmp_path):
 @pytest.mark.parametrize("recipe,max_depth", [("depth-anything-v2-synth", 10), ("depth-anything-v2-nyu", 20),
                                               ("depth-anything-v2-kitti", 80)])
 def test_recipes_build_their_model_and_loss(recipe, max_depth):
-    from depthforge.config import load_config, split_name
+    from depthforge.recipe import load_config, resolve
 
     cfg = load_config(recipe)
-    name, kw = split_name(cfg["model"])
+    r = resolve(recipe)
+    name, kw = r.model.name, r.model.kwargs
     if "pretrained" in kw:  # the hub checkpoint needs network: check the same keywords on the micro network
         assert "Metric-" + ("Indoor" if max_depth == 20 else "Outdoor") in kw.pop("pretrained")
         kw["size"] = "micro"
     model = MODELS.build(name, **kw)
-    lname, lkw = split_name(cfg["loss"])
+    lname, lkw = r.loss.name, r.loss.kwargs
     loss = build_loss(lname, **lkw)
     assert model.metric and model.max_depth == loss.max_depth == max_depth and lname == "silog-dav2"
     h, w = cfg["data"]["size"]
