@@ -53,7 +53,11 @@ def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) 
             continue
         if not path.is_dir():
             raise DepthforgeError(f"{path}: no such file or folder")
-        if _rgb_dir(path) is not None:
+        rgb = _rgb_dir(path)
+        if rgb is not None:
+            for f in sorted(rgb.iterdir()):
+                if f.is_file() and not is_image_file(f):
+                    log.warning("%s: not an image, skipped", f)
             ds = FolderDataset(root=str(path), split="")
             found = [Item(r, d if d is not None and d.is_file() else None, ds.intrinsics) for r, d, _ in ds.items]
         else:
