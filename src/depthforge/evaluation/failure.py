@@ -25,7 +25,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from ..errors import DepthforgeError
-from .metrics import Protocol, _image, _pair, compute_metrics, get_protocol
+from .metrics import Protocol, _image, _pair, compute_metrics, depth_mask, get_protocol
 
 DBE_NAMES = ("dbe_acc", "dbe_comp")
 DDE_NAMES = ("dde_0", "dde_m", "dde_p")
@@ -111,12 +111,7 @@ def occlusion_edges(depth, valid=None, ratio: float = 1.05) -> np.ndarray:
     Returns bool (H,W).
     """
     d = _image(depth, "depth")
-    ok = np.isfinite(d) & (d > 0)
-    if valid is not None:
-        v = _image(valid, "valid", bool)
-        if v.shape != d.shape:
-            raise DepthforgeError(f"valid is {v.shape[0]}x{v.shape[1]} but depth is {d.shape[0]}x{d.shape[1]}")
-        ok &= v
+    ok = depth_mask(d, valid)
     logd = np.log(np.where(ok, d, 1.0))
     edges = np.zeros(d.shape, bool)
     step = math.log(ratio)

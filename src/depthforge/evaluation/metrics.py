@@ -99,13 +99,19 @@ def _pair(pred, gt, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if pred.shape != gt.shape:
         raise ValueError(f"pred is {pred.shape[0]}x{pred.shape[1]} but gt is {gt.shape[0]}x{gt.shape[1]}; "
                          "resize pred to the ground truth's size before evaluating")
-    mask = np.isfinite(gt) & (gt > 0)
+    return pred, gt, depth_mask(gt, valid)
+
+
+def depth_mask(depth: np.ndarray, valid=None) -> np.ndarray:
+    """Bool (H,W): finite depth > 0, and ``valid`` (bool (H,W), numpy or torch) where given."""
+    mask = np.isfinite(depth) & (depth > 0)
     if valid is not None:
         valid = _image(valid, "valid", bool)
-        if valid.shape != gt.shape:
-            raise ValueError(f"valid is {valid.shape[0]}x{valid.shape[1]} but gt is {gt.shape[0]}x{gt.shape[1]}")
+        if valid.shape != depth.shape:
+            raise DepthforgeError(f"valid is {valid.shape[0]}x{valid.shape[1]} but depth is "
+                                  f"{depth.shape[0]}x{depth.shape[1]}")
         mask &= valid
-    return pred, gt, mask
+    return mask
 
 
 def compute_metrics(pred, gt, protocol: str | Protocol = "nyu", valid=None,
