@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/depthforge demo
 
+# Mitsuba's renderer tests run in a pytest process of their own (see tests/test_synth_suites.py)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not mitsuba"
+	$(PY) -m pytest -q -m mitsuba
 
 bench: $(STAMP)
 	$(VENV)/bin/depthforge bench

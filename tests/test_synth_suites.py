@@ -106,10 +106,13 @@ def test_build_dataset_suite_samples_carry_their_masks():
 
 # ------------------------------------------------------------------------------------------------- glass
 
+# Marked "mitsuba": `make test` runs these in a pytest process of their own. Once Mitsuba's Dr.Jit runtime is
+# loaded, a later test that kills child processes crashed the test process (exit 139).
 needs_mitsuba = pytest.mark.skipif(importlib.util.find_spec("mitsuba") is None, reason="pip install mitsuba")
 GLASS_SIZE = (36, 48)
 
 
+@pytest.mark.mitsuba
 @needs_mitsuba
 def test_glass_geometry_matches_mitsubas_own_intersections():
     from depthforge.data.synth import glass as g
@@ -134,6 +137,7 @@ def test_glass_geometry_matches_mitsubas_own_intersections():
             assert kind.startswith(("SmoothDielectric", "SmoothConductor")) == gt["glass"][v, u], (v, u, kind)
 
 
+@pytest.mark.mitsuba
 @needs_mitsuba
 def test_depth_through_differs_only_behind_glass_and_lies_beyond_it():
     from depthforge.data.synth import glass as g
@@ -152,6 +156,7 @@ def test_depth_through_differs_only_behind_glass_and_lies_beyond_it():
             assert (through[is_mirror] > depth[is_mirror] + 0.01).all()
 
 
+@pytest.mark.mitsuba
 @needs_mitsuba
 def test_glass_suite_renders_once_then_reads_the_cache(tmp_path):
     spec = {"name": "synth", "suite": "glass", "n": 2, "size": list(GLASS_SIZE), "spp": 4,
@@ -189,6 +194,7 @@ def test_glass_suite_renders_once_then_reads_the_cache(tmp_path):
     assert first < 60
 
 
+@pytest.mark.mitsuba
 @needs_mitsuba
 def test_glass_suite_is_deterministic():
     a = render_suite("glass", 1, "train", (24, 32), spp=2)
