@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/depthforge demo
 
-# Mitsuba's renderer tests run in a pytest process of their own (see tests/test_synth_suites.py)
+# Mitsuba's renderer tests and the multi-process training tests run in pytest processes of their own (their
+# files say why)
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not mitsuba"
+	$(PY) -m pytest -q -m "not mitsuba and not processes"
 	$(PY) -m pytest -q -m mitsuba
+	$(PY) -m pytest -q -m processes
 
 bench: $(STAMP)
 	$(VENV)/bin/depthforge bench

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow
+# "processes": make test runs these in a pytest process of their own; after the rest of the suite had run in the
+# same process, polling a checkpoint while killing its writer crashed pytest (exit 139) on a clean clone.
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 N, N_VAL = 40, 12  # synthetic rooms; 30 % held out for validation
 TINY = [f"data.n={N}", "data.size=[32,48]", "test_data.n=4", "model.width=0.125", "model.levels=3",
