@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/depthforge demo
 
 # Mitsuba's renderer tests and the multi-process training tests run in pytest processes of their own (their
-# files say why)
+# files say why); `make test` is still the one command
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not mitsuba and not processes"
 	$(PY) -m pytest -q -m mitsuba

@@ -106,8 +106,8 @@ def test_build_dataset_suite_samples_carry_their_masks():
 
 # ------------------------------------------------------------------------------------------------- glass
 
-# Marked "mitsuba": `make test` runs these in a pytest process of their own. Once Mitsuba's Dr.Jit runtime is
-# loaded, a later test that kills child processes crashed the test process (exit 139).
+# Marked "mitsuba": `make test` runs these in a pytest process of their own, so Mitsuba's Dr.Jit runtime (its own
+# threads and JIT) never shares a process with the rest of the suite.
 needs_mitsuba = pytest.mark.skipif(importlib.util.find_spec("mitsuba") is None, reason="pip install mitsuba")
 GLASS_SIZE = (36, 48)
 
