@@ -92,3 +92,13 @@ def test_hub_id_without_network_is_one_line_error_fast(monkeypatch):
     assert "\n" not in str(e.value) and "depthforge-tests/no-such-resnet" in str(e.value)
     with pytest.raises(DepthforgeError, match="no pretrained weights"):
         build_model("convnext-unet", size="micro", pretrained=True)
+
+
+def test_a_numeric_size_from_a_recipe_names_the_resnet():
+    """`model.size=34` on the command line reads as the int 34; it must build ResNet-34, as "34" does."""
+    from depthforge.models.backbones import build_backbone
+
+    def count(size):
+        return sum(p.numel() for p in build_backbone("resnet", size).parameters())
+
+    assert count(34) == count("34") > count("18")

@@ -111,6 +111,7 @@ def build_backbone(family: str = "swin", size: str = "tiny", pretrained: bool | 
     id or local folder; True: the size's usual hub id), or rebuilt from a ``config`` dict (random weights)."""
     from transformers import AutoBackbone
 
+    size = str(size)  # a recipe's `size: 34` reads as an int
     if family not in SIZES:
         raise DepthforgeError(f"backbone {family!r}: unknown family (known: {', '.join(FAMILIES)})")
     cls = _config_class(family)
