@@ -12,7 +12,7 @@ import torch
 
 from conftest import make_checkpoint
 from depthforge.errors import DepthforgeError
-from depthforge.evaluation.compare import best, budget_recipes, check_suites, compare, parse_recipe
+from depthforge.evaluation.compare import _label, best, budget_recipes, check_suites, compare, parse_recipe
 from depthforge.evaluation.evaluate import evaluate, per_image
 from depthforge.evaluation.metrics import get_protocol
 from depthforge.evaluation.report import higher_is_better, markdown_table
@@ -160,7 +160,7 @@ def test_report_folder_files_and_json_keys(report):
     from pathlib import Path
 
     out = Path(report["out"])
-    for name in ("compare.json", "compare.md", "index.html", "accuracy_latency.png", "suites.png",
+    for name in ("compare.json", "compare.md", "index.html", "accuracy_latency.png", "suites.png", "distance.png",
                  "scenes_test.png", "scenes_edges.png", "scenes_clutter.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     saved = json.loads((out / "compare.json").read_text())
@@ -180,6 +180,8 @@ def test_report_folder_files_and_json_keys(report):
     assert {"parameters", "gflops", "latency_ms", "d1", "abs_rel", "seed_loss", "seed_acc", "whdr", "dbe_acc",
             "dbe_comp"} <= set(main["columns"])
     assert "whdr_cluttered" in saved["sets"]["clutter"]["columns"]
+    bands = main["by_distance"]["a.ckpt"]  # iBims-1's 1-m bands, the rooms' 10-m cap
+    assert len(bands["band_m"]) == 10 and sum(bands["images"]) >= 2 and set(main["by_distance"]) == set(labels)
 
 
 def test_best_marked_per_column_in_json_and_tables(report):
@@ -242,14 +244,17 @@ def test_compare_trains_two_widths_under_one_budget_beside_a_hf_folder(tmp_path)
 
 @pytest.mark.slow
 def test_budget_minutes_stops_training_at_the_time_limit(tmp_path):
-    from depthforge.cli.compare import max_time, train_all
+    from depthforge.cli.compare import train_all
 
     recipes = budget_recipes([f"quick:{TINY_DATA},model.width=0.125,train.epochs=500"], tmp_path, None, 0.05)
     start = time.perf_counter()
-    (run,) = train_all(recipes, 0.05, progress=False, overwrite=False)
+    assert recipes[0][1].train.max_time == 0.05
+    (run,) = train_all(recipes, progress=False, overwrite=False)
     assert time.perf_counter() - start < 30
     assert 0 < run["train"]["steps"] < 500 * 2  # 2 batches an epoch: stopped by the clock, not the epochs
-    import os
 
-    with max_time(None):
-        assert "PL_TRAINER_MAX_TIME" not in os.environ
+
+def test_run_checkpoints_are_labelled_by_their_run(tmp_path):
+    assert _label(tmp_path / "seed-unet" / "checkpoints" / "last.ckpt") == "seed-unet"
+    assert _label(tmp_path / "seed-unet" / "checkpoints" / "best.ckpt") == "seed-unet (best.ckpt)"
+    assert _label(tmp_path / "model.ckpt") == "model.ckpt"

@@ -56,6 +56,14 @@ def test_eval_reports_metrics_baselines_and_pictures(run_dir, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["model"]["abs_rel"] == pytest.approx(res["model"]["abs_rel"])
     assert "| model |" in (tmp_path / "metrics.md").read_text()
+    # iBims-1's distance bands: each band's mean over the images with pixels in it
+    bands = saved["by_distance"]
+    assert len(bands["band_m"]) == 10 and bands["band_m"][3] == [3, 4]  # 1-m bands to the 10-m cap
+    k = max(range(10), key=lambda i: bands["images"][i])
+    reached = [r["by_distance"]["abs_rel"][k] for r in saved["per_image"] if r["by_distance"]["abs_rel"][k] is not None
+               and np.isfinite(r["by_distance"]["abs_rel"][k])]
+    assert bands["images"][k] == len(reached) > 0 and bands["abs_rel"][k] == pytest.approx(np.mean(reached))
+    assert "Errors by distance" in (tmp_path / "metrics.md").read_text()
     assert Image.open(tmp_path / "best_worst.png").size[0] == 3 * 48  # prediction | ground truth | image
 
 

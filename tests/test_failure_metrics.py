@@ -7,7 +7,7 @@ import torch
 
 from depthforge.errors import DepthforgeError
 from depthforge.evaluation.failure import (
-    boundary_errors, canny_edges, directed_depth_errors, failure_row, masked_metrics, occlusion_edges,
+    boundary_errors, canny_edges, directed_depth_errors, distance_errors, failure_row, masked_metrics, occlusion_edges,
     plane_errors, planarity_errors, sample_masks, whdr)
 from depthforge.evaluation.metrics import compute_metrics
 
@@ -280,3 +280,20 @@ def test_failure_row_uses_the_masks_at_hand():
     assert math.isnan(row["transparent/abs_rel"]) and row["rest/abs_rel"] == 0.0
     with pytest.raises(DepthforgeError):
         failure_row(gt, gt, None, {k: v for k, v in masks.items() if k != "intrinsics"})
+
+
+def test_distance_errors_fall_in_their_metre_bands():
+    """Constructed: gt 0.5 m off by 10 % and gt 2.5 m exact; band 0–1 m holds AbsRel 0.1 and RMSE 0.05, band 2–3 m
+    0, the empty bands NaN; a gt of exactly 1 m counts in both neighbouring bands, as the iBims-1 script."""
+    gt = np.array([[0.5, 0.5, 2.5, 2.5]], np.float32)
+    pred = np.array([[0.55, 0.45, 2.5, 2.5]], np.float32)
+    d = distance_errors(pred, gt, top=4)
+    assert d["abs_rel"].shape == (4,)
+    assert d["abs_rel"][0] == pytest.approx(0.1) and d["rmse"][0] == pytest.approx(0.05)
+    assert d["abs_rel"][2] == 0 and d["rmse"][2] == 0 and d["log10"][2] == 0
+    assert np.isnan(d["abs_rel"][1]) and np.isnan(d["rmse"][3])
+    edge = distance_errors(np.array([[2.0]]), np.array([[1.0]]), top=3)
+    assert edge["abs_rel"][0] == edge["abs_rel"][1] == 1.0 and np.isnan(edge["abs_rel"][2])
+    # invalid pixels (mask, zero gt, zero prediction) are left out
+    masked = distance_errors(np.array([[9.0, 0.0, 1.5]]), np.array([[1.5, 1.5, 0.0]]), np.array([[False, True, True]]))
+    assert np.isnan(masked["abs_rel"]).all()

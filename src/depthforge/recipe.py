@@ -62,6 +62,8 @@ class Augment(_Closed):
 class Train(_Closed):
     epochs: int = Field(10, ge=0)
     max_steps: int = Field(-1, ge=-1, description="stop after this many optimiser steps (-1: epochs decide)")
+    max_time: Optional[float] = Field(None, gt=0.0, description="stop after this many minutes of training; the "
+                                      "schedule still spans the epochs, and the last step is saved")
     batch_size: int = Field(16, ge=1, description="per process")
     lr: float = Field(1e-3, gt=0.0)
     optimizer: Literal["adam", "adamw"] = "adam"

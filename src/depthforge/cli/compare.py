@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import sys
 import time
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-steps", type=int, help="train each recipe for N optimiser steps")
     budget.add_argument("--budget-minutes", type=float, help="train each recipe for M wall-clock minutes of training "
-                        "(Lightning's max_time; its recipe's epochs and schedule otherwise)")
+                        "(train.max_time; its recipe's epochs and schedule otherwise)")
     p.add_argument("--suites", default="edges,clutter",
                    help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
@@ -38,23 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-@contextmanager
-def max_time(minutes: float | None):
-    """Lightning's ``Trainer(max_time=...)`` for the runs started inside, through its documented environment
-    defaults (``PL_TRAINER_<ARG>``): ``fit`` builds the Trainer itself and recipes have no time-limit key."""
-    old = os.environ.get("PL_TRAINER_MAX_TIME")
-    if minutes is not None:
-        os.environ["PL_TRAINER_MAX_TIME"] = repr({"seconds": float(minutes) * 60})
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("PL_TRAINER_MAX_TIME", None)
-        else:
-            os.environ["PL_TRAINER_MAX_TIME"] = old
-
-
-def train_all(recipes, minutes: float | None, progress: bool, overwrite: bool) -> list[dict]:
+def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
     """Train each (label, recipe) of ``compare.budget_recipes``; returns the trained runs ``compare`` takes,
     evaluated at the end of the budget (last.ckpt)."""
     from ..errors import DepthforgeError
@@ -65,8 +47,7 @@ def train_all(recipes, minutes: float | None, progress: bool, overwrite: bool) -
     for label, recipe in recipes:
         log.info("training %s under the budget", label)
         start = time.perf_counter()
-        with max_time(minutes):
-            run = fit(recipe, progress=progress, overwrite=overwrite)
+        run = fit(recipe, progress=progress, overwrite=overwrite)
         seconds = time.perf_counter() - start
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
@@ -88,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.recipe:
         recipes = budget_recipes(args.recipe, Path(args.out) / "runs", args.budget_steps, args.budget_minutes)
         budget = {"steps": args.budget_steps, "minutes": args.budget_minutes}
-        models = train_all(recipes, args.budget_minutes, not args.no_progress, args.overwrite)
+        models = train_all(recipes, not args.no_progress, args.overwrite)
     start = time.perf_counter()
     report = compare(models + args.model, suites=suites, data=args.data, out=args.out, suite_n=args.suite_n,
                      limit=args.limit, scenes=args.scenes, progress=not args.no_progress, device=args.device,

@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, cluttered, edges_used, per_image, \
-    suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, cluttered, \
+    edges_used, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES, get_protocol
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -69,8 +69,8 @@ def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: flo
                    ) -> list[tuple[str, Recipe]]:
     """(label, recipe) for each ``--recipe`` spec: the first recipe's data, test data and seed for all (the same
     data) and the run under ``runs/<label>``. With ``steps``: ``train.max_steps = steps`` and epochs enough to
-    reach it (the schedule spans the budget). With ``minutes`` the recipe keeps its epochs and schedule; the
-    trainer stops it at the time limit (``cli.compare`` passes it to Lightning)."""
+    reach it (the schedule spans the budget). With ``minutes``: ``train.max_time = minutes``; the recipe keeps
+    its epochs and schedule and the trainer stops it at the time limit."""
     if (steps is None) == (minutes is None):
         raise DepthforgeError("recipes train under one budget: give --budget-steps N or --budget-minutes M")
     if (steps is not None and steps < 1) or (minutes is not None and minutes <= 0):
@@ -88,6 +88,8 @@ def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: flo
                    out=str(runs / re.sub(r"[^\w.=-]+", "_", label).strip("_")))
         if steps is not None:
             cfg["train"].update(max_steps=int(steps), epochs=max(int(steps), 1))
+        else:
+            cfg["train"]["max_time"] = float(minutes)
         out.append((label, resolve(cfg)))
     return out
 
@@ -153,6 +155,14 @@ def check_suites(suites: list[str]) -> list[str]:
     return list(suites)
 
 
+def _label(path: Path) -> str:
+    """A model file's label: its run's folder for RUN/checkpoints/last.ckpt (several runs side by side stay apart;
+    "RUN (best.ckpt)" for another checkpoint of the run), else the file name."""
+    if path.parent.name != "checkpoints":
+        return path.name
+    return path.parent.parent.name + ("" if path.name == "last.ckpt" else f" ({path.name})")
+
+
 def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), data: list[str] = (),
             out: str | Path = "outputs/compare", suite_n: int = SUITE_N, limit: int | None = None, scenes: int = 2,
             progress: bool = True, device: str | None = None, budget: dict | None = None,
@@ -175,8 +185,8 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
         p = Path(m)
         kind = "checkpoint" if p.is_file() and p.suffix.lower() in (".ckpt", ".pt", ".pth") else \
             "export" if p.suffix.lower() in (".onnx", ".xml") else "pretrained"
-        entries.append({"label": _unique(p.name if p.exists() else str(m), taken), "kind": kind, "source": str(m),
-                        "train": None})
+        entries.append({"label": _unique(_label(p) if p.exists() else str(m), taken), "kind": kind,
+                        "source": str(m), "train": None})
 
     opened = []
     for e in entries:
@@ -221,6 +231,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
             if not rows:
                 raise DepthforgeError(f"{name}: no sample with ground truth could be evaluated")
             results[name]["models"][e["label"]] = summarize(rows)
+            results[name].setdefault("by_distance", {})[e["label"]] = by_distance(rows)
             results[name].update(images=len(rows), edges=edges_used(rows))
             if cluttered(rows):
                 results[name]["cluttered_images"] = len(cluttered(rows))
@@ -356,6 +367,24 @@ def bars_figure(report: dict, path: Path) -> bool:
     return True
 
 
+def distance_figure(report: dict, path: Path) -> None:
+    """AbsRel and RMSE of each model in 1-m bands of ground-truth depth (iBims-1's distance-related errors) on the
+    main test set: where in the room each model goes wrong."""
+    plt = _plt()
+    bands = report["sets"][report["main"]]["by_distance"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for label, b in bands.items():
+        x = [lo + 0.5 for (lo, _), n in zip(b["band_m"], b["images"]) if n]
+        for ax, c in zip(axes, ("abs_rel", "rmse")):
+            ax.plot(x, [v for v, n in zip(b[c], b["images"]) if n], marker="o", ms=3, label=label)
+    for ax, c in zip(axes, ("AbsRel", "RMSE (m)")):
+        ax.set_xlabel("ground-truth depth (m), 1-m bands")
+        ax.set_title(f"{c} by distance (lower is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
+    _save(fig, path)
+
+
 def write_pictures(report: dict, pictures: dict[str, list[dict]], out: Path) -> list[str]:
     """The report's PNG files (names relative to ``out``)."""
     labels = [e["label"] for e in report["models"]]
@@ -370,6 +399,8 @@ def write_pictures(report: dict, pictures: dict[str, list[dict]], out: Path) -> 
     files.append("accuracy_latency.png")
     if bars_figure(report, out / "suites.png"):
         files.append("suites.png")
+    distance_figure(report, out / "distance.png")
+    files.append("distance.png")
     return files
 
 

@@ -24,7 +24,7 @@ from ..inference.load import load
 from ..inference.predictor import from_module
 from ..recipe import Recipe, validate
 from ..losses import build_loss
-from .failure import failure_row, occlusion_edges, sample_masks
+from .failure import DISTANCE_NAMES, distance_errors, failure_row, occlusion_edges, sample_masks
 from .report import markdown_table
 from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 SUITE_N = 20
 SUITES = ("edges", "clutter", "glass")
 # Per-image keys that are not metrics to average.
-NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count")
+NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count", "by_distance")
 
 # Published δ1 on the NYU-Depth v2 test split (Eigen crop, 10 m cap), to place a model's number among them.
 NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.984}
@@ -109,7 +109,23 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     if masks.get("edges") is None:
         masks["edges"] = occlusion_edges(gt, mask)
     row.update(failure_row(pred, gt, mask, masks, protocol=protocol))
+    bands = distance_errors(pred, gt, mask, top=math.ceil(cap))
+    row["by_distance"] = {k: v.tolist() for k, v in bands.items()}
     return row
+
+
+def by_distance(rows: list[dict]) -> dict[str, list]:
+    """iBims-1's distance-related errors over a test set (``failure.distance_errors``, 1-m bands to the cap): each
+    band's mean over the images with pixels in it, {"band_m": [[0, 1], [1, 2], ...], "images": [...], "abs_rel",
+    "rmse", "log10": [...]}; None where no image reaches a band."""
+    tables = {k: np.array([r["by_distance"][k] for r in rows], dtype=float) for k in DISTANCE_NAMES}
+    present = np.isfinite(tables["abs_rel"])
+    counts = present.sum(0)
+    out: dict[str, list] = {"band_m": [[k, k + 1] for k in range(len(counts))], "images": counts.tolist()}
+    for k, t in tables.items():
+        means = np.where(present, t, 0.0).sum(0) / np.maximum(counts, 1)
+        out[k] = [float(m) if n else None for m, n in zip(means, counts)]
+    return out
 
 
 def summarize(rows: list[dict]) -> dict[str, float]:
@@ -235,6 +251,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
         "model": summarize(rows["model"]),
         "baselines": {k: summarize(v) for k, v in rows.items() if k != "model" and v},
+        "by_distance": by_distance(rows["model"]),
         "per_image": rows["model"],
     }
     if cluttered(rows["model"]):

@@ -255,6 +255,34 @@ def whdr(pred, gt, valid=None, n_pairs: int = 5000, tolerance: float = 0.02, see
     return float(np.mean(labels(gt) != labels(pred)))
 
 
+DISTANCE_NAMES = ("abs_rel", "rmse", "log10")
+
+
+def distance_errors(pred, gt, valid=None, top: float = 20.0, step: float = 1.0) -> dict[str, np.ndarray]:
+    """iBims-1's distance-related errors: AbsRel, RMSE (m) and log10 within each ``step``-metre band of gt depth.
+
+    pred, gt: (H,W) metres; valid: optional bool (H,W), ANDed with finite gt > 0 and finite pred > 0. Band k holds
+    the pixels with k·step ≤ gt ≤ (k+1)·step up to ``top`` (both ends inclusive, as the iBims-1 script, so a gt of
+    exactly k metres counts in two bands). Returns {"abs_rel", "rmse", "log10": float (K,)}, NaN for an empty
+    band; average images per band with ``nanmean``. Follows ``compute_distance_related_errors`` of the newer
+    iBims-1 script (1-m bands to 20 m); deviation: pred and gt are masked together, where the script drops zeros of
+    each separately (which misaligns them when the prediction has zeros).
+    """
+    pred, gt, mask = _pair(pred, gt, valid)
+    mask &= np.isfinite(pred) & (pred > 0)
+    p, g = pred[mask], gt[mask]
+    edges = np.arange(0.0, top + step / 2, step)
+    out = {name: np.full(len(edges) - 1, np.nan) for name in DISTANCE_NAMES}
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        band = (g >= lo) & (g <= hi)
+        if band.any():
+            pk, gk = p[band], g[band]
+            out["abs_rel"][k] = np.mean(np.abs(gk - pk) / gk)
+            out["rmse"][k] = np.sqrt(np.mean((gk - pk) ** 2))
+            out["log10"][k] = np.mean(np.abs(np.log10(gk) - np.log10(pk)))
+    return out
+
+
 # --- metrics inside a mask (ClearGrasp / TransCG) -------------------------------------------------------------
 
 def _region_metrics(pred, gt, region, proto: Protocol) -> dict[str, float]:
@@ -349,5 +377,5 @@ def failure_row(pred, gt, valid=None, masks: Mapping[str, Any] | None = None, in
 
 
 __all__ = ["DBE_NAMES", "DDE_NAMES", "PE_NAMES", "MASKED_EXTRA", "PLANE_KINDS", "canny_edges", "boundary_errors",
-           "occlusion_edges", "directed_depth_errors", "plane_errors", "planarity_errors", "whdr", "masked_metrics",
-           "sample_masks", "failure_row"]
+           "occlusion_edges", "directed_depth_errors", "plane_errors", "planarity_errors", "whdr", "DISTANCE_NAMES",
+           "distance_errors", "masked_metrics", "sample_masks", "failure_row"]

@@ -67,8 +67,22 @@ def markdown_table(results: dict) -> str:
                         {c: m.get(f"through/{c}") for c in GLASS_COLUMNS})]
         parts.append("Glass, both ground-truth conventions:\n\n" + "\n".join(_md(conventions, GLASS_COLUMNS,
                                                                                  "ground truth")))
+    if results.get("by_distance"):
+        parts.append(distance_table(results["by_distance"]))
     out = head + "\n\n".join(parts) + "\n\n" + NOTE + "\n"
     return out + (f"\n{anchor_line(results)}\n" if results.get("anchors") else "")
+
+
+def distance_table(bands: dict) -> str:
+    """The model's errors in 1-m bands of ground-truth depth (iBims-1's distance-related errors), the bands that
+    some image reaches."""
+    lines = ["Errors by distance (1-m bands of ground-truth depth, iBims-1; mean over the images reaching a band):",
+             "", "| band (m) | images | abs_rel | rmse | log10 |", "|---|---|---|---|---|"]
+    for k, (lo, hi) in enumerate(bands["band_m"]):
+        if bands["images"][k]:
+            lines.append(f"| {lo}–{hi} | {bands['images'][k]} | " +
+                         " | ".join(_fmt(bands[c][k]) for c in ("abs_rel", "rmse", "log10")) + " |")
+    return "\n".join(lines)
 
 
 def anchor_line(results: dict) -> str:
