@@ -202,6 +202,10 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     if not sets:
         raise DepthforgeError("no test set: none of the models carries a recipe; pass --data or --suites")
 
+    for e, predictor, _ in opened:
+        # before any prediction: a model's caches filled under inference_mode (BEiT's relative position bias) would
+        # break the FLOP counter, which runs with autograd
+        e.update(model_facts(predictor, size))
     results: dict[str, dict[str, Any]] = {name: {"models": {}} for name, _ in sets}
     pictures: dict[str, list[dict]] = {name: [] for name, _ in sets}
     for name, spec in sets:
@@ -235,8 +239,6 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
             results[name].update(images=len(rows), edges=edges_used(rows))
             if cluttered(rows):
                 results[name]["cluttered_images"] = len(cluttered(rows))
-    for e, predictor, _ in opened:
-        e.update(model_facts(predictor, size))
 
     main = sets[0][0]
     table = {e["label"]: {**{c: e[c] for c in COST_COLUMNS}, **results[main]["models"][e["label"]]} for e in entries}
