@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "data.n=8 data.size=[32,64] test_data.n=2 test_data.size=[32,64] train.epochs=1"
 
 
-@pytest.mark.slow
+# "processes": like tests/test_training_processes.py, it waits minutes on training subprocesses, and after the rest
+# of the suite had run in the same pytest process, pytest crashed (exit 139) during that wait on a clean clone
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
+
+
 def test_zoo_script_trains_each_model_and_compares_them(tmp_path):
     env = dict(os.environ, DEPTHFORGE=str(Path(sys.executable).parent / "depthforge"), ZOO_EXTRA=TINY,
                ZOO_COMPARE="--suite-n 2 --suites edges")
