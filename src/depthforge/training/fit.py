@@ -112,7 +112,8 @@ def fit(recipe: Recipe | dict, resume: str | None = None, progress: bool = True,
     if not log.isEnabledFor(logging.DEBUG):  # Lightning's banners and tips drown the progress bar
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     trainer = L.Trainer(
-        max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time and {"minutes": t.max_time}, accelerator=t.accelerator, devices=t.devices,
+        max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time and {"minutes": t.max_time},
+        accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision, callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
