@@ -61,6 +61,11 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def _brief(e: BaseException) -> str:
+    """One line for an exception a row reports instead of stopping the bench."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
 def _load() -> float:
     try:
         return float(Path("/proc/loadavg").read_text().split()[0])
@@ -123,7 +128,7 @@ def _step_worker(job: dict) -> dict:
     try:
         model = MODELS.build(job["model"], **job["kwargs"]).train()
     except Exception as e:  # a model that needs a download or a missing package: say so, go on
-        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+        return {"error": _brief(e)}
     m = model.multiple
     size = [-(-int(s) // m) * m for s in job["size"]]  # rounded up to the model's multiple
     info = {"size": size, "batch": job["batch"], "parameters": sum(p.numel() for p in model.parameters())}
@@ -252,7 +257,8 @@ def model_steps(names: list[str] | None = None, size=(128, 128), batch: int = 2,
         kwargs = MODELS.info[name].get(kwargs_key, {})
         _say(progress, f"training step of {name} ...")
         job = {"kind": "step", "model": name, "kwargs": kwargs, "loss": "silog",
-               "size": list((sizes or {}).get(name, size)), "batch": batch, "steps": steps, "precision": "bf16", "channels_last": False, "count": True}
+               "size": list((sizes or {}).get(name, size)), "batch": batch, "steps": steps, "precision": "bf16",
+               "channels_last": False, "count": True}
         r = _spawn(job)
         out[name] = _with_flops(r, r.get("flops", 0.0), roof, "bf16")
     return out
@@ -327,7 +333,6 @@ def predict_table(checkpoint: str | os.PathLike | None = None, size=(240, 320), 
     from .inference.export import export_module
     from .inference.onnx import load_onnx
     from .inference.openvino import load_openvino
-    from .inference.predictor import from_module
     from .inference.quantize import quantize_onnx
 
     if checkpoint is not None:
@@ -352,7 +357,6 @@ def predict_table(checkpoint: str | os.PathLike | None = None, size=(240, 320), 
         export_module(model, info, fp32_onnx, check=False)
         calib, _, _ = _synth_batches("train", calib_n, (h, w))
         quantize_onnx(fp32_onnx, int8_onnx, [x[None].numpy() for x in calib])
-        torch_predictor = from_module(model, info, "cpu", resize="pad")
 
         def torch_forward(bf16: bool):
             def f(x):
@@ -378,13 +382,12 @@ def predict_table(checkpoint: str | os.PathLike | None = None, size=(240, 320), 
                 ms = _time(lambda: forward(x0), n)
                 preds = torch.cat([forward(images[i:i + 1]) for i in range(test_n)]).float()
             except Exception as e:  # a runtime that cannot run here: the row says why, the rest goes on
-                rows[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+                rows[name] = {"error": _brief(e)}
                 continue
             if ref is None:
                 ref = preds
             rows[name] = {"ms": ms, "max_abs_diff": float((preds - ref).abs().max()),
                           "d1": _delta1(preds, depth, valid, output)}
-        del torch_predictor
     base = rows.get("torch_fp32", {}).get("ms")
     for row in rows.values():
         if base and "ms" in row:
@@ -446,14 +449,7 @@ def write_formats(root: Path, n: int, k: int = 4, size=NYU_HW) -> dict[str, dict
         for i in range(n):
             (root / fmt / "rgb" / f"{i:05d}.{fmt[:3].replace('jpe', 'jpg')}").write_bytes(blobs[i % k])
             (root / fmt / "depth" / f"{i:05d}.png").write_bytes(dpng[i % k])
-    from PIL import Image
-    import io
-
-    d8 = []
-    for d in depths:
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(np.round(d / 10 * 255), 0, 255).astype(np.uint8)).save(buf, format="PNG")
-        d8.append(buf.getvalue())
+    d8 = [image_bytes(np.clip(np.round(d / 10 * 255), 0, 255).astype(np.uint8), "png") for d in depths]
     (root / "zip").mkdir()
     with zipfile.ZipFile(root / "zip" / "nyu_data.zip", "w") as z:
         rows = []
@@ -542,13 +538,9 @@ def pipeline_rates(size=(240, 320), batch: int = 16, workers: int = 0, n: int = 
 
 def default_workers() -> int:
     """The loader workers of the default recipe (configs/quick.yaml)."""
-    import yaml
+    from .recipe import resolve
 
-    path = Path(__file__).parent / "configs" / "quick.yaml"
-    try:
-        return int(yaml.safe_load(path.read_text())["train"]["num_workers"])
-    except (OSError, KeyError, TypeError, ValueError):
-        return 0
+    return resolve("quick").train.num_workers
 
 
 def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, settings=DEFAULT_SETTINGS,

@@ -27,8 +27,7 @@ COMMANDS = {
 
 # command -> allocator. tcmalloc/jemalloc preloaded crash OpenVINO's plugins (free(): invalid pointer), and eval
 # may run an OpenVINO model: it gets glibc's tunables; bench runs its OpenVINO part in a glibc process.
-_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc",
-          "compare": "auto"}
+_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc", "compare": "auto"}
 
 
 def _tune_malloc(command: str) -> None:
@@ -41,7 +40,8 @@ def _tune_malloc(command: str) -> None:
         return
     choice = os.environ.get(CHOICE, _TUNED[command])
     if choice not in ALLOCATORS:
-        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using the default", file=sys.stderr)
+        print(f"warning: {CHOICE}={choice!r} is not one of {', '.join(ALLOCATORS)}; using the default",
+              file=sys.stderr)
         choice = _TUNED[command]
     try:
         os.execve(sys.executable, [sys.executable, "-m", "depthforge", *sys.argv[1:]], malloc_env(os.environ, choice))

@@ -24,6 +24,7 @@ import torch
 
 from ..files import atomic_path
 from ..errors import DepthforgeError
+from ..tuning import PREFERENCE, current_allocator
 
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, read_metadata
 from .predictor import Backend, Predictor
@@ -40,9 +41,10 @@ def _first_line(e: BaseException) -> str:
 
 
 def _read(path: Path):
-    preload = os.environ.get("LD_PRELOAD", "")
-    if "tcmalloc" in preload or "jemalloc" in preload:  # OpenVINO's CPU plugin aborts in free() beside them
-        raise DepthforgeError(f"{path}: OpenVINO cannot run with LD_PRELOAD={preload}; unset it for this process")
+    allocator = current_allocator()
+    if allocator in PREFERENCE:  # OpenVINO's CPU plugin aborts in free() beside a preloaded tcmalloc/jemalloc
+        raise DepthforgeError(f"{path}: OpenVINO cannot run beside the preloaded {allocator} "
+                              f"(LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}); unset it for this process")
     import openvino as ov
 
     if not path.is_file():
