@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,16 @@ def make_checkpoint(path: Path, size=(96, 128), seed: int = 0) -> Path:
     model.set_contract(replace(model.contract, input_size=size))
     save_model(path, model, meta("seed-unet", TINY, model))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigchld():
+    """Put SIGCHLD's handler back after each test. A DataLoader with workers installs torch's process-wide
+    handler once (``_set_SIGCHLD_handler``); it then runs ``_error_if_any_worker_fails`` (C++, iterating every
+    registered worker pid) on each later child exit in this process — every subprocess the rest of the suite
+    starts — which is where the suite's exit-139 crashes waited. A handler left by one test must not run in
+    another's."""
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    if signal.getsignal(signal.SIGCHLD) is not before:
+        signal.signal(signal.SIGCHLD, before if before is not None else signal.SIG_DFL)
