@@ -252,13 +252,26 @@ def test_wrong_kind_of_folder_is_one_line(saved, tmp_path):
         hf.from_pretrained_path(tmp_path)
 
 
-def test_relative_and_metric_depth_anything_are_told_apart(saved):
+def test_relative_and_metric_depth_anything_are_told_apart(saved, caplog):
+    """A metric checkpoint is not a relative model; a relative one starts a metric model as DA-V2 fine-tunes its
+    metric models: the encoder's weights loaded, the neck and head initialised, and the log says which."""
     case, folder, net = saved
     if not case.name.startswith("depth-anything"):
         pytest.skip("Depth Anything only")
-    other = "depth-anything-v2" if case.name.endswith("metric") else "depth-anything-v2-metric"
-    with pytest.raises(DepthforgeError, match=f"build it as '{case.name}'"):
-        MODELS.build(other, pretrained=str(folder))
+    if case.name.endswith("metric"):
+        with pytest.raises(DepthforgeError, match="build it as 'depth-anything-v2-metric'"):
+            MODELS.build("depth-anything-v2", pretrained=str(folder))
+        return
+    with pytest.raises(DepthforgeError, match="pass max_depth"):
+        MODELS.build("depth-anything-v2-metric", pretrained=str(folder))
+    with caplog.at_level("INFO", logger="depthforge"):
+        model = MODELS.build("depth-anything-v2-metric", pretrained=str(folder), max_depth=20)
+    assert model.output == "metric" and model.max_depth == 20
+    got, want = model.net.state_dict(), net.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want if k.startswith("backbone."))
+    assert not torch.equal(got["head.conv3.weight"], want["head.conv3.weight"])  # a new head
+    assert "loaded" in caplog.text and "(backbone.*)" in caplog.text and "initialised: head, neck" in caplog.text
+    assert float(_run(model.eval(), torch.rand(1, 3, 70, 98)).max()) <= 20  # sigmoid x max_depth
 
 
 def test_depthforge_load_takes_the_folder_and_the_cli_evaluates_it(saved, tmp_path):
