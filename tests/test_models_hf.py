@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -332,3 +334,127 @@ def test_recipes_build_their_model_and_loss(recipe, max_depth):
     assert t["optimizer"] == "adamw" and t["weight_decay"] == 0.01 and t["poly_power"] == 0.9
     if recipe != "depth-anything-v2-synth":  # DA-V2: encoder 5e-6, decoder 10x
         assert t["lr"] * t["encoder_lr_factor"] == pytest.approx(5e-6) and t["lr"] == pytest.approx(5e-5)
+
+
+# A script run in a process of its own, stdin answering "y" to any prompt: every entry point that takes a model
+# folder, given folders whose opening would run their code. It prints one JSON line per case.
+ENTRY_POINTS = r'''
+import contextlib, io, json, sys
+import depthforge
+from depthforge.cli import main
+from depthforge.errors import DepthforgeError
+
+cases = json.loads(sys.argv[1])
+for name, argv in cases:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if argv[0] == "load":
+                try:
+                    depthforge.load(argv[1])
+                    rc = 0
+                except DepthforgeError as e:  # what the CLI prints
+                    print(f"error: {e}", file=sys.stderr)
+                    rc = 1
+            else:
+                rc = main(argv)
+        except BaseException as e:  # a traceback: anything the CLI does not turn into one line
+            rc = f"{type(e).__name__}: {e}"
+    print(json.dumps({"case": name, "rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()}), flush=True)
+'''
+
+
+def _untrusted_folders(root, marker):
+    """{name: folder}: folders whose config.json points (auto_map) at a .py file, or whose weights are a pickle,
+    that write ``marker`` if their code runs."""
+    import shutil
+
+    code = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('code ran')\n"
+    auto_map = {k: "evil.Evil" for k in ("AutoConfig", "AutoModel", "AutoBackbone", "AutoModelForDepthEstimation")}
+
+    class Evil:  # unpickling calls open(marker, "w")
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    torch.manual_seed(0)
+    da = transformers.DepthAnythingForDepthEstimation(transformers.DepthAnythingConfig.from_dict(
+        dict(hf.DepthAnythingV2.micro)))
+    resnet = transformers.ResNetModel(transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 8],
+                                                                depths=[1, 1, 1, 1], layer_type="basic"))
+    folders = {}
+    for name, net in (("da", da), ("resnet", resnet)):
+        base = root / f"{name}-good"
+        net.save_pretrained(base)
+        # a model_type transformers does not know, its code named by auto_map
+        remote = folders[f"{name}-remote"] = root / f"{name}-remote"
+        shutil.copytree(base, remote)
+        (remote / "evil.py").write_text(code)
+        (remote / "config.json").write_text(json.dumps({"model_type": "evilnet", "auto_map": auto_map}))
+        # a known model_type that also names code: transformers' own class is used, the code never runs
+        known = folders[f"{name}-known"] = root / f"{name}-known"
+        shutil.copytree(base, known)
+        (known / "evil.py").write_text(code)
+        cfg = json.loads((known / "config.json").read_text())
+        (known / "config.json").write_text(json.dumps({**cfg, "auto_map": auto_map}))
+        # the weights as a pickle only
+        pickled = folders[f"{name}-pickle"] = root / f"{name}-pickle"
+        pickled.mkdir()
+        shutil.copy(base / "config.json", pickled)
+        torch.save({"embeddings": Evil()}, pickled / "pytorch_model.bin")
+    return folders
+
+
+def test_no_code_from_a_model_folder_runs_and_nothing_prompts(tmp_path):
+    """Property (b): through every entry point (depthforge.load, eval, predict, serve, a recipe's
+    model.pretrained, a checkpoint whose pretrained keyword names the folder), with "y" waiting on stdin: a folder
+    whose code would run is refused in one line or loaded with transformers' own classes; no code runs (no
+    marker), no prompt text, no hang."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    marker = tmp_path / "MARKER"
+    folders = _untrusted_folders(tmp_path, marker)
+    Image.fromarray(np.zeros((42, 56, 3), np.uint8)).save(tmp_path / "photo.png")
+    cases = []
+    for key in ("da-remote", "da-pickle", "da-known"):
+        folder = str(folders[key])
+        cases.append((f"load {key}", ["load", folder]))
+        if key == "da-known":
+            continue  # it loads: the commands below would go on to work (serve would serve)
+        ckpt = tmp_path / f"{key}.ckpt"
+        torch.save({"depthforge": {"format": 2, "model": {"name": "depth-anything-v2", "kwargs": {
+            "pretrained": folder}}}, "state_dict": {}}, ckpt)
+        cases += [(f"eval {key}", ["eval", "--checkpoint", folder, "--data", "synth", "--limit", "1",
+                                   "--out", str(tmp_path / f"eval-{key}")]),
+                  (f"predict {key}", ["predict", str(tmp_path / "photo.png"), "--checkpoint", folder,
+                                      "--out", str(tmp_path / f"predict-{key}")]),
+                  (f"serve {key}", ["serve", "--checkpoint", folder, "--port", "8765"]),
+                  (f"checkpoint {key}", ["eval", "--checkpoint", str(ckpt), "--data", "synth", "--limit", "1",
+                                         "--out", str(tmp_path / f"ckpt-{key}")])]
+    for key, recipe in (("da-remote", "depth-anything-v2-synth"), ("da-pickle", "depth-anything-v2-synth"),
+                        ("resnet-remote", "unet-synth"), ("resnet-pickle", "unet-synth"),
+                        ("resnet-known", "unet-synth")):
+        cases.append((f"recipe {key}", ["train", "-c", recipe, "model.size=null", f"model.pretrained={folders[key]}",
+                                        "data.n=4", "train.epochs=0", f"out={tmp_path / ('run-' + key)}",
+                                        "--no-progress"]))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(hf.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", ENTRY_POINTS, json.dumps(cases)], input="y\n" * 200, env=env,
+                          capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    everything = proc.stdout + proc.stderr
+    for text in ("[y/N]", "custom code", "trust_remote_code"):
+        assert text not in everything, everything[-3000:]
+    assert not marker.exists(), "a model folder's code ran"
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {r["case"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert set(results) == {name for name, _ in cases}
+    for name, r in results.items():
+        if "known" in name:
+            assert r["rc"] == 0, (name, r)
+            continue
+        errors = [line for line in r["stderr"].splitlines() if line.startswith("error: ")]
+        assert r["rc"] == 1 and len(errors) == 1 and "Traceback" not in r["stderr"], (name, r)
+        reason = "does not run a model folder's own code" if "remote" in name else "pickle"
+        assert reason in errors[0] or "evilnet model, not a resnet backbone" in errors[0], (name, errors[0])
