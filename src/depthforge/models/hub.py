@@ -103,6 +103,10 @@ def load_weights(model_class, folder: Path, source: str, what: str, config, part
         found = f"{', '.join(pickles)} is a pickle, which depthforge never opens" if pickles else "no weights at all"
         raise DepthforgeError(f"{source}: no .safetensors weights for the {what} ({found}); save the model again "
                               "with save_pretrained (safetensors) where its origin is trusted")
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its table of missing tensors: the checks and the log line below say it
     try:
         model, info = model_class.from_pretrained(
             folder, config=config, use_safetensors=True, trust_remote_code=False, local_files_only=True,
@@ -110,6 +114,8 @@ def load_weights(model_class, folder: Path, source: str, what: str, config, part
     except Exception as e:  # transformers raises OSError, ValueError, RuntimeError, safetensors errors
         reason = " ".join(str(e).split())[:200]
         raise DepthforgeError(f"{source}: the {what} weights cannot be loaded ({reason})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     missing = sorted(k for k in info["missing_keys"] if not k.startswith(expected_missing))
     misfit = sorted(k for k, *_ in info["mismatched_keys"])
     bad = missing + misfit
