@@ -17,6 +17,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
+from conftest import liven
 from depthforge.errors import DepthforgeError
 from depthforge.models import MODELS, hf
 from depthforge.models.backbones import build_backbone
@@ -60,6 +61,8 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     nets = {name: model(config(**kwargs)) for name, (config, model, kwargs) in TINY_BACKBONES.items()}
     nets |= {name: cls(size="micro").net for name, cls in TINY_DEPTH.items()}
+    for name in TINY_DEPTH:  # a trained model's head is alive; transformers' init (std 0.02) leaves DPT's dead
+        liven(nets[name])
     for name, net in nets.items():
         net.save_pretrained(root / name)
         SAVED[root / name] = {k: v.clone() for k, v in net.state_dict().items()}
@@ -146,7 +149,7 @@ def _recipe(family: str, folders: dict[str, Path], rooms: Path, out: Path, **tra
             "model": {"name": family, "pretrained": str(folders[folder]), **extra},
             "loss": {"name": loss},
             "data": {"name": "folder", "root": str(rooms), "size": list(size), "val_fraction": 0.0},
-            "train": {"epochs": 6, "batch_size": 4, "optimizer": "adam", "lr": 1e-3, "schedule": "constant",
+            "train": {"epochs": 3, "batch_size": 2, "optimizer": "adam", "lr": 1e-3, "schedule": "constant",
                       "log_every_n_steps": 1, "num_workers": 0, **train},
             "eval": {"protocol": "none", "max_depth": 10.0}}
 
@@ -209,8 +212,9 @@ def test_fine_tunes_from_a_pretrained_folder_offline(family, folders, rooms, off
     eval_mode = [str(w.message) for w in caught if "eval mode" in str(w.message)]
     assert not eval_mode, eval_mode
     losses = _train_losses(out)
-    assert len(losses) == 6 and all(map(torch.isfinite, torch.tensor(losses)))
-    assert losses[-1] < 0.9 * losses[0], losses
+    assert len(losses) == 6 and bool(torch.isfinite(torch.tensor(losses)).all())
+    # two images a step: the loss falls over the run and at most steps (a dead network's stays flat)
+    assert losses[-1] < losses[0] and sum(b < a for a, b in zip(losses, losses[1:])) >= 3, losses
     assert (out / "checkpoints" / "last.ckpt").is_file()
 
 

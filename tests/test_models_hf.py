@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from torch import nn
 from torch.nn import functional as F
 
+from conftest import liven
 from depthforge.errors import DepthforgeError
 from depthforge.losses import build_loss
 from depthforge.models import MODELS, hf
@@ -76,19 +76,6 @@ CASES = {
 }
 
 
-def _liven(net: nn.Module, seed: int = 0) -> None:
-    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
-    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.dim() > 1:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
-            elif name.endswith("bias"):
-                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
-
-
 @pytest.fixture(scope="module", params=list(CASES))
 def saved(request, tmp_path_factory):
     """(case, folder, the transformers model) for a tiny random model saved with its processor."""
@@ -96,7 +83,7 @@ def saved(request, tmp_path_factory):
     torch.manual_seed(0)
     cfg = getattr(transformers, case.config).from_dict(dict(case.arch))
     net = getattr(transformers, case.model)(cfg).eval()
-    _liven(net)
+    liven(net)
     folder = tmp_path_factory.mktemp(request.param)
     net.save_pretrained(folder)
     getattr(transformers, case.processor)(**case.proc_kwargs).save_pretrained(folder)
@@ -231,7 +218,7 @@ def test_micro_sizes_build_and_declare_contracts():
 def test_metric_max_depth_replaces_the_heads_range():
     model = MODELS.build("depth-anything-v2-metric", size="micro", max_depth=80).eval()
     assert model.max_depth == 80 and model.net.config.max_depth == 80
-    _liven(model.net)
+    liven(model.net)
     y = _run(model, torch.rand(1, 3, 70, 98))
     assert float(y.max()) <= 80 and float(y.max()) > 20  # sigmoid × 80
     with pytest.raises(DepthforgeError, match="max_depth"):
