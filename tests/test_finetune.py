@@ -240,4 +240,4 @@ def test_readme_fine_tuning_commands_run_as_written(tmp_path, offline):
                               timeout=600, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, (command, done.stderr[-3000:])
     assert (tmp_path / "runs/finetune/checkpoints/best.ckpt").is_file()
-    assert json.loads((tmp_path / "runs/finetune/eval/results.json").read_text())["images"] > 0
+    assert json.loads((tmp_path / "runs/finetune/eval/metrics.json").read_text())["images"] > 0
