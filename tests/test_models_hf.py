@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import transformers
-from torch import nn
 from torch.nn import functional as F
 
+from conftest import liven
 from depthforge.errors import DepthforgeError
 from depthforge.losses import build_loss
 from depthforge.models import MODELS, hf
@@ -74,19 +76,6 @@ CASES = {
 }
 
 
-def _liven(net: nn.Module, seed: int = 0) -> None:
-    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
-    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.dim() > 1:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
-            elif name.endswith("bias"):
-                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
-
-
 @pytest.fixture(scope="module", params=list(CASES))
 def saved(request, tmp_path_factory):
     """(case, folder, the transformers model) for a tiny random model saved with its processor."""
@@ -94,7 +83,7 @@ def saved(request, tmp_path_factory):
     torch.manual_seed(0)
     cfg = getattr(transformers, case.config).from_dict(dict(case.arch))
     net = getattr(transformers, case.model)(cfg).eval()
-    _liven(net)
+    liven(net)
     folder = tmp_path_factory.mktemp(request.param)
     net.save_pretrained(folder)
     getattr(transformers, case.processor)(**case.proc_kwargs).save_pretrained(folder)
@@ -229,7 +218,7 @@ def test_micro_sizes_build_and_declare_contracts():
 def test_metric_max_depth_replaces_the_heads_range():
     model = MODELS.build("depth-anything-v2-metric", size="micro", max_depth=80).eval()
     assert model.max_depth == 80 and model.net.config.max_depth == 80
-    _liven(model.net)
+    liven(model.net)
     y = _run(model, torch.rand(1, 3, 70, 98))
     assert float(y.max()) <= 80 and float(y.max()) > 20  # sigmoid × 80
     with pytest.raises(DepthforgeError, match="max_depth"):
@@ -252,13 +241,26 @@ def test_wrong_kind_of_folder_is_one_line(saved, tmp_path):
         hf.from_pretrained_path(tmp_path)
 
 
-def test_relative_and_metric_depth_anything_are_told_apart(saved):
+def test_relative_and_metric_depth_anything_are_told_apart(saved, caplog):
+    """A metric checkpoint is not a relative model; a relative one starts a metric model as DA-V2 fine-tunes its
+    metric models: the encoder's weights loaded, the neck and head initialised, and the log says which."""
     case, folder, net = saved
     if not case.name.startswith("depth-anything"):
         pytest.skip("Depth Anything only")
-    other = "depth-anything-v2" if case.name.endswith("metric") else "depth-anything-v2-metric"
-    with pytest.raises(DepthforgeError, match=f"build it as '{case.name}'"):
-        MODELS.build(other, pretrained=str(folder))
+    if case.name.endswith("metric"):
+        with pytest.raises(DepthforgeError, match="build it as 'depth-anything-v2-metric'"):
+            MODELS.build("depth-anything-v2", pretrained=str(folder))
+        return
+    with pytest.raises(DepthforgeError, match="pass max_depth"):
+        MODELS.build("depth-anything-v2-metric", pretrained=str(folder))
+    with caplog.at_level("INFO", logger="depthforge"):
+        model = MODELS.build("depth-anything-v2-metric", pretrained=str(folder), max_depth=20)
+    assert model.output == "metric" and model.max_depth == 20
+    got, want = model.net.state_dict(), net.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want if k.startswith("backbone."))
+    assert not torch.equal(got["head.conv3.weight"], want["head.conv3.weight"])  # a new head
+    assert "loaded" in caplog.text and "(backbone.*)" in caplog.text and "initialised: head, neck" in caplog.text
+    assert float(_run(model.eval(), torch.rand(1, 3, 70, 98)).max()) <= 20  # sigmoid x max_depth
 
 
 def test_depthforge_load_takes_the_folder_and_the_cli_evaluates_it(saved, tmp_path):
@@ -319,3 +321,127 @@ def test_recipes_build_their_model_and_loss(recipe, max_depth):
     assert t["optimizer"] == "adamw" and t["weight_decay"] == 0.01 and t["poly_power"] == 0.9
     if recipe != "depth-anything-v2-synth":  # DA-V2: encoder 5e-6, decoder 10x
         assert t["lr"] * t["encoder_lr_factor"] == pytest.approx(5e-6) and t["lr"] == pytest.approx(5e-5)
+
+
+# A script run in a process of its own, stdin answering "y" to any prompt: every entry point that takes a model
+# folder, given folders whose opening would run their code. It prints one JSON line per case.
+ENTRY_POINTS = r'''
+import contextlib, io, json, sys
+import depthforge
+from depthforge.cli import main
+from depthforge.errors import DepthforgeError
+
+cases = json.loads(sys.argv[1])
+for name, argv in cases:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if argv[0] == "load":
+                try:
+                    depthforge.load(argv[1])
+                    rc = 0
+                except DepthforgeError as e:  # what the CLI prints
+                    print(f"error: {e}", file=sys.stderr)
+                    rc = 1
+            else:
+                rc = main(argv)
+        except BaseException as e:  # a traceback: anything the CLI does not turn into one line
+            rc = f"{type(e).__name__}: {e}"
+    print(json.dumps({"case": name, "rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()}), flush=True)
+'''
+
+
+def _untrusted_folders(root, marker):
+    """{name: folder}: folders whose config.json points (auto_map) at a .py file, or whose weights are a pickle,
+    that write ``marker`` if their code runs."""
+    import shutil
+
+    code = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('code ran')\n"
+    auto_map = {k: "evil.Evil" for k in ("AutoConfig", "AutoModel", "AutoBackbone", "AutoModelForDepthEstimation")}
+
+    class Evil:  # unpickling calls open(marker, "w")
+        def __reduce__(self):
+            return open, (str(marker), "w")
+
+    torch.manual_seed(0)
+    da = transformers.DepthAnythingForDepthEstimation(transformers.DepthAnythingConfig.from_dict(
+        dict(hf.DepthAnythingV2.micro)))
+    resnet = transformers.ResNetModel(transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 8, 8, 8],
+                                                                depths=[1, 1, 1, 1], layer_type="basic"))
+    folders = {}
+    for name, net in (("da", da), ("resnet", resnet)):
+        base = root / f"{name}-good"
+        net.save_pretrained(base)
+        # a model_type transformers does not know, its code named by auto_map
+        remote = folders[f"{name}-remote"] = root / f"{name}-remote"
+        shutil.copytree(base, remote)
+        (remote / "evil.py").write_text(code)
+        (remote / "config.json").write_text(json.dumps({"model_type": "evilnet", "auto_map": auto_map}))
+        # a known model_type that also names code: transformers' own class is used, the code never runs
+        known = folders[f"{name}-known"] = root / f"{name}-known"
+        shutil.copytree(base, known)
+        (known / "evil.py").write_text(code)
+        cfg = json.loads((known / "config.json").read_text())
+        (known / "config.json").write_text(json.dumps({**cfg, "auto_map": auto_map}))
+        # the weights as a pickle only
+        pickled = folders[f"{name}-pickle"] = root / f"{name}-pickle"
+        pickled.mkdir()
+        shutil.copy(base / "config.json", pickled)
+        torch.save({"embeddings": Evil()}, pickled / "pytorch_model.bin")
+    return folders
+
+
+def test_no_code_from_a_model_folder_runs_and_nothing_prompts(tmp_path):
+    """Property (b): through every entry point (depthforge.load, eval, predict, serve, a recipe's
+    model.pretrained, a checkpoint whose pretrained keyword names the folder), with "y" waiting on stdin: a folder
+    whose code would run is refused in one line or loaded with transformers' own classes; no code runs (no
+    marker), no prompt text, no hang."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    marker = tmp_path / "MARKER"
+    folders = _untrusted_folders(tmp_path, marker)
+    Image.fromarray(np.zeros((42, 56, 3), np.uint8)).save(tmp_path / "photo.png")
+    cases = []
+    for key in ("da-remote", "da-pickle", "da-known"):
+        folder = str(folders[key])
+        cases.append((f"load {key}", ["load", folder]))
+        if key == "da-known":
+            continue  # it loads: the commands below would go on to work (serve would serve)
+        ckpt = tmp_path / f"{key}.ckpt"
+        torch.save({"depthforge": {"format": 2, "model": {"name": "depth-anything-v2", "kwargs": {
+            "pretrained": folder}}}, "state_dict": {}}, ckpt)
+        cases += [(f"eval {key}", ["eval", "--checkpoint", folder, "--data", "synth", "--limit", "1",
+                                   "--out", str(tmp_path / f"eval-{key}")]),
+                  (f"predict {key}", ["predict", str(tmp_path / "photo.png"), "--checkpoint", folder,
+                                      "--out", str(tmp_path / f"predict-{key}")]),
+                  (f"serve {key}", ["serve", "--checkpoint", folder, "--port", "8765"]),
+                  (f"checkpoint {key}", ["eval", "--checkpoint", str(ckpt), "--data", "synth", "--limit", "1",
+                                         "--out", str(tmp_path / f"ckpt-{key}")])]
+    for key, recipe in (("da-remote", "depth-anything-v2-synth"), ("da-pickle", "depth-anything-v2-synth"),
+                        ("resnet-remote", "unet-synth"), ("resnet-pickle", "unet-synth"),
+                        ("resnet-known", "unet-synth")):
+        cases.append((f"recipe {key}", ["train", "-c", recipe, "model.size=null", f"model.pretrained={folders[key]}",
+                                        "data.n=4", "train.epochs=0", f"out={tmp_path / ('run-' + key)}",
+                                        "--no-progress"]))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(hf.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", ENTRY_POINTS, json.dumps(cases)], input="y\n" * 200, env=env,
+                          capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    everything = proc.stdout + proc.stderr
+    for text in ("[y/N]", "custom code", "trust_remote_code"):
+        assert text not in everything, everything[-3000:]
+    assert not marker.exists(), "a model folder's code ran"
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {r["case"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert set(results) == {name for name, _ in cases}
+    for name, r in results.items():
+        if "known" in name:
+            assert r["rc"] == 0, (name, r)
+            continue
+        errors = [line for line in r["stderr"].splitlines() if line.startswith("error: ")]
+        assert r["rc"] == 1 and len(errors) == 1 and "Traceback" not in r["stderr"], (name, r)
+        reason = "does not run a model folder's own code" if "remote" in name else "pickle"
+        assert reason in errors[0] or "evilnet model, not a resnet backbone" in errors[0], (name, errors[0])

@@ -37,6 +37,12 @@ class Named(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ModelSection(Named):
+    freeze_encoder: bool = Field(False, description="keep the (pretrained) encoder as loaded: no gradient, its "
+                                                    "normalisation statistics fixed")
+    freeze_bn: bool = Field(False, description="every BatchNorm keeps its statistics and affine weights as loaded")
+
+
 class DataSection(Named):
     size: Optional[tuple[int, int]] = Field(None, description="(H, W) the model trains and predicts at")
     val_fraction: float = Field(0.3, ge=0.0, lt=1.0, description="share of the training split held out")
@@ -102,7 +108,7 @@ class Recipe(_Closed):
     name: str = "recipe"
     seed: int = 0
     out: str = "runs/quick"
-    model: Named
+    model: ModelSection
     loss: Named
     data: DataSection
     test_data: Optional[DataSection] = None

@@ -7,17 +7,16 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import DepthforgeError
+from ..models.hub import HUB_ID
 from .predictor import Predictor, from_module
 
 RUNTIMES = ("torch", "onnxruntime", "openvino")
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "organisation/model" on the Hugging Face hub
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 
 

@@ -3,18 +3,18 @@
 ``build_backbone(family, size, pretrained)`` returns a ``Backbone``: normalised images [N,3,H,W] -> a list of
 feature maps, fine to coarse, with their ``channels`` and ``strides``. Each builds from a named size with random
 weights (training from scratch, tests) or loads pretrained weights from a hub id or a local folder
-(``pretrained=True`` takes the size's usual hub id). ``config()`` gives the architecture as a dict, so a
-checkpoint rebuilds it offline. No timm, no torchvision.
+(``pretrained=True`` takes the size's usual hub id; ``hub.py`` says how, safely and offline). ``config()`` gives
+the architecture as a dict, so a checkpoint rebuilds it offline. No timm, no torchvision.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import DepthforgeError
+from .hub import load_weights, local_folder, read_config
 
 # family -> size -> (hub id, config keywords). "micro" sizes are tiny random networks for tests and demos.
 SIZES: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {
@@ -62,21 +62,18 @@ def _config_class(family: str):
     return {"resnet": ResNetConfig, "convnext": ConvNextConfig, "swin": SwinConfig, "dinov2": Dinov2Config}[family]
 
 
+def _backbone_class(family: str):
+    from transformers import ConvNextBackbone, Dinov2Backbone, ResNetBackbone, SwinBackbone
+
+    return {"resnet": ResNetBackbone, "convnext": ConvNextBackbone, "swin": SwinBackbone,
+            "dinov2": Dinov2Backbone}[family]
+
+
 def _out_features(family: str, config) -> list[str]:
     if family == "dinov2":  # four evenly spaced layers, as DPT / Depth Anything take them
         n = config.num_hidden_layers
         return [f"stage{n * k // 4}" for k in range(1, 5)]
     return ["stage1", "stage2", "stage3", "stage4"]
-
-
-def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
-    """One line for weights that could not be had: what, from where, and how to pass a local folder."""
-    reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-    if os.path.exists(source):
-        return DepthforgeError(f"{source}: not a loadable {what} folder ({reason})")
-    return DepthforgeError(f"{source}: the {what} could not be downloaded from the Hugging Face hub ({reason}); "
-                           f"download it where there is network (huggingface-cli download {source} --local-dir "
-                           f"DIR) and pass the folder DIR instead")
 
 
 class Backbone(nn.Module):
@@ -106,9 +103,10 @@ class Backbone(nn.Module):
 
 
 def build_backbone(family: str = "swin", size: str = "tiny", pretrained: bool | str | None = None,
-                   config: dict[str, Any] | None = None) -> Backbone:
+                   config: dict[str, Any] | None = None, partial_weights: bool = False) -> Backbone:
     """A backbone by family and named size, with random weights, or pretrained weights from ``pretrained`` (a hub
-    id or local folder; True: the size's usual hub id), or rebuilt from a ``config`` dict (random weights)."""
+    id or local folder, whose architecture it takes; True: the size's usual hub id), or rebuilt from a ``config``
+    dict (random weights). ``partial_weights``: accept a folder that lacks some of the backbone's tensors."""
     from transformers import AutoBackbone
 
     size = str(size)  # a recipe's `size: 34` reads as an int
@@ -118,22 +116,32 @@ def build_backbone(family: str = "swin", size: str = "tiny", pretrained: bool | 
     if config is not None:
         cfg = cls.from_dict(dict(config))
         return Backbone(family, AutoBackbone.from_config(cfg))
+    if isinstance(pretrained, str):
+        return _load_backbone(family, pretrained, partial_weights)
     if size not in SIZES[family]:
         raise DepthforgeError(f"backbone {family}: unknown size {size!r} (known: {', '.join(SIZES[family])})")
     hub_id, kwargs = SIZES[family][size]
     if pretrained:
-        source = hub_id if pretrained is True else str(pretrained)
-        if source is None:
+        if hub_id is None:
             raise DepthforgeError(f"backbone {family}-{size}: has no pretrained weights (a test size)")
-        try:
-            probe = cls.from_pretrained(source)
-            model = AutoBackbone.from_pretrained(source, out_features=_out_features(family, probe),
-                                                 **({"reshape_hidden_states": True} if family == "dinov2" else {}))
-        except OSError as e:
-            raise hub_error(source, f"{family} backbone", e) from None
-        return Backbone(family, model)
+        return _load_backbone(family, hub_id, partial_weights)
     cfg = cls(**kwargs)
+    _set_outputs(family, cfg)
+    return Backbone(family, AutoBackbone.from_config(cfg))
+
+
+def _set_outputs(family: str, cfg) -> None:
     cfg.out_features = _out_features(family, cfg)
     if family == "dinov2":
         cfg.reshape_hidden_states = True
-    return Backbone(family, AutoBackbone.from_config(cfg))
+
+
+def _load_backbone(family: str, source: str, partial: bool) -> Backbone:
+    what = f"{family} backbone"
+    folder = local_folder(source, what)
+    cfg = read_config(folder, source, what, (family,))  # the families are named by transformers' model_type
+    _set_outputs(family, cfg)
+    # ConvNeXt and Swin backbones add a LayerNorm per output stage that their image models do not have
+    model = load_weights(_backbone_class(family), folder, source, what, cfg, partial,
+                         expected_missing=("hidden_states_norms.",))
+    return Backbone(family, model)

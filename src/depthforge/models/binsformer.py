@@ -152,14 +152,15 @@ class BinsFormer(DepthModel):
     size: the Swin size ("micro" for tests, "tiny", "base", "large"); it also sets the decoder's defaults
     (``HEADS``) for the keywords left at None. pretrained: the Swin weights (True: the size's hub id, or a hub id /
     local folder). scene_classes: 0 = no scene query (the toolbox's KITTI setting), NYU uses 25.
-    backbone_config: the Swin config dict, to rebuild offline (``spec_kwargs`` fills it in).
+    backbone_config: the Swin config dict, to rebuild offline (``spec_kwargs`` fills it in). partial_weights:
+    accept pretrained weights that lack some of the encoder's tensors.
     """
 
     def __init__(self, size: str = "tiny", pretrained: bool | str | None = False, min_depth: float = 1e-3,
                  max_depth: float = 10.0, n_bins: int | None = None, hidden: int | None = None,
                  dec_layers: int | None = None, enc_layers: int | None = None, scene_classes: int = 0,
                  level_schedule: str = "mod", bins_weight: float = 0.0,
-                 backbone_config: dict[str, Any] | None = None):
+                 backbone_config: dict[str, Any] | None = None, partial_weights: bool = False):
         super().__init__()
         if size not in HEADS:
             raise ValueError(f"size must be one of {', '.join(HEADS)}, not {size!r}")
@@ -182,7 +183,7 @@ class BinsFormer(DepthModel):
         if not bins_weight >= 0:
             raise ValueError(f"bins_weight must be >= 0, not {bins_weight!r}")
         self.bins_weight = float(bins_weight)
-        self.backbone = build_backbone("swin", size, pretrained, backbone_config)
+        self.backbone = build_backbone("swin", size, pretrained, backbone_config, partial_weights)
         self.set_contract(Contract("metric", self.max_depth_m, multiple=self.backbone.multiple))
         ch = self.backbone.channels
 

@@ -193,11 +193,13 @@ class DepthFormer(DepthModel):
     True (the Swin size's hub weights), a hub id or a folder (the encoder only; stem, neck and decoder start from
     scratch as in the paper). ``embed_dim``: the neck width E (default per size). ``backbone_config``: the Swin
     config dict, to rebuild offline. ``drop_path``: Swin's stochastic depth (0.3 in the toolbox).
+    ``partial_weights``: accept pretrained weights that lack some of the encoder's tensors.
     """
 
     def __init__(self, size: str = "tiny", pretrained: bool | str | None = None, max_depth: float = 10.0,
                  min_depth: float = 1e-3, embed_dim: int | None = None, head: str = "relu",
-                 drop_path: float = 0.3, backbone_config: dict[str, Any] | None = None):
+                 drop_path: float = 0.3, backbone_config: dict[str, Any] | None = None,
+                 partial_weights: bool = False):
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r} (known: {', '.join(SIZES)})")
@@ -208,7 +210,7 @@ class DepthFormer(DepthModel):
         swin, dim = SIZES[size]
         self.min_depth, self.head_kind = float(min_depth), head
         self.set_contract(Contract("metric", float(max_depth), multiple=32))
-        self.backbone: Backbone = build_backbone("swin", swin, pretrained, backbone_config)
+        self.backbone: Backbone = build_backbone("swin", swin, pretrained, backbone_config, partial_weights)
         self._set_drop_path(drop_path)
         self.stem = nn.Sequential(nn.Conv2d(3, STEM, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(STEM),
                                   nn.ReLU(inplace=True))

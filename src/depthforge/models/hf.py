@@ -20,7 +20,8 @@ image processor does around it:
 - ``glpn`` (Kim et al. 2022, metric: sigmoid × max_depth). No normalisation (its processor only rescales to
   [0,1]); multiples of 32.
 
-Sources: ``pretrained`` = a hub id or a ``save_pretrained`` folder (weights and ``preprocessor_config.json``);
+Sources: ``pretrained`` = a hub id or a ``save_pretrained`` folder (safetensors weights and
+``preprocessor_config.json``; loaded as ``hub.py`` says: offline from the cache, never the folder's code);
 ``size="micro"`` = a tiny random network (tests, the synthetic recipe); ``config`` (+ ``processor``) = the
 architecture dicts ``spec_kwargs`` records, to rebuild a fine-tuned checkpoint offline. ``from_pretrained_path``
 picks the wrapper from a folder's or hub id's ``config.json``.
@@ -41,8 +42,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import DepthforgeError
-from .backbones import hub_error
 from .base import IMAGENET_MEAN, IMAGENET_STD, MODELS, Contract, DepthModel
+from .hub import load_weights, local_folder, read_config
 
 HALF = (0.5, 0.5, 0.5)
 # Processor keys the wrapper uses; spec_kwargs keeps only these.
@@ -73,7 +74,8 @@ class HFDepth(DepthModel):
     micro: dict[str, Any] = {}               # config keywords of the tiny random network
 
     def __init__(self, pretrained: str | None = None, size: str | None = None, config: dict[str, Any] | None = None,
-                 processor: dict[str, Any] | None = None, max_depth: float | None = None):
+                 processor: dict[str, Any] | None = None, max_depth: float | None = None,
+                 partial_weights: bool = False):
         super().__init__()
         if sum(x is not None for x in (pretrained, size, config)) > 1:
             raise ValueError("give one of pretrained (hub id or folder), size or config")
@@ -89,21 +91,25 @@ class HFDepth(DepthModel):
             if size is not None:
                 proc["size"] = None  # a micro network has no preferred size
         else:
-            source = str(pretrained or self.default_hub)
-            cfg = _load_config(source, f"{self.model_type} model")
+            source, what = str(pretrained or self.default_hub), f"{self.model_type} model"
+            folder = local_folder(source, what)
+            cfg = read_config(folder, source, what)
+            only = self._sibling(cfg)
             self._check_config(cfg, source)
             self._set_max_depth(cfg, max_depth, source)
-            try:
-                self.net = _hf(self.model_class).from_pretrained(source, config=cfg, dtype=torch.float32)
-            except (OSError, ValueError) as e:
-                raise hub_error(source, f"{self.model_type} model", e) from None
-            proc.update(_read_processor(source))
+            self.net = load_weights(_hf(self.model_class), folder, source, what, cfg, partial_weights, only=only)
+            proc.update(_read_processor(str(folder)))
         proc.update(processor or {})
         self.processor = {k: proc[k] for k in PROCESSOR_KEYS if k in proc}
         self._disparity_max = float(max_depth if max_depth is not None else 10.0)
         self.set_contract(self._contract())
 
     # -- what subclasses specialise -------------------------------------------------------------------------
+    def _sibling(self, cfg) -> str | None:
+        """For a sibling family's checkpoint: make ``cfg`` this family's and return the prefix of the weights to
+        keep (the rest is initialised). None: the checkpoint is loaded whole."""
+        return None
+
     def _check_config(self, cfg, source: str) -> None:
         if cfg.model_type != self.model_type:
             raise DepthforgeError(f"{source}: a {cfg.model_type} model, not {self.model_type}; load it with "
@@ -221,12 +227,22 @@ class DepthAnythingV2(_DepthAnything):
 class DepthAnythingV2Metric(_DepthAnything):
     """Depth Anything V2, metric head: image [N,3,H,W] in [0,1], H, W multiples of 14 -> depth [N,1,H,W] in metres,
     sigmoid × max_depth. ``max_depth`` replaces the checkpoint's (as DA-V2's metric fine-tuning sets it); by
-    default the config's, or 20 m / 80 m for a hub id naming Indoor / Outdoor when the config has none."""
+    default the config's, or 20 m / 80 m for a hub id naming Indoor / Outdoor when the config has none.
+    ``pretrained`` may also be a relative Depth Anything V2: its encoder is loaded and the head starts new, as
+    DA-V2's metric models were fine-tuned (pass ``max_depth``)."""
 
     output_kind = "metric"
     depth_type = "metric"
     default_hub = "depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf"
     micro = dict(DepthAnythingV2.micro, depth_estimation_type="metric", max_depth=20)
+
+    def _sibling(self, cfg) -> str | None:
+        # DA-V2's metric fine-tuning starts from the relative model's DINOv2 encoder with a new DPT head (its
+        # metric_depth/train.py loads only the encoder's weights, strict=False)
+        if cfg.model_type != self.model_type or cfg.depth_estimation_type != "relative":
+            return None
+        cfg.depth_estimation_type = "metric"
+        return "backbone."
 
     def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
         if max_depth is None and cfg.max_depth in (None, 1):  # 1: transformers' default, not a trained range
@@ -380,16 +396,6 @@ def _build_config(cls_name: str, config: dict[str, Any]):
         raise ValueError(f"config: {' '.join(str(e).split())[:200]}") from None
 
 
-def _load_config(source: str, what: str):
-    """transformers' config of a hub id or folder; a missing one -> one DepthforgeError line."""
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(source)
-    except (OSError, ValueError, KeyError) as e:
-        raise hub_error(source, what, e) from None
-
-
 def _read_processor(source: str) -> dict[str, Any]:
     """``preprocessor_config.json`` of a folder or hub id as a dict ({} when it has none)."""
     path = Path(source) / "preprocessor_config.json"
@@ -422,7 +428,7 @@ def model_name(config, source: str = "model") -> str:
 def from_pretrained_path(source: str | os.PathLike, **kwargs: Any) -> DepthModel:
     """A wrapped model from a ``save_pretrained`` folder or hub id, chosen by its config.json ``model_type``."""
     source = str(source)
-    cfg = _load_config(source, "depth model")
+    cfg = read_config(local_folder(source, "depth model"), source, "depth model")
     return MODELS.build(model_name(cfg, source), pretrained=source, **kwargs)
 
 

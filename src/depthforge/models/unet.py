@@ -51,7 +51,8 @@ class UNet(DepthModel):
 
     ``size``: the backbone size (``backbones.SIZES``; "micro" for tests). ``pretrained``: None (random), True
     (the size's hub weights), a hub id or a local folder. ``backbone_config``: the backbone's config dict, which
-    rebuilds the architecture offline (what ``spec_kwargs`` stores in checkpoints).
+    rebuilds the architecture offline (what ``spec_kwargs`` stores in checkpoints). ``partial_weights``: accept
+    pretrained weights that lack some of the encoder's tensors (they start random).
     """
 
     family = "resnet"
@@ -59,7 +60,7 @@ class UNet(DepthModel):
 
     def __init__(self, size: str | None = None, pretrained: bool | str | None = None, max_depth: float = 10.0,
                  backbone_config: dict[str, Any] | None = None,
-                 decoder_channels: tuple[int, ...] | list[int] = DECODER_CHANNELS):
+                 decoder_channels: tuple[int, ...] | list[int] = DECODER_CHANNELS, partial_weights: bool = False):
         super().__init__()
         if not max_depth > 0:
             raise ValueError(f"max_depth must be > 0 metres, not {max_depth!r}")
@@ -67,7 +68,7 @@ class UNet(DepthModel):
         if len(decoder_channels) != 5 or min(decoder_channels) < 1:
             raise ValueError(f"decoder_channels must be 5 positive numbers, not {decoder_channels!r}")
         self.backbone: Backbone = build_backbone(self.family, size or self.default_size, pretrained,
-                                                 backbone_config)
+                                                 backbone_config, partial_weights)
         self.set_contract(Contract("metric", float(max_depth), multiple=self.backbone.multiple))
         # Blocks from 1/32 up: skips at 1/16, 1/8, 1/4 from the backbone; none at 1/2 and 1/1.
         skips = list(self.backbone.channels[-2::-1]) + [0, 0]

@@ -2,6 +2,7 @@
 every process, divergence caught before it reaches the weights, and the depthforge metadata in checkpoints."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 from typing import Any
@@ -19,7 +20,9 @@ from ..models.checkpoint import meta
 from ..recipe import Recipe
 from .loaders import make_loader, step_seed
 
+log = logging.getLogger(__name__)
 VAL_KEYS = ("abs_rel", "rmse", "d1")
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
 
 
 class Diverged(DepthforgeError):
@@ -34,6 +37,8 @@ class DepthModule(L.LightningModule):
         self.recipe = recipe
         self.model = build_model(recipe.model.name, **recipe.model.kwargs)
         self.model.set_contract(replace(self.model.contract, input_size=recipe.size))
+        self._frozen = self._freeze()
+        self.train()  # transformers' from_pretrained returns modules in eval mode; Lightning keeps modes as found
         self.loss = build_loss(recipe.loss.name, **recipe.loss.kwargs)
         self.channels_last = recipe.train.channels_last
         if self.channels_last:
@@ -43,6 +48,36 @@ class DepthModule(L.LightningModule):
         self.baselines: dict[str, Any] | None = None
         self._val: list[torch.Tensor] = []
         self._train_sampler = None
+
+    def _freeze(self) -> list[torch.nn.Module]:
+        """What ``model.freeze_encoder`` / ``model.freeze_bn`` hold fixed: their parameters get no gradient, and
+        the modules returned stay in eval mode while training (their normalisation statistics are kept)."""
+        m, frozen, keys = self.recipe.model, [], []
+        if m.freeze_encoder:
+            encoder = self.model.encoder()
+            if encoder is None:
+                raise DepthforgeError(f"model.freeze_encoder: model {m.name!r} has no separate encoder")
+            frozen.append(encoder)
+            keys.append("model.freeze_encoder")
+        if m.freeze_bn:
+            norms = [b for b in self.model.modules() if isinstance(b, BATCH_NORMS)]
+            if not norms:
+                raise DepthforgeError(f"model.freeze_bn: model {m.name!r} has no BatchNorm layer")
+            frozen += norms
+            keys.append("model.freeze_bn")
+        for module in frozen:
+            module.requires_grad_(False)
+        if frozen:
+            held = {id(p): p.numel() for f in frozen for p in f.parameters()}
+            log.info("%s: %s parameters held as loaded, their modules in eval mode", " and ".join(keys),
+                     f"{sum(held.values()):,}")
+        return frozen
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
 
     # data: built here so that each process knows its rank
     def train_dataloader(self):
