@@ -32,6 +32,18 @@ def realdata() -> Path:
     return need(REALDATA)
 
 
+def liven(net: torch.nn.Module, seed: int = 0) -> None:
+    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
+    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+            elif name.endswith("bias"):
+                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
+
+
 TINY = {"width": 0.25, "levels": 3}  # a seed U-Net small enough for fast tests
 
 

@@ -16,6 +16,7 @@ import transformers
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import liven
 from depthforge.errors import DepthforgeError
 from depthforge.losses import build_loss
 from depthforge.models import MODELS, hf
@@ -74,19 +75,6 @@ CASES = {
 }
 
 
-def _liven(net: nn.Module, seed: int = 0) -> None:
-    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
-    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.dim() > 1:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
-            elif name.endswith("bias"):
-                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
-
-
 @pytest.fixture(scope="module", params=list(CASES))
 def saved(request, tmp_path_factory):
     """(case, folder, the transformers model) for a tiny random model saved with its processor."""
@@ -94,7 +82,7 @@ def saved(request, tmp_path_factory):
     torch.manual_seed(0)
     cfg = getattr(transformers, case.config).from_dict(dict(case.arch))
     net = getattr(transformers, case.model)(cfg).eval()
-    _liven(net)
+    liven(net)
     folder = tmp_path_factory.mktemp(request.param)
     net.save_pretrained(folder)
     getattr(transformers, case.processor)(**case.proc_kwargs).save_pretrained(folder)
@@ -110,19 +98,14 @@ def _images(size, n=2, seed=1):
 
 
 def _reference(case: Case, folder, net, u8: torch.Tensor) -> torch.Tensor:
-    """transformers' processor -> transformers' model -> the processor's post-processing (bilinear)."""
+    """transformers' processor without resizing or padding -> transformers' model (-> bilinear resize to the input
+    size where DPT's head lands elsewhere): what ``forward`` does at the network's size."""
     proc = getattr(transformers, case.processor).from_pretrained(folder)
     imgs = [im.permute(1, 2, 0).numpy() for im in u8]
     h, w = u8.shape[-2:]
     with torch.no_grad():
-        if case.name == "zoedepth":
-            pv = proc(images=imgs, size={"height": h, "width": w}, keep_aspect_ratio=False, ensure_multiple_of=1,
-                      return_tensors="pt").pixel_values
-            d = net(pixel_values=pv).predicted_depth[:, None]
-            ph, pw = int(math.sqrt(h / 2) * 3), int(math.sqrt(w / 2) * 3)
-            d = F.interpolate(d, size=(h + 2 * ph, w + 2 * pw), mode="bilinear", align_corners=False)
-            return d[..., ph:ph + h, pw:pw + w]
-        pv = proc(images=imgs, do_resize=False, return_tensors="pt").pixel_values
+        # ZoeDepth's reflect padding is the predictor's (the contract's pad), not forward's
+        pv = proc(images=imgs, do_resize=False, do_pad=False, return_tensors="pt").pixel_values
         d = net(pixel_values=pv).predicted_depth[:, None]
         # DPT's head does not always land on the input size (DINOv2 backbone: 16× the patch grid)
         return d if d.shape[-2:] == (h, w) else F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)
@@ -229,7 +212,7 @@ def test_micro_sizes_build_and_declare_contracts():
 def test_metric_max_depth_replaces_the_heads_range():
     model = MODELS.build("depth-anything-v2-metric", size="micro", max_depth=80).eval()
     assert model.max_depth == 80 and model.net.config.max_depth == 80
-    _liven(model.net)
+    liven(model.net)
     y = _run(model, torch.rand(1, 3, 70, 98))
     assert float(y.max()) <= 80 and float(y.max()) > 20  # sigmoid × 80
     with pytest.raises(DepthforgeError, match="max_depth"):

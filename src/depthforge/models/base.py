@@ -97,6 +97,12 @@ class Contract:
         if int(self.size_multiple) < 1:
             raise ValueError(f"size_multiple must be >= 1, not {self.size_multiple!r}")
 
+    def preprocessing(self) -> dict[str, Any]:
+        """The resize policy alone (see the module docstring), as ``to_dict`` writes it."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("input_size", "resize", "size_multiple", "resample", "align_corners", "pad",
+                                  "output_resample")}
+
     def trained_at(self, size: tuple[int, int]) -> "Contract":
         """This contract for weights trained on images resized to ``size``: predict at that size (fixed resize,
         bilinear both ways, no padding), so the network sees the scale it learned."""

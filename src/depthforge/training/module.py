@@ -3,7 +3,6 @@ every process, divergence caught before it reaches the weights, and the depthfor
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -33,7 +32,7 @@ class DepthModule(L.LightningModule):
         super().__init__()
         self.recipe = recipe
         self.model = build_model(recipe.model.name, **recipe.model.kwargs)
-        self.model.set_contract(replace(self.model.contract, input_size=recipe.size))
+        self.model.set_contract(self.model.contract.trained_at(recipe.size))
         self.loss = build_loss(recipe.loss.name, **recipe.loss.kwargs)
         self.channels_last = recipe.train.channels_last
         if self.channels_last:
