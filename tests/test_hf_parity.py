@@ -4,7 +4,8 @@ with the processor config its real hub checkpoint ships.
 
 The photos have three shapes: landscape (NYU 640×480), portrait (a SUN RGB-D photo transposed) and a wide
 panorama (a KITTI frame). The network must get the same input size (captured with forward pre-hooks) and the depth
-must agree to a median relative difference under 1 %. The differences that remain, and why they are not zero:
+must agree to a median relative difference under 0.5 % (measured: at most 0.15 %; resizing the output back
+bilinear instead of bicubic gives 0.75 % on the panorama). The differences that remain, and why they are not zero:
 
 - transformers resizes the photo with PIL on uint8 pixels (rounded to whole grey levels); depthforge resizes the
   float image with torch's antialiased interpolation (PIL's filters, not rounded): the network inputs differ by
@@ -147,7 +148,7 @@ def test_depthforge_matches_transformers_on_real_photos(family, photos, tmp_path
         assert float(want.std()) > 1e-3 * float(np.abs(want).max()), "a constant output would make this vacuous"
         big = np.abs(want) > 1e-3 * np.abs(want).max()
         rel = np.median(np.abs(got - want)[big] / np.abs(want)[big])
-        assert rel < 0.01, f"{family}, {shape} photo: median relative difference {rel:.4f}"
+        assert rel < 0.005, f"{family}, {shape} photo: median relative difference {rel:.4f}"
         assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99, f"{family}, {shape} photo"
 
 
