@@ -125,7 +125,7 @@ class Predictor:
     def __repr__(self) -> str:
         name = (self.info.get("model") or {}).get("name", "?")
         return (f"Predictor({name!r}, {self.backend.name} on {self.device}, output={self.output}, "
-                f"input_size={self.train_size}, resize={self.resize!r})")
+                f"input_size={self.train_size} ({self.contract.resize}), resize={self.resize!r})")
 
     def policy(self, resize: str | None = None) -> Contract:
         """The contract whose resize policy ``infer`` follows: the model's ("train"), or no resize ("pad")."""

@@ -139,23 +139,31 @@ class HFDepth(DepthModel):
         def bad(key: str, why: str) -> DepthforgeError:
             return DepthforgeError(f"{where}: {key} {p.get(key)!r} cannot be followed: {why}")
 
+        def number(key: str, default: float) -> float:
+            value = p.get(key)
+            try:
+                return float(default if value is None else value)
+            except (TypeError, ValueError):
+                raise bad(key, "not a number") from None
+
         if p.get("do_rescale", True) is False:
             raise bad("do_rescale", "depthforge feeds images in [0, 1] (rescale_factor 1/255)")
-        if abs(float(p.get("rescale_factor", 1 / 255)) * 255 - 1) > 1e-6:
+        if abs(number("rescale_factor", 1 / 255) * 255 - 1) > 1e-6:
             raise bad("rescale_factor", "depthforge feeds images in [0, 1] (1/255)")
         if p.get("do_pad") and not self.reflect_pad:
             raise bad("do_pad", "DPT's processor pads the normalised image with zeros and keeps the padding in "
                                 "its output")
         if p.get("resample", 2) not in RESAMPLES:
             raise bad("resample", "depthforge resamples bilinear (2) or bicubic (3)")
-        multiple = p.get("ensure_multiple_of", 1) or 1
-        if isinstance(multiple, bool) or not float(multiple).is_integer() or multiple < 1:
+        multiple = number("ensure_multiple_of", 1)
+        if not multiple.is_integer() or multiple < 1:
             raise bad("ensure_multiple_of", "it must be a whole number >= 1")
         size = p.get("size")
         if isinstance(size, int) and not isinstance(size, bool):
             size = {"height": size, "width": size}  # old configs: a square side, as transformers reads it
-        if size is not None and not (isinstance(size, dict) and {"height", "width"} <= set(size)):
-            raise bad("size", "depthforge follows {height, width} sizes")
+        if size is not None and not (isinstance(size, dict) and {"height", "width"} <= set(size)
+                                     and all(isinstance(size[k], int) and size[k] > 0 for k in ("height", "width"))):
+            raise bad("size", "depthforge follows {height, width} sizes in pixels")
         self.policy = self._policy(p, (int(size["height"]), int(size["width"])) if size else None, int(multiple))
 
     def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
