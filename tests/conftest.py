@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import os
 import signal
 from pathlib import Path
@@ -34,6 +33,18 @@ def realdata() -> Path:
     return need(REALDATA)
 
 
+def liven(net: torch.nn.Module, seed: int = 0) -> None:
+    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
+    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+            elif name.endswith("bias"):
+                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)
+
+
 TINY = {"width": 0.25, "levels": 3}  # a seed U-Net small enough for fast tests
 
 
@@ -63,15 +74,3 @@ def _restore_sigchld():
     if signal.getsignal(signal.SIGCHLD) is not before:
         signal.signal(signal.SIGCHLD, before if before is not None else signal.SIG_DFL)
 
-
-def liven(net: torch.nn.Module, seed: int = 0) -> None:
-    """Random weights of unit gain: transformers' init (std 0.02) makes outputs ~1e-7, which any wrong
-    normalisation or resize would still match to 1e-5. With fan-in scaled weights outputs vary by O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.dim() > 1:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
-            elif name.endswith("bias"):
-                p.copy_((torch.rand(p.shape, generator=g) - 0.5) * 0.2)

@@ -99,19 +99,14 @@ def _images(size, n=2, seed=1):
 
 
 def _reference(case: Case, folder, net, u8: torch.Tensor) -> torch.Tensor:
-    """transformers' processor -> transformers' model -> the processor's post-processing (bilinear)."""
+    """transformers' processor without resizing or padding -> transformers' model (-> bilinear resize to the input
+    size where DPT's head lands elsewhere): what ``forward`` does at the network's size."""
     proc = getattr(transformers, case.processor).from_pretrained(folder)
     imgs = [im.permute(1, 2, 0).numpy() for im in u8]
     h, w = u8.shape[-2:]
     with torch.no_grad():
-        if case.name == "zoedepth":
-            pv = proc(images=imgs, size={"height": h, "width": w}, keep_aspect_ratio=False, ensure_multiple_of=1,
-                      return_tensors="pt").pixel_values
-            d = net(pixel_values=pv).predicted_depth[:, None]
-            ph, pw = int(math.sqrt(h / 2) * 3), int(math.sqrt(w / 2) * 3)
-            d = F.interpolate(d, size=(h + 2 * ph, w + 2 * pw), mode="bilinear", align_corners=False)
-            return d[..., ph:ph + h, pw:pw + w]
-        pv = proc(images=imgs, do_resize=False, return_tensors="pt").pixel_values
+        # ZoeDepth's reflect padding is the predictor's (the contract's pad), not forward's
+        pv = proc(images=imgs, do_resize=False, do_pad=False, return_tensors="pt").pixel_values
         d = net(pixel_values=pv).predicted_depth[:, None]
         # DPT's head does not always land on the input size (DINOv2 backbone: 16× the patch grid)
         return d if d.shape[-2:] == (h, w) else F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)

@@ -124,7 +124,7 @@ def model_facts(predictor, size: tuple[int, int]) -> dict[str, Any]:
     from ..models.catalog import gflops
 
     module = predictor.module
-    runs_at = tuple(predictor.train_size or size) if predictor.resize == "train" else tuple(size)
+    runs_at = predictor.runs_at(*size)
     return {"parameters": float(sum(p.numel() for p in module.parameters())) if module is not None else math.nan,
             "gflops": gflops(copy.deepcopy(module).cpu().eval(), runs_at) if module is not None else math.nan,
             "runs_at": list(runs_at)}

@@ -12,7 +12,7 @@ an interchangeable back end: PyTorch, ONNX Runtime or OpenVINO (``Backend``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -22,7 +22,7 @@ from PIL import Image
 from ..data.io import pil_to_array, read_image
 from ..errors import DepthforgeError
 from ..models.base import Contract, DepthModel
-from .resize import infer
+from .resize import infer, runs_at
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 RESIZE_MODES = ("train", "pad")
@@ -98,9 +98,10 @@ class Predictor:
 
     Call it on one image (path, PIL image or array; see ``to_image``) to get float32 (H,W) at the image's size —
     metres for ``output == "metric"``, relative depth for "relative", relative disparity for "disparity" — or on
-    a list to get a list (same-size images run as one batch). ``resize="train"`` resizes to the model's preferred
-    input size (``contract.input_size``: the scale it learned), padding to ``multiple`` when it has none;
-    ``"pad"`` always pads. ``flip=True`` averages with the prediction of the mirrored image.
+    a list to get a list (same-size images run as one batch). ``resize="train"`` follows the contract's resize
+    policy (its processor's for a Hugging Face model: e.g. 518 short side keeping the aspect ratio for Depth
+    Anything V2; the training size for depthforge's), padding to ``multiple``; ``"pad"`` never resizes, only
+    pads. ``flip=True`` averages with the prediction of the mirrored image.
     """
 
     def __init__(self, backend: Backend, contract: Contract, info: dict, resize: str = "train", flip: bool = False,
@@ -124,13 +125,18 @@ class Predictor:
     def __repr__(self) -> str:
         name = (self.info.get("model") or {}).get("name", "?")
         return (f"Predictor({name!r}, {self.backend.name} on {self.device}, output={self.output}, "
-                f"input_size={self.train_size}, resize={self.resize!r})")
+                f"input_size={self.train_size} ({self.contract.resize}), resize={self.resize!r})")
 
-    def _size(self, resize: str | None) -> tuple[int, int] | None:
+    def policy(self, resize: str | None = None) -> Contract:
+        """The contract whose resize policy ``infer`` follows: the model's ("train"), or no resize ("pad")."""
         resize = self.resize if resize is None else resize
         if resize not in RESIZE_MODES:
             raise DepthforgeError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-        return self.train_size if resize == "train" else None
+        return self.contract if resize == "train" else replace(self.contract, resize="none")
+
+    def runs_at(self, h: int, w: int, resize: str | None = None) -> tuple[int, int]:
+        """The (H, W) the network gets for an h×w image."""
+        return runs_at(self.policy(resize), h, w)
 
     @torch.inference_mode()
     def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None) -> torch.Tensor:
@@ -139,7 +145,7 @@ class Predictor:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise DepthforgeError(f"predict_tensor expects a [N,3,H,W] tensor, got {shape}")
         x = images.to(self.device, torch.float32)
-        y = infer(self.backend.forward, x, self.multiple, self._size(resize), self.flip if flip is None else flip)
+        y = infer(self.backend.forward, x, flip=self.flip if flip is None else flip, policy=self.policy(resize))
         if not torch.isfinite(y).all():
             raise DepthforgeError(f"{self.source or 'model'}: the model's output is not finite (NaN or infinite): its "
                                   "weights are damaged or come from a diverged training")

@@ -13,6 +13,21 @@ never guessed:
 - ``input_size``: the (H, W) the model prefers (it was trained at, or its processor's size); None = any.
 - ``mean``/``std``: the normalisation applied inside ``forward`` (ImageNet's unless a model says otherwise).
 
+How a photo of any size becomes the network's input and the output comes back (``inference.resize.infer``
+follows it; a Hugging Face model's comes from its ``preprocessor_config.json``):
+
+- ``resize``: ``"fixed"`` (to ``input_size`` exactly, aspect ratio not kept: depthforge-trained models, DPT's ViT
+  checkpoints; no resize without an ``input_size``), ``"keep_aspect"`` (transformers' ``keep_aspect_ratio``: one scale for both sides, the one of
+  height or width to ``input_size`` that is closest to 1, each side rounded to ``size_multiple``), ``"floor"``
+  (each side rounded down to ``size_multiple``: GLPN's ``size_divisor``) or ``"none"``.
+- ``size_multiple``: what the resize rounds sides to (the network's ``multiple`` is then met by padding).
+- ``resample``: ``"bilinear"`` or ``"bicubic"``; ``align_corners`` False = as PIL resizes (antialiased,
+  clamped to [0, 1]), True = plain ``torch`` interpolation with align_corners (ZoeDepth's processor).
+- ``pad``: ``"none"`` or ``"reflect"`` (ZoeDepth: int(√(h/2)·3) rows and int(√(w/2)·3) columns by reflection
+  at the photo's size before resizing, cut off the output after).
+- ``output_resample``: how the prediction is resized back to the photo (``"bilinear"``; ``"bicubic"`` as
+  transformers' ``post_process_depth_estimation``, clamped at 0).
+
 Training may ask for more than depth: ``forward_train`` returns a dict with ``depth`` and, optionally, ``aux``
 (a list of (weight, depth [N,1,h,w])) for deep supervision and ``bins`` (bin centres [N,K], metres) for a bins
 loss; ``extra_loss(outputs, batch)`` adds model-specific terms (e.g. scene classification); ``encoder()`` names the
@@ -21,7 +36,7 @@ need none of them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -33,6 +48,9 @@ OutputKind = Literal["metric", "relative", "disparity"]
 OUTPUT_KINDS = ("metric", "relative", "disparity")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZES = ("fixed", "keep_aspect", "floor", "none")
+RESAMPLES = ("bilinear", "bicubic")
+PADS = ("none", "reflect")
 # Each model registers with facts for listings: family, weights (where pretrained weights come from), catalog
 # (keywords of the listed architecture, built without downloading) and test (keywords of a tiny version).
 MODELS = Registry("model")
@@ -48,6 +66,12 @@ class Contract:
     input_size: tuple[int, int] | None = None
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
+    resize: str = "fixed"
+    size_multiple: int = 1
+    resample: str = "bilinear"
+    align_corners: bool = False
+    pad: str = "none"
+    output_resample: str = "bilinear"
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
@@ -64,7 +88,26 @@ class Contract:
             if h < 1 or w < 1:
                 raise ValueError(f"input_size must be [H, W] of positive integers, not {[h, w]}")
             object.__setattr__(self, "input_size", (h, w))
+        for key, allowed in (("resize", RESIZES), ("resample", RESAMPLES), ("pad", PADS),
+                             ("output_resample", RESAMPLES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+        if self.resize == "keep_aspect" and self.input_size is None:
+            raise ValueError("resize 'keep_aspect' needs an input_size")
+        if int(self.size_multiple) < 1:
+            raise ValueError(f"size_multiple must be >= 1, not {self.size_multiple!r}")
 
+    def preprocessing(self) -> dict[str, Any]:
+        """The resize policy alone (see the module docstring), as ``to_dict`` writes it."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("input_size", "resize", "size_multiple", "resample", "align_corners", "pad",
+                                  "output_resample")}
+
+    def trained_at(self, size: tuple[int, int]) -> "Contract":
+        """This contract for weights trained on images resized to ``size``: predict at that size (fixed resize,
+        bilinear both ways, no padding), so the network sees the scale it learned."""
+        return replace(self, input_size=tuple(size), resize="fixed", size_multiple=1, resample="bilinear",
+                       align_corners=False, pad="none", output_resample="bilinear")
     @property
     def metric(self) -> bool:
         return self.output == "metric"

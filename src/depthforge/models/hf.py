@@ -15,7 +15,8 @@ image processor does around it:
   output resized back). DPT with a DINOv2 backbone runs at any multiple of 14.
 - ``zoedepth`` (Bhat et al. 2023, metric bins). The processor pads the image by reflection with
   int(√(h/2)·3) rows and int(√(w/2)·3) columns before resizing (the original ZoeDepth's ``pad_input``) and
-  post-processing crops it off again; ``forward`` does the same at the input size. Multiples of 32.
+  post-processing crops it off again: the contract's ``pad="reflect"``, done by the predictor, not ``forward``
+  (as the original ZoeDepth pads in ``infer`` only, not in training). Multiples of 32.
   A two-head checkpoint (zoedepth-nyu-kitti) picks its head by a data-dependent vote (``.item()``).
 - ``glpn`` (Kim et al. 2022, metric: sigmoid × max_depth). No normalisation (its processor only rescales to
   [0,1]); multiples of 32.
@@ -26,8 +27,12 @@ Sources: ``pretrained`` = a hub id or a ``save_pretrained`` folder (safetensors 
 architecture dicts ``spec_kwargs`` records, to rebuild a fine-tuned checkpoint offline. ``from_pretrained_path``
 picks the wrapper from a folder's or hub id's ``config.json``.
 
-Deviation: ``predicted_depth`` is resized back with bilinear interpolation where ``transformers``' post-processing
-uses bicubic (bicubic overshoots, giving negative depth at edges); at the model's own multiple no resize happens.
+Resize policy: the contract carries what the processor config does (resize keeping the aspect ratio or not,
+ensure_multiple_of / size_divisor, resample, ZoeDepth's padding, normalisation) and the predictor
+(``inference.resize.infer``) follows it, then resizes ``predicted_depth`` back bicubic as ``transformers``'
+``post_process_depth_estimation`` (clamped at 0: bicubic overshoots below it at edges). ``forward`` itself takes
+images already at the network's size. A processor key depthforge cannot follow (another resample, rescale factor,
+DPT's zero padding, a shortest_edge size) is one error line naming it.
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ from .hub import load_weights, local_folder, read_config
 HALF = (0.5, 0.5, 0.5)
 # Processor keys the wrapper uses; spec_kwargs keeps only these.
 PROCESSOR_KEYS = ("do_normalize", "image_mean", "image_std", "size", "ensure_multiple_of", "keep_aspect_ratio",
-                  "do_pad", "size_divisor")
+                  "do_pad", "size_divisor", "resample", "do_resize", "do_rescale", "rescale_factor")
+RESAMPLES = {2: "bilinear", 3: "bicubic"}  # PIL's numbers, as processor configs store them
 
 
 def _hf(name: str):
@@ -72,6 +78,7 @@ class HFDepth(DepthModel):
     default_hub = ""
     default_processor: dict[str, Any] = {}   # the real checkpoints' processor, used where a source has none
     micro: dict[str, Any] = {}               # config keywords of the tiny random network
+    reflect_pad = False                      # whether the processor's do_pad means ZoeDepth's reflect padding
 
     def __init__(self, pretrained: str | None = None, size: str | None = None, config: dict[str, Any] | None = None,
                  processor: dict[str, Any] | None = None, max_depth: float | None = None,
@@ -101,6 +108,9 @@ class HFDepth(DepthModel):
             proc.update(_read_processor(str(folder)))
         proc.update(processor or {})
         self.processor = {k: proc[k] for k in PROCESSOR_KEYS if k in proc}
+        from_hub = size is None and config is None and not processor
+        self._policy_from(self.processor, f"{pretrained or self.default_hub}/preprocessor_config.json" if from_hub
+                          else "processor")
         self._disparity_max = float(max_depth if max_depth is not None else 10.0)
         self.set_contract(self._contract())
 
@@ -129,16 +139,56 @@ class HFDepth(DepthModel):
     def _multiple(self) -> int:
         return 1
 
+    def _policy_from(self, p: dict[str, Any], where: str) -> None:
+        """The contract's resize policy from the processor config ``p`` (``self.policy``); a key depthforge cannot
+        follow -> one DepthforgeError line naming it (``where``: the file or "processor")."""
+        def bad(key: str, why: str) -> DepthforgeError:
+            return DepthforgeError(f"{where}: {key} {p.get(key)!r} cannot be followed: {why}")
+
+        def number(key: str, default: float) -> float:
+            value = p.get(key)
+            try:
+                return float(default if value is None else value)
+            except (TypeError, ValueError):
+                raise bad(key, "not a number") from None
+
+        if p.get("do_rescale", True) is False:
+            raise bad("do_rescale", "depthforge feeds images in [0, 1] (rescale_factor 1/255)")
+        if abs(number("rescale_factor", 1 / 255) * 255 - 1) > 1e-6:
+            raise bad("rescale_factor", "depthforge feeds images in [0, 1] (1/255)")
+        if p.get("do_pad") and not self.reflect_pad:
+            raise bad("do_pad", "DPT's processor pads the normalised image with zeros and keeps the padding in "
+                                "its output")
+        if p.get("resample", 2) not in RESAMPLES:
+            raise bad("resample", "depthforge resamples bilinear (2) or bicubic (3)")
+        multiple = number("ensure_multiple_of", 1)
+        if not multiple.is_integer() or multiple < 1:
+            raise bad("ensure_multiple_of", "it must be a whole number >= 1")
+        size = p.get("size")
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = {"height": size, "width": size}  # old configs: a square side, as transformers reads it
+        if size is not None and not (isinstance(size, dict) and {"height", "width"} <= set(size)
+                                     and all(isinstance(size[k], int) and size[k] > 0 for k in ("height", "width"))):
+            raise bad("size", "depthforge follows {height, width} sizes in pixels")
+        self.policy = self._policy(p, (int(size["height"]), int(size["width"])) if size else None, int(multiple))
+
+    def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
+        """The contract's resize fields for processor config ``p`` (DPTImageProcessor's, which Depth Anything and
+        DPT ship): resize to ``size`` keeping the aspect ratio or not, sides rounded to ensure_multiple_of, PIL
+        resampling; the output resized back bicubic (``post_process_depth_estimation``)."""
+        resize = "none" if size is None or p.get("do_resize") is False else (
+            "keep_aspect" if p.get("keep_aspect_ratio") else "fixed")
+        return dict(input_size=size if resize != "none" else None, resize=resize, size_multiple=multiple,
+                    resample=RESAMPLES[p.get("resample", 3)], output_resample="bicubic")
+
     def _contract(self) -> Contract:
         p = self.processor
         norm = p.get("do_normalize", True)
         mean = tuple(p.get("image_mean", IMAGENET_MEAN)) if norm else (0.0, 0.0, 0.0)
         std = tuple(p.get("image_std", IMAGENET_STD)) if norm else (1.0, 1.0, 1.0)
-        size = p.get("size")
-        input_size = (size["height"], size["width"]) if isinstance(size, dict) and "height" in size else None
         metric = self.output_kind == "metric"
         return Contract(self.output_kind, self._metric_max() if metric else self._disparity_max, self._multiple(),
-                        input_size, mean, std)
+                        mean=mean, std=std, **self.policy)
 
     def _run_size(self, h: int, w: int) -> tuple[int, int]:
         """The size the network runs at for an input of h×w (the input's own, unless the network needs another)."""
@@ -175,7 +225,8 @@ class _DepthAnything(HFDepth):
     config_class, model_class = "DepthAnythingConfig", "DepthAnythingForDepthEstimation"
     # The Depth-Anything-V2-*-hf processors: 518 short side, multiple of 14, bicubic, ImageNet statistics.
     default_processor = dict(do_normalize=True, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
-                             size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14)
+                             size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14,
+                             resample=3)
     depth_type = "relative"
 
     def _check_config(self, cfg, source: str) -> None:
@@ -269,7 +320,8 @@ class DPT(HFDepth):
     default_hub = "Intel/dpt-hybrid-midas"
     # Intel/dpt-*: 384×384 squash, mean = std = 0.5.
     default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF),
-                             size={"height": 384, "width": 384}, keep_aspect_ratio=False, ensure_multiple_of=1)
+                             size={"height": 384, "width": 384}, keep_aspect_ratio=False, ensure_multiple_of=1,
+                             resample=3)
     micro = dict(is_hybrid=True, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
                  image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 32, 32, 32],
                  fusion_hidden_size=16, reassemble_factors=[1, 1, 1, 0.5], readout_type="project",
@@ -285,10 +337,12 @@ class DPT(HFDepth):
             return None
         return int(c.image_size if isinstance(c.image_size, int) else c.image_size[0])
 
-    def _contract(self) -> Contract:
-        c = super()._contract()
+    def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
+        policy = super()._policy(p, size, multiple)
         side = self._fixed()
-        return c if side is None else Contract.from_dict({**c.to_dict(), "input_size": (side, side)})
+        if side is not None and policy["resize"] == "none":  # no processor size (micro): the network's square
+            policy.update(input_size=(side, side), resize="fixed")
+        return policy
 
     def _multiple(self) -> int:
         if self._fixed() is not None:
@@ -309,16 +363,17 @@ class DPT(HFDepth):
                  catalog={"config": {}}, test={"size": "micro"})
 class ZoeDepth(HFDepth):
     """ZoeDepth: image [N,3,H,W] in [0,1], H, W multiples of 32 -> depth [N,1,H,W] in metres (metric bins;
-    max_depth = the largest bin range). Reflect padding as its processor when ``processor["do_pad"]``."""
+    max_depth = the largest bin range). Its processor's reflect padding is the contract's ``pad``."""
 
     model_type = "zoedepth"
     config_class, model_class = "ZoeDepthConfig", "ZoeDepthForDepthEstimation"
     output_kind = "metric"
     default_hub = "Intel/zoedepth-nyu-kitti"
+    reflect_pad = True
     # Intel/zoedepth-*: 384×512 keeping the aspect ratio, multiples of 32, reflect padding, mean = std = 0.5.
     default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF),
                              size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32,
-                             do_pad=True)
+                             do_pad=True, resample=2)
     micro = dict(backbone_config=dict(model_type="beit", image_size=64, patch_size=16, hidden_size=32,
                                       num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
                                       use_relative_position_bias=True, reshape_hidden_states=False,
@@ -337,26 +392,12 @@ class ZoeDepth(HFDepth):
     def _multiple(self) -> int:
         return math.lcm(32, int(self.processor.get("ensure_multiple_of") or 1))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        if not self.processor.get("do_pad"):
-            return super().forward(image)
-        h, w = image.shape[-2:]
-        ph, pw = _zoe_pad(h), _zoe_pad(w)
-        # As the processor: pad by reflection, resize to the network's size (here: the input's), and after the
-        # network resize to the padded size and crop the padding off.
-        x = F.pad(image, (pw, pw, ph, ph), mode="reflect")
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=True)
-        d = self.net(pixel_values=self.normalize(x)).predicted_depth.unsqueeze(1)
-        d = F.interpolate(d, size=(h + 2 * ph, w + 2 * pw), mode="bilinear", align_corners=False)
-        return d[..., ph:ph + h, pw:pw + w]
-
-
-def _zoe_pad(n):
-    """ZoeDepth's padding for a side of n pixels, int(√(n/2)·3); a traced tensor while exporting to ONNX, so the
-    padding follows the input size there too."""
-    if isinstance(n, torch.Tensor):
-        return (torch.sqrt(n.to(torch.float32) / 2) * 3).to(torch.int64)
-    return int(math.sqrt(n / 2) * 3)
+    def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
+        # ZoeDepthImageProcessor: reflect padding at the photo's size, then torch's interpolation with
+        # align_corners (bilinear by default) of the padded photo; post-processing resizes to the padded size
+        # and crops the padding off
+        return dict(super()._policy(p, size, multiple), resample=RESAMPLES[p.get("resample", 2)],
+                    align_corners=True, pad="reflect" if p.get("do_pad") else "none")
 
 
 @MODELS.register("glpn", family="GLPN (MiT encoder + global-local path decoder), metric",
@@ -371,12 +412,21 @@ class GLPN(HFDepth):
     config_class, model_class = "GLPNConfig", "GLPNForDepthEstimation"
     output_kind = "metric"
     default_hub = "vinvino02/glpn-nyu"
-    default_processor = dict(do_normalize=False, size_divisor=32)
+    default_processor = dict(do_normalize=False, size_divisor=32, resample=2)
     micro = dict(num_encoder_blocks=4, depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[8, 16, 32, 32],
                  num_attention_heads=[1, 1, 2, 2], mlp_ratios=[2, 2, 2, 2], decoder_hidden_size=16, max_depth=10)
 
     def _multiple(self) -> int:
         return math.lcm(32, int(self.processor.get("size_divisor") or 1))
+
+    def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
+        # GLPNImageProcessor: each side rounded down to size_divisor, PIL bilinear; bicubic back
+        divisor = p.get("size_divisor") or 1
+        if isinstance(divisor, bool) or not float(divisor).is_integer() or divisor < 1:
+            raise DepthforgeError(f"processor: size_divisor {divisor!r} cannot be followed: it must be a whole "
+                                  f"number >= 1")
+        return dict(resize="floor" if p.get("do_resize", True) else "none", size_multiple=int(divisor),
+                    resample=RESAMPLES[p.get("resample", 2)], output_resample="bicubic")
 
     def encoder(self) -> nn.Module | None:
         return self.net.glpn

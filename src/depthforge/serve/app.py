@@ -274,7 +274,8 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
     @app.get("/health")
     def health():
         return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"),
-                "metric": predictor.metric, "train_size": predictor.train_size, "depth_png": depth_encoding,
+                "metric": predictor.metric, "train_size": predictor.train_size,
+                "preprocessing": predictor.contract.preprocessing(), "depth_png": depth_encoding,
                 "results": len(results.ids),
                 "limits": {"upload_mb": round(max_upload_bytes / 2**20, 1), "max_megapixels": max_pixels / 1e6,
                            "work_megapixels": WORK_PIXELS / 1e6}}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -36,7 +35,7 @@ class DepthModule(L.LightningModule):
         super().__init__()
         self.recipe = recipe
         self.model = build_model(recipe.model.name, **recipe.model.kwargs)
-        self.model.set_contract(replace(self.model.contract, input_size=recipe.size))
+        self.model.set_contract(self.model.contract.trained_at(recipe.size))
         self._frozen = self._freeze()
         self.train()  # transformers' from_pretrained returns modules in eval mode; Lightning keeps modes as found
         self.loss = build_loss(recipe.loss.name, **recipe.loss.kwargs)
