@@ -374,28 +374,42 @@ RUN = textwrap.dedent("""
 def test_named_pipes_and_symlink_loops_never_hang_or_trace(ckpt, tmp_path):
     """A folder holding a named pipe called *.png, a symlink loop called *.png and a link to nothing is predicted
     (the good photo written, each odd entry one warning line); each given by name is one error line; a named pipe
-    called *.mp4 too. Run in a subprocess: a blocked open() would hang the test."""
+    called *.mp4 too; a dataset folder whose photo or depth map is a named pipe costs that sample a line. Run in a
+    subprocess: a blocked open() would hang the test."""
     folder = tmp_path / "in"
     photo(folder / "ok.png", 0)
     os.mkfifo(folder / "pipe.png")
     (folder / "loop.png").symlink_to("loop.png")
     (folder / "gone.png").symlink_to("nowhere.png")
     os.mkfifo(tmp_path / "pipe.mp4")
+    ds = tmp_path / "ds"
+    for i in range(3):
+        photo(ds / "rgb" / f"{i}.png", i)
+        (ds / "depth").mkdir(exist_ok=True)
+        Image.fromarray(np.full((20, 30), 1500, np.uint16)).save(ds / "depth" / f"{i}.png")
+    for fifo in (ds / "rgb" / "1.png", ds / "depth" / "2.png"):
+        fifo.unlink()
+        os.mkfifo(fifo)
     common = ["--checkpoint", str(ckpt), "--device", "cpu"]
     argvs = [["predict", str(folder), "--out", str(tmp_path / "out"), *common],
              ["predict", str(folder / "pipe.png"), "--out", str(tmp_path / "o1"), *common],
              ["predict", str(folder / "loop.png"), "--out", str(tmp_path / "o2"), *common],
-             ["predict", str(tmp_path / "pipe.mp4"), "--out", str(tmp_path / "o3"), *common]]
+             ["predict", str(tmp_path / "pipe.mp4"), "--out", str(tmp_path / "o3"), *common],
+             ["predict", str(ds), "--out", str(tmp_path / "o4"), *common]]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
            "DEPTHFORGE_NO_MALLOC_TUNING": "1"}
     proc = subprocess.run([sys.executable, "-c", RUN, json.dumps(argvs)], capture_output=True, text=True,
                           timeout=120, env=env)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     codes = [json.loads(line)["code"] for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert codes == [0, 1, 1, 1], (proc.stdout, proc.stderr)
+    assert codes == [0, 1, 1, 1, 0], (proc.stdout, proc.stderr)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok.npy", "ok_color.png", "ok_depth.png"]
     lines = proc.stderr.splitlines()
     for name, problem, times in [("pipe.png", "not a regular file", 2), ("loop.png", "symbolic links", 2),
                                  ("gone.png", "No such file", 1)]:  # in the folder, then given by name
         assert sum(name in line and problem in line for line in lines) == times, (name, proc.stderr)
     assert sum("pipe.mp4: not a regular file" in line for line in lines) == 1, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "o4").iterdir()) == ["0.npy", "0_color.png", "0_depth.png",
+                                                                   "0_panel.png"], proc.stderr
+    for name in ("rgb/1.png", "depth/2.png"):
+        assert sum(f"{name}: not a regular file" in line for line in lines) >= 1, (name, proc.stderr)

@@ -63,7 +63,9 @@ def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) 
                 if _regular_image(f) is False:
                     log.warning("%s: not an image, skipped", f)
             ds = FolderDataset(root=str(path), split="")
-            found = [Item(r, d if d is not None and d.is_file() else None, ds.intrinsics) for r, d, _ in ds.items]
+            # a depth map that is there but no regular file (a pipe, a broken link) is an error for its image
+            found = [Item(r, d if d is not None and os.path.lexists(d) else None, ds.intrinsics)
+                     for r, d, _ in ds.items]
         else:
             found = []
             for f in sorted(path.iterdir()):
