@@ -59,8 +59,8 @@ def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) 
             continue
         rgb = _rgb_dir(path)
         if rgb is not None:
-            for f in sorted(rgb.iterdir()):
-                if _regular_image(f) is False:
+            for f in sorted(rgb.iterdir()):  # the dataset reader lists the images; a pipe among them fails to read
+                if f.is_file() and not is_image_file(f):
                     log.warning("%s: not an image, skipped", f)
             ds = FolderDataset(root=str(path), split="")
             # a depth map that is there but no regular file (a pipe, a broken link) is an error for its image
