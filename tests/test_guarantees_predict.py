@@ -192,7 +192,7 @@ MEASURE = textwrap.dedent("""
             def serve():
                 data = Path(bomb).read_bytes()
                 r = client.post("/api/predict", files={"file": (Path(bomb).name, data, "image/png")})
-                return r.status_code, r.json()["detail"] + "\\n"
+                return r.status_code, r.json().get("detail", r.text[:80]) + "\\n"
             def dataset(folder):
                 def check():
                     report = check_dataset({"name": "folder", "root": folder}, splits=("test",), progress=False)
