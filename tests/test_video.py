@@ -71,7 +71,7 @@ def test_is_video_source():
 
 
 def test_sources_that_cannot_be_opened(predictor, tmp_path):
-    with pytest.raises(DepthforgeError, match="missing.mp4: video file not found"):
+    with pytest.raises(DepthforgeError, match="missing.mp4: file not found"):
         predict_video(predictor, tmp_path / "missing.mp4", tmp_path / "o.mp4")
     (tmp_path / "notes.mp4").write_text("not a video")
     with pytest.raises(DepthforgeError, match="notes.mp4: cannot be opened as a video") as e:

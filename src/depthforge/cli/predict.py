@@ -27,21 +27,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.sample import intrinsics_matrix
+    from ..errors import DepthforgeError
     from ..files import ensure_dir
-    from ..inference.predict import collect_inputs, predict_images
+    from ..inference.predict import collect_inputs, distinct, output_names, predict_images
     from ..inference.load import load
     from ..inference.video import is_video_source, predict_video
 
+    if args.intrinsics and not all(0 < v < float("inf") for v in args.intrinsics[:2]):
+        raise DepthforgeError(f"--intrinsics: fx and fy must be positive numbers, got {args.intrinsics[:2]}")
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
     out = ensure_dir(args.out)
     videos = [a for a in args.inputs if is_video_source(a)]
     images = [a for a in args.inputs if a not in videos]
+    cameras = list(dict.fromkeys(int(a) for a in videos if a.isdigit()))
+    files = distinct([Path(a) for a in videos if not a.isdigit()])
     k = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
     written = failed = 0
-    for source in videos:
-        src = int(source) if source.isdigit() else source
-        name = f"camera{source}" if isinstance(src, int) else Path(source).stem
-        stats = predict_video(predictor, src, out / f"{name}_depth.mp4", max_frames=args.max_frames)
+    for source, name in [*((c, f"camera{c}") for c in cameras), *zip(files, output_names(files))]:
+        stats = predict_video(predictor, source, out / f"{name}_depth.mp4", max_frames=args.max_frames)
         print(f"{source}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {stats['path']}")
         written += 1
     if images:

@@ -5,17 +5,20 @@ Every reader raises DepthforgeError with one line naming the file. Writing lives
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import os
 import re
+import stat
 import warnings
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DepthforgeError
 
@@ -46,46 +49,131 @@ def check_encoding(name: str, where: str) -> None:
 
 Source = "str | os.PathLike | bytes"
 
-
-def _open_bytes(path: str | os.PathLike, data: bytes | None) -> io.BytesIO | str:
-    return io.BytesIO(data) if data is not None else str(path)
+# The most pixels any image may have, checked from its header before a byte of pixels is decoded (a PNG of a
+# few kB can claim 400 MP). One limit for every reader: predict, serve, eval and the datasets.
+MAX_PIXELS = 40_000_000
+GRAY_INT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
 def file_error(message: str, kind: str) -> DepthforgeError:
-    """A DepthforgeError for a sample's file, with ``kind`` ('missing' | 'unreadable' | 'wrong size') set, so that
-    ``data check`` can sort problems without reading the message (which holds the path)."""
+    """A DepthforgeError for a sample's file, with ``kind`` ('missing' | 'unreadable' | 'wrong size' |
+    'too large') set, so that ``data check`` and serve can sort problems without reading the message."""
     e = DepthforgeError(message)
     e.kind = kind
     return e
 
 
-def read_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
-    """Read an image file (or its bytes) -> float32 RGB (H,W,3) in [0,1].
+def _not_regular(path: str | os.PathLike, mode: int) -> DepthforgeError:
+    what = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+    return file_error(f"{path}: not a regular file ({what})", "unreadable")
 
-    Grayscale, RGBA (alpha dropped), palette and 16-bit images are converted; ``path`` names the file in errors.
-    """
+
+def _os_error(path: str | os.PathLike, e: OSError) -> DepthforgeError:
+    if isinstance(e, FileNotFoundError):
+        return file_error(f"{path}: file not found", "missing")
+    return file_error(f"{path}: cannot read ({e.strerror or e})", "unreadable")
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """Raise a one-line error unless ``path`` is a regular file (after symlinks): for readers that open by name
+    (OpenCV's video capture), which a named pipe would block forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:  # missing, a symlink loop, no permission
+        raise _os_error(path, e) from None
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open a regular file for reading; never blocks: a named pipe, device or folder is refused in one line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise _os_error(path, e) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(path, mode)
+    return os.fdopen(fd, "rb")
+
+
+def _open_bytes(path: str | os.PathLike, data: bytes | None) -> BinaryIO:
+    return io.BytesIO(data) if data is not None else open_regular(path)
+
+
+def check_pixels(path: str | os.PathLike, width: int, height: int, limit: int = MAX_PIXELS) -> None:
+    """Raise a one-line 'too large' error when a ``width`` x ``height`` image is beyond ``limit`` pixels."""
+    if width * height > limit:
+        raise file_error(f"{path}: image is {width}x{height} ({width * height / 1e6:.0f} MP); the limit is "
+                         f"{limit / 1e6:g} MP (decompression bomb guard)", "too large")
+
+
+@contextlib.contextmanager
+def open_pil(path: str | os.PathLike, data: bytes | None = None, limit: int = MAX_PIXELS,
+             what: str = "image") -> Iterator[Image.Image]:
+    """A Pillow image whose header is read and its size checked against ``limit``, nothing decoded yet; every
+    Pillow and OS error (in the ``with`` body too) becomes one line naming ``path`` and ``what`` it is."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(_open_bytes(path, data)) as im:
-                im.load()
-                return pil_to_array(im)
-    except FileNotFoundError:
-        raise file_error(f"{path}: file not found", "missing") from None
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies, below
+            with _open_bytes(path, data) as f, Image.open(f) as im:
+                check_pixels(path, *im.size, limit)
+                yield im
+    except DepthforgeError:  # already one line (a ValueError, which the last clause would wrap again)
+        raise
     except UnidentifiedImageError:
         raise file_error(f"{path}: not an image file", "unreadable") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise file_error(f"{path}: image too large (decompression bomb guard)", "unreadable") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise file_error(f"{path}: unreadable or truncated image ({e})", "unreadable") from None
+    except Image.DecompressionBombError as e:  # Pillow's own guard fires in open(), before the size is known
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]) / 1e6:.0f} MP" if pixels else "too many pixels"
+        raise file_error(f"{path}: image is {size}; the limit is {limit / 1e6:g} MP (decompression bomb guard)",
+                         "too large") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise file_error(f"{path}: unreadable or truncated {what} ({e})", "unreadable") from None
+
+
+def read_image(path: str | os.PathLike, data: bytes | None = None, limit: int = MAX_PIXELS,
+               work_pixels: int | None = None) -> np.ndarray:
+    """Read an image file (or its bytes) -> float32 RGB (H,W,3) in [0,1], turned as its EXIF orientation says
+    (as every viewer shows it).
+
+    Grayscale, RGBA (alpha dropped), palette and 16-bit images are converted; ``path`` names the file in errors.
+    Beyond ``limit`` pixels (from the header) nothing is decoded; beyond ``work_pixels`` the image is scaled down
+    to that many while decoding (JPEG decodes at 1/2, 1/4 or 1/8 scale directly).
+    """
+    with open_pil(path, data, limit) as im:
+        w, h = im.size
+        if work_pixels is not None and w * h > work_pixels:
+            scale = math.sqrt(work_pixels / (w * h))
+            target = (max(1, int(w * scale)), max(1, int(h * scale)))
+            im.draft("RGB", target)
+            im = _resizable(im)
+            im.thumbnail(target, Image.Resampling.BILINEAR)
+        else:
+            im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # no copy of a 40 MP photo
+        return pil_to_array(im)
+
+
+def _resizable(im: Image.Image) -> Image.Image:
+    """``im`` in a mode Pillow resizes without losing its values: 16/32-bit grey goes to float "F" scaled as
+    ``pil_to_array`` scales it (Pillow's own convert would clip every value above 255 to white)."""
+    if im.mode in GRAY_INT_MODES:
+        return Image.fromarray(_gray_unit(np.asarray(im), im.mode), "F")
+    return im if im.mode in ("RGB", "L", "F") else im.convert("RGB")
+
+
+def _gray_unit(a: np.ndarray, mode: str) -> np.ndarray:
+    """Integer grey values -> float32 in [0,1]: 16-bit files over 65535, 32-bit ones holding 8-bit values over 255."""
+    a = a.astype(np.float32)
+    return np.clip(a / (65535.0 if a.max(initial=0) > 255 or mode.startswith("I;16") else 255.0), 0, 1)
 
 
 def pil_to_array(im: Image.Image) -> np.ndarray:
     """PIL image of any mode -> float32 RGB (H,W,3) in [0,1]."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float32)
-        a = a / (65535.0 if a.max(initial=0) > 255 or im.mode.startswith("I;16") else 255.0)
-        return np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=2)
+    if im.mode in GRAY_INT_MODES:
+        return np.repeat(_gray_unit(np.asarray(im), im.mode)[..., None], 3, axis=2)
     if im.mode == "F":
         a = np.clip(np.asarray(im, dtype=np.float32), 0, 1)
         return np.repeat(a[..., None], 3, axis=2)
@@ -111,26 +199,25 @@ def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.nda
     For callers that choose the encoding from the file (e.g. 8-bit vs 16-bit PNG); ``decode_depth`` converts.
     """
     path_s = str(path)
-    try:
-        if path_s.lower().endswith(".npy"):
-            raw = np.load(_open_bytes(path, data), allow_pickle=False)
-            raw = np.asarray(raw).squeeze()
-            if raw.dtype.kind not in "uif":
-                raise ValueError(f"dtype {raw.dtype} is not numeric")
-        elif path_s.lower().endswith(".exr"):
-            raw = _read_exr(path, data)
-        else:
-            with Image.open(_open_bytes(path, data)) as im:
-                im.load()
-                raw = np.asarray(im)
-            if raw.ndim == 3:  # some tools save depth as 3 identical channels
-                raw = raw[..., 0]
-    except FileNotFoundError:
-        raise file_error(f"{path}: file not found", "missing") from None
-    except UnidentifiedImageError:
-        raise file_error(f"{path}: not an image file", "unreadable") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise file_error(f"{path}: unreadable or truncated depth map ({e})", "unreadable") from None
+    if not path_s.lower().endswith((".npy", ".exr")):
+        with open_pil(path, data, what="depth map") as im:
+            im.load()
+            raw = np.asarray(im)
+        if raw.ndim == 3:  # some tools save depth as 3 identical channels
+            raw = raw[..., 0]
+    else:
+        try:
+            with _open_bytes(path, data) as f:
+                if path_s.lower().endswith(".exr"):
+                    raw = _read_exr(f.read())
+                else:
+                    raw = np.asarray(np.load(f, allow_pickle=False)).squeeze()
+                    if raw.dtype.kind not in "uif":
+                        raise ValueError(f"dtype {raw.dtype} is not numeric")
+        except DepthforgeError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise file_error(f"{path}: unreadable or truncated depth map ({e})", "unreadable") from None
     if raw.ndim != 2:
         raise file_error(f"{path}: depth must be 2-D, got shape {raw.shape}", "unreadable")
     return raw
@@ -142,10 +229,9 @@ def decode_depth(raw: np.ndarray, encoding: str = "mm") -> np.ndarray:
     return np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
 
 
-def _read_exr(path: str | os.PathLike, data: bytes | None) -> np.ndarray:
+def _read_exr(buf: bytes) -> np.ndarray:
     import cv2  # OPENCV_IO_ENABLE_OPENEXR is set at the top of this module, before OpenCV's first EXR use
 
-    buf = data if data is not None else Path(path).read_bytes()
     try:
         raw = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as e:

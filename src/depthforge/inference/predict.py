@@ -10,16 +10,19 @@ of view.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import stat
+from collections import Counter
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..data.folder import FolderDataset, _rgb_dir
-from ..data.io import is_image_file, read_depth, read_image
-from ..files import PNG16_SCALES, depth_png_name, png16_encoding, write_depth_png, write_image, write_npy
+from ..data.io import check_regular, is_image_file, read_depth, read_image
+from ..files import PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, png16_encoding, write_bytes
 from ..data.sample import check_same_size
 from ..errors import DepthforgeError
 
@@ -36,59 +39,96 @@ class Item(NamedTuple):
 
 
 def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) -> list[Item]:
-    """Images to predict. A dataset folder (rgb/ + depth/ + intrinsics.txt, read by ``data.folder``) brings each
-    image's ground truth and the camera; a single file or a plain folder brings neither. Non-image files in a
-    folder are skipped with a warning, and so are the pictures this command writes, found in ``exclude`` (the
-    output folder: a second run into the same folder must not take its own outputs for photos)."""
-    skip = Path(exclude).resolve() if exclude is not None else None
+    """Images to predict, each file once. A dataset folder (rgb/ + depth/ + intrinsics.txt, read by
+    ``data.folder``) brings each image's ground truth and the camera; a single file or a plain folder brings
+    neither. What a folder holds besides images (other files, named pipes, devices, broken links, symlink loops)
+    is skipped with a warning, and so are the pictures this command writes, found in ``exclude`` (the output
+    folder: a second run into the same folder must not take its own outputs for photos). A file given twice, by
+    any spelling or through a link, is predicted once."""
+    skip = Path(os.path.realpath(exclude)) if exclude is not None else None
 
     def ours(f: Path) -> bool:  # an output of an earlier run into the same folder
-        return skip is not None and f.resolve().parent == skip and f.name.endswith(OUTPUT_SUFFIXES)
+        return skip is not None and Path(os.path.realpath(f)).parent == skip and f.name.endswith(OUTPUT_SUFFIXES)
 
     items: list[Item] = []
     for arg in inputs:
         path = Path(arg)
-        if path.is_file():
+        if not path.is_dir():  # is_dir() is False for a symlink loop too, which check_regular names
+            check_regular(path)
             items.append(Item(path))
             continue
-        if not path.is_dir():
-            raise DepthforgeError(f"{path}: no such file or folder")
         rgb = _rgb_dir(path)
         if rgb is not None:
-            for f in sorted(rgb.iterdir()):
+            for f in sorted(rgb.iterdir()):  # the dataset reader lists the images; a pipe among them fails to read
                 if f.is_file() and not is_image_file(f):
                     log.warning("%s: not an image, skipped", f)
             ds = FolderDataset(root=str(path), split="")
-            found = [Item(r, d if d is not None and d.is_file() else None, ds.intrinsics) for r, d, _ in ds.items]
+            # a depth map that is there but no regular file (a pipe, a broken link) is an error for its image
+            found = [Item(r, d if d is not None and os.path.lexists(d) else None, ds.intrinsics)
+                     for r, d, _ in ds.items]
         else:
             found = []
             for f in sorted(path.iterdir()):
-                if f.is_dir():
-                    continue
-                if not is_image_file(f):
+                image = _regular_image(f)
+                if image:
+                    found.append(Item(f))
+                elif image is False:
                     log.warning("%s: not an image, skipped", f)
-                    continue
-                found.append(Item(f))
         items += [i for i in found if not ours(i.image)]
-    return items
+    return distinct(items, key=lambda item: item.image)
+
+
+def _regular_image(f: Path) -> bool | None:
+    """True for a regular image file, None for a folder, False for anything else; warns of what cannot be
+    read at all (a broken link, a symlink loop), and never opens the file (a named pipe would block)."""
+    try:
+        mode = os.stat(f).st_mode
+    except OSError as e:
+        log.warning("%s: cannot read (%s), skipped", f, e.strerror or e)
+        return None
+    if stat.S_ISDIR(mode):
+        return None
+    if not stat.S_ISREG(mode):
+        log.warning("%s: not a regular file, skipped", f)
+        return None
+    return is_image_file(f)
+
+
+def distinct(inputs: list, key=lambda x: x) -> list:
+    """``inputs`` with repeats of one file dropped (the same real path, however spelled); warns how many."""
+    seen: dict[str, Any] = {}
+    for x in inputs:
+        seen.setdefault(os.path.realpath(key(x)), x)
+    if len(seen) < len(inputs):
+        log.warning("%d input(s) given more than once: each file is predicted once", len(inputs) - len(seen))
+    return list(seen.values())
 
 
 def output_names(paths: list[Path]) -> list[str]:
-    """A distinct output name per input: its stem, or where stems collide (``a.jpg``/``a.png``, or the same name
-    in two folders) enough of its path to tell them apart (``a_jpg``, ``left_a_jpg``)."""
-    names = [p.stem for p in paths]
-    for depth in range(64):
+    """A distinct output name per input, always a plain file name (never a path): its stem, or where stems
+    collide (``a.jpg``/``a.png``, or the same name in two folders) enough of its folders to tell them apart
+    (``a_jpg``, ``left_a_jpg``); the same path given twice gets ``_1``, ``_2`` (``distinct`` drops those)."""
+    names = [Path(p).stem for p in paths]
+    folders = [Path(os.path.abspath(p)).parent.parts[1:] for p in paths]  # [1:]: never the root ('/', 'C:\\')
+    for depth in range(1 + max((len(f) for f in folders), default=0)):
         dup = {n for n in names if names.count(n) > 1}
         if not dup:
             return names
-        names = [_tail(p, depth) if n in dup else n for n, p in zip(names, paths)]
-    return [f"{n}_{i}" for i, n in enumerate(names)]  # the same file given twice
+        names = [_tail(Path(p), f, depth) if n in dup else n for n, p, f in zip(names, paths, folders)]
+    taken, counts = set(names), Counter(names)
+    for i, n in enumerate(names):
+        if counts[n] > 1:
+            k = 1
+            while f"{n}_{k}" in taken:
+                k += 1
+            names[i] = f"{n}_{k}"
+            taken.add(names[i])
+    return names
 
 
-def _tail(path: Path, depth: int) -> str:
-    """``stem_ext`` preceded by the last ``depth`` folder names."""
-    folders = path.resolve().parent.parts
-    return "_".join([*folders[len(folders) - depth:], path.stem, path.suffix.lstrip(".")]) if depth else \
+def _tail(path: Path, folders: tuple[str, ...], depth: int) -> str:
+    """``stem_ext`` preceded by the last ``depth`` of ``folders``."""
+    return "_".join([*folders[max(0, len(folders) - depth):], path.stem, path.suffix.lstrip(".")]) if depth else \
         f"{path.stem}_{path.suffix.lstrip('.')}"
 
 
@@ -97,19 +137,21 @@ def _gt_for(image: Path, auto: Path | None, gt: str | None) -> Path | None:
         return auto
     g = Path(gt)
     if g.is_dir():
-        return next((p for p in g.glob(f"{image.stem}.*")), None)
+        return next((p for p in g.glob(f"{glob.escape(image.stem)}.*")), None)
     return g
 
 
 def predict_images(predictor, items: list[Item], out: Path, gt: str | None = None, gt_encoding: str = "mm",
                    ply: bool = False, intrinsics: np.ndarray | None = None, progress: bool = True) -> tuple[int, int]:
-    """Predict and write every output; returns (written, failed). A bad file costs one warning line.
+    """Predict and write every output; returns (written, failed). A bad file costs one warning line and writes
+    nothing for its image: every input of an image (photo, ground truth, camera) is read and checked, and every
+    output encoded, before its first file is written.
 
     ``items``: from ``collect_inputs`` (or (image, gt[, intrinsics]) tuples); ``intrinsics`` (3,3), when
     given, replaces each item's own for ``ply``."""
     from tqdm import tqdm
 
-    from ..viz.pointcloud import save_ply
+    from ..viz.pointcloud import backproject, ply_bytes
     from ..viz.colors import colorize
     from ..viz.panels import panel
 
@@ -121,17 +163,22 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
                            disable=not progress or len(items) < 2):
         try:
             image = read_image(item.image)
-            depth = predictor(image)
-            write_image(out / f"{name}_color.png", colorize(depth))
-            write_depth_png(out / depth_png_name(f"{name}_depth", encoding), depth, PNG16_SCALES[encoding])
-            write_npy(out / f"{name}.npy", depth)
             gt_path = _gt_for(item.image, item.gt, gt)
+            gt_depth = None
             if gt_path is not None:
                 gt_depth = read_depth(gt_path, gt_encoding)
                 check_same_size(gt_path, image, gt_depth)
-                write_image(out / f"{name}_panel.png", panel(depth, image, gt_depth))
+            depth = predictor(image)
+            files = {f"{name}_color.png": image_bytes(colorize(depth)),
+                     depth_png_name(f"{name}_depth", encoding): depth_to_png16(depth, PNG16_SCALES[encoding]),
+                     f"{name}.npy": npy_bytes(depth)}
+            if gt_depth is not None:
+                files[f"{name}_panel.png"] = image_bytes(panel(depth, image, gt_depth))
             if ply:
-                save_ply(out / f"{name}.ply", depth, image, item.intrinsics if intrinsics is None else intrinsics)
+                k = item.intrinsics if intrinsics is None else intrinsics
+                files[f"{name}.ply"] = ply_bytes(*backproject(depth, k, image))
+            for file, data in files.items():
+                write_bytes(out / file, data)
             done += 1
         except DepthforgeError as e:
             log.warning("%s", e)

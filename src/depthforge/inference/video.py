@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..viz.colors import colorize, depth_range
+from ..data.io import check_pixels, check_regular
 from ..files import atomic_path
 from ..errors import DepthforgeError
 
@@ -26,22 +27,27 @@ def is_video_source(arg: str) -> bool:
 
 
 def _open(source: int | str | os.PathLike):
+    """An opened capture and its name; its frame size (from the stream's header, no frame decoded yet) is
+    checked against the pixel limit every reader shares."""
     import cv2
 
     if isinstance(source, str) and source.isdigit():
         source = int(source)
     if isinstance(source, int):
-        cap = cv2.VideoCapture(source)
+        cap, name = cv2.VideoCapture(source), f"camera {source}"
         if not cap.isOpened():
-            raise DepthforgeError(f"camera {source}: cannot be opened (no such camera, or it is in use)")
-        return cap, f"camera {source}"
-    path = Path(source)
-    if not path.is_file():
-        raise DepthforgeError(f"{path}: video file not found")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise DepthforgeError(f"{path}: cannot be opened as a video (unknown format or damaged)")
-    return cap, str(path)
+            raise DepthforgeError(f"{name}: cannot be opened (no such camera, or it is in use)")
+    else:
+        check_regular(source)  # OpenCV opens by name: a named pipe would block it forever
+        cap, name = cv2.VideoCapture(str(source)), str(Path(source))
+        if not cap.isOpened():
+            raise DepthforgeError(f"{name}: cannot be opened as a video (unknown format or damaged)")
+    try:
+        check_pixels(name, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    except DepthforgeError:
+        cap.release()
+        raise
+    return cap, name
 
 
 def _frames(cap, max_frames: int | None):

@@ -1,4 +1,4 @@
 """serve/: the web page and HTTP API around a predictor."""
 
-MAX_PIXELS = 40_000_000  # decompression-bomb guard, checked from the header before decoding
+from ..data.io import MAX_PIXELS  # the decompression-bomb guard every reader shares, checked from the header
 WORK_PIXELS = 4_000_000  # larger photos are scaled down to this before prediction: bounds memory and files

@@ -17,7 +17,6 @@ live only in a private temporary folder (random hex ids, oldest evicted, removed
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import math
 import re
@@ -27,7 +26,6 @@ import tempfile
 import threading
 import urllib.parse
 import time
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,10 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from ..viz.colors import colorize, depth_range, legend
-from ..data.io import pil_to_array
+from ..data.io import read_image
 from ..files import PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, png16_encoding, write_bytes
 from ..errors import DepthforgeError
 from ..viz.pointcloud import backproject, estimate_intrinsics, ply_bytes
@@ -149,37 +146,15 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
 
 
 def decode_image(data: bytes, name: str, max_pixels: int, work_pixels: int = WORK_PIXELS) -> np.ndarray:
-    """Upload bytes -> float32 RGB (H,W,3); the pixel count is checked from the header before decoding, and a
-    photo beyond ``work_pixels`` is scaled down to it (JPEG decodes at a reduced scale directly), so memory and
-    result files per request stay bounded whatever the upload."""
+    """Upload bytes -> float32 RGB (H,W,3) by the reader every command shares (``data.io.read_image``): the pixel
+    count is checked from the header before decoding, and a photo beyond ``work_pixels`` is scaled down to it,
+    so memory and result files per request stay bounded whatever the upload."""
     if not data:
         raise UploadError(400, f"{name}: empty upload")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise UploadError(413, f"{name}: image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is "
-                                           f"{max_pixels / 1e6:g} MP (decompression bomb guard)")
-                if w * h > work_pixels:
-                    scale = math.sqrt(work_pixels / (w * h))
-                    target = (max(1, int(w * scale)), max(1, int(h * scale)))
-                    im.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 scale, never the full frame
-                    im = im.convert("RGB") if im.mode not in ("RGB", "L") else im
-                    im.thumbnail(target, Image.Resampling.BILINEAR)
-                else:
-                    im.load()
-                return pil_to_array(ImageOps.exif_transpose(im))
-    except UnidentifiedImageError:
-        raise UploadError(400, f"{name}: not an image (upload a PNG, JPEG, WebP, BMP or TIFF photo)") from None
-    except Image.DecompressionBombError as e:  # PIL's own guard fires in open() beyond twice its limit
-        pixels = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(pixels[1]) / 1e6:.0f} MP" if pixels else "too many pixels"
-        raise UploadError(413, f"{name}: image is {size}; the limit is {max_pixels / 1e6:g} MP "
-                               "(decompression bomb guard)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UploadError(400, f"{name}: unreadable or truncated image ({e})") from None
+        return read_image(name, data, limit=max_pixels, work_pixels=work_pixels)
+    except DepthforgeError as e:
+        raise UploadError(413 if getattr(e, "kind", None) == "too large" else 400, str(e)) from None
 
 
 class Results:
