@@ -7,6 +7,7 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
     p.add_argument("--out", default="outputs/compare", help="report folder (default: outputs/compare); trained "
                    "runs go under OUT/runs")
-    p.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
+    again.add_argument("--resume", action="store_true", help="continue the trained runs already in OUT/runs (an "
+                       "interrupted compare, or a larger --budget-steps) from their last checkpoint")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
 
 
-def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
+def train_all(recipes, progress: bool, overwrite: bool, resume: bool = False) -> list[dict]:
     """Train each (label, recipe) of ``compare.budget_recipes``; returns the trained runs ``compare`` takes,
-    evaluated at the end of the budget (last.ckpt)."""
+    evaluated at the end of the budget (last.ckpt). ``resume``: a run whose folder holds last.ckpt continues from
+    it, the others start."""
     from ..errors import DepthforgeError
     from ..models.checkpoint import read_checkpoint
     from ..training.fit import fit
@@ -47,7 +52,12 @@ def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
     for label, recipe in recipes:
         log.info("training %s under the budget", label)
         start = time.perf_counter()
-        run = fit(recipe, progress=progress, overwrite=overwrite)
+        last = Path(recipe.out) / "checkpoints" / "last.ckpt"
+        if last.is_file() and not (resume or overwrite):
+            raise DepthforgeError(f"{recipe.out}: holds a trained run already; continue the comparison with "
+                                  "--resume, replace its runs with --overwrite, or report into another --out")
+        run = fit(recipe, resume="last" if resume and last.is_file() else None, progress=progress,
+                  overwrite=overwrite)
         seconds = time.perf_counter() - start
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
@@ -59,17 +69,17 @@ def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..evaluation.compare import budget_recipes, check_counts, check_suites, compare
 
-    from ..evaluation.compare import budget_recipes, check_suites, compare
-
+    # before any training: a bad count must not cost the training budget first
+    check_counts(args.suite_n, args.limit, args.scenes)
     suites = check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
     models = []
     budget = None
     if args.recipe:
         recipes = budget_recipes(args.recipe, Path(args.out) / "runs", args.budget_steps, args.budget_minutes)
         budget = {"steps": args.budget_steps, "minutes": args.budget_minutes}
-        models = train_all(recipes, not args.no_progress, args.overwrite)
+        models = train_all(recipes, not args.no_progress, args.overwrite, args.resume)
     start = time.perf_counter()
     report = compare(models + args.model, suites=suites, data=args.data, out=args.out, suite_n=args.suite_n,
                      limit=args.limit, scenes=args.scenes, progress=not args.no_progress, device=args.device,

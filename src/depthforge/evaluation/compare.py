@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, cluttered, \
-    edges_used, per_image, suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
+    cluttered, edges_used, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES, get_protocol
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -43,6 +43,7 @@ BAR_COLUMNS = ["d1", "abs_rel", "whdr", "dbe_comp", "glass/abs_rel", "through/ab
 
 
 SHARED = ("data.", "data=", "test_data", "seed=")  # keys every recipe takes from the first one
+MAX_SCENES = 100  # pictured scenes per test set: each is a row of the side-by-side panel
 
 
 def parse_recipe(text: str) -> tuple[str, list[str]]:
@@ -155,6 +156,14 @@ def check_suites(suites: list[str]) -> list[str]:
     return list(suites)
 
 
+def check_counts(suite_n: int, limit: int | None, scenes: int) -> None:
+    """One line for a count ``compare`` cannot use: scenes per suite, images per test set, pictured scenes."""
+    suite_spec(SUITES[0], (8, 8), suite_n)
+    check_limit(limit)
+    if not 0 <= scenes <= MAX_SCENES:
+        raise DepthforgeError(f"scenes {scenes}: pictured scenes per test set must be 0..{MAX_SCENES}")
+
+
 def _label(path: Path) -> str:
     """A model file's label: its run's folder for RUN/checkpoints/last.ckpt (several runs side by side stay apart;
     "RUN (best.ckpt)" for another checkpoint of the run), else the file name."""
@@ -175,6 +184,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     Returns the report dict (what compare.json holds)."""
     if not models:
         raise DepthforgeError("nothing to compare: give --recipe and/or --model")
+    check_counts(suite_n, limit, scenes)
     suites = check_suites(suites)
     out = ensure_dir(out)
     entries, taken = [], set()
