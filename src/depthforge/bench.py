@@ -578,8 +578,10 @@ def check_args(size, batch: int, steps: int, width: float, settings, rounds: int
         raise DepthforgeError(f"bench --width {width}: the U-Net width multiplier must be in (0, 4]")
     if not sections:
         raise DepthforgeError("bench --only: name at least one section")
-    if checkpoint is not None and "predict" in sections and not Path(checkpoint).is_file():
-        raise DepthforgeError(f"bench --checkpoint {checkpoint}: no such file")
+    if checkpoint is not None and "predict" in sections:
+        from .models.checkpoint import read_checkpoint
+
+        read_checkpoint(checkpoint)  # one line for a missing or foreign file, before the timed subprocess
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         raise DepthforgeError(f"bench --settings: unknown setting(s) {', '.join(unknown)}; "

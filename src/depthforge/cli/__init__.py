@@ -49,6 +49,13 @@ def _tune_malloc(command: str) -> None:
         pass
 
 
+def path_arg(text: str) -> str:
+    """argparse type of a file or folder option: an empty value would silently mean the working folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder")
+    return text
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with its errors (a bad number, a missing option) in one line like every other error; the usage
     is one ``-h`` away."""

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import path_arg
+
 log = logging.getLogger(__name__)
 
 
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", action="append", default=[], metavar="NAME[:k=v,...]",
                    help="a recipe to train under the budget, with overrides, e.g. quick:model.width=1.0 "
                         "(repeatable; all train on the first recipe's data)")
-    p.add_argument("--model", action="append", default=[], metavar="PATH_OR_ID",
+    p.add_argument("--model", action="append", default=[], type=path_arg, metavar="PATH_OR_ID",
                    help="a checkpoint, an exported .onnx, a Hugging Face folder or hub id (repeatable)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-steps", type=int, help="train each recipe for N optimiser steps")
@@ -26,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
-    p.add_argument("--data", action="append", default=[], help="a further test set: a registered name or a "
+    p.add_argument("--data", action="append", default=[], type=path_arg, help="a further test set: a registered name or a "
                    "dataset folder (repeatable)")
     p.add_argument("--limit", type=int, help="at most N images per test set")
     p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
-    p.add_argument("--out", default="outputs/compare", help="report folder (default: outputs/compare); trained "
+    p.add_argument("--out", default="outputs/compare", type=path_arg, help="report folder (default: outputs/compare); trained "
                    "runs go under OUT/runs")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
@@ -69,11 +71,18 @@ def train_all(recipes, progress: bool, overwrite: bool, resume: bool = False) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.compare import budget_recipes, check_counts, check_suites, compare
+    from ..errors import DepthforgeError
+    from ..evaluation.compare import budget_recipes, check_budget, check_counts, check_suites, compare
 
     # before any training: a bad count must not cost the training budget first
     check_counts(args.suite_n, args.limit, args.scenes)
-    suites = check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
+    check_budget(args.budget_steps, args.budget_minutes)
+    if not args.recipe and (args.budget_steps is not None or args.budget_minutes is not None):
+        raise DepthforgeError("--budget-steps/--budget-minutes: only --recipe runs train; give --recipe")
+    names = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if not names:
+        raise DepthforgeError("--suites: name at least one of edges, clutter, glass, or all, or none")
+    suites = check_suites(names)
     models = []
     budget = None
     if args.recipe:

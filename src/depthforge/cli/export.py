@@ -5,11 +5,12 @@ import argparse
 
 from ..errors import DepthforgeError
 from ..inference.export import EXPORTERS
+from . import path_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="depthforge checkpoint to export")
-    parser.add_argument("--onnx", required=True, help="output file, e.g. model.onnx")
+    parser.add_argument("--checkpoint", required=True, type=path_arg, help="depthforge checkpoint to export")
+    parser.add_argument("--onnx", required=True, type=path_arg, help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 18 with --exporter dynamo)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
                         help="torch.onnx exporter: torchscript (fast, default) or dynamo (torch.export based)")

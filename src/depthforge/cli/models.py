@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+MAX_SIDE = 4096  # FLOPs are counted by running every model once at this size
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
@@ -15,6 +17,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models.catalog import catalog
 
+    from ..errors import DepthforgeError
+
+    if not all(16 <= s <= MAX_SIDE for s in args.size):
+        raise DepthforgeError(f"--size {args.size[0]} {args.size[1]}: each side must be 16..{MAX_SIDE}")
     rows = catalog(tuple(args.size))
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -7,6 +7,7 @@ import socket
 
 from ..errors import DepthforgeError
 from ..serve import MAX_PIXELS, UPLOAD_TIMEOUT
+from . import path_arg
 
 # option -> (low, high, "(]"-style ends): every numeric option is checked before the model loads and the port is
 # bound, so that a bad value is refused in one line instead of failing each upload later; a 180° field of view
@@ -16,7 +17,7 @@ RANGES = {"--max-upload-mb": (0, 4096, "(]"), "--max-megapixels": (0, 1000, "(]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="depthforge checkpoint or exported .onnx")
+    parser.add_argument("--checkpoint", required=True, type=path_arg, help="depthforge checkpoint or exported .onnx")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (MB)")
@@ -54,5 +55,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(predictor, max_upload_bytes=int(args.max_upload_mb * 2**20),
                      max_pixels=int(args.max_megapixels * 1e6), fov_deg=args.fov, upload_timeout=args.upload_timeout)
     print(f"depthforge serve: {predictor!r}\nopen http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:  # also when uvicorn stops before its lifespan ran (the port taken): no results folder left behind
+        app.state.results.close()
     return 0

@@ -66,6 +66,18 @@ def _unique(label: str, taken: set[str]) -> str:
     return out
 
 
+MAX_BUDGET_STEPS = 10_000_000
+MAX_BUDGET_MINUTES = 7 * 24 * 60.0  # a week
+
+
+def check_budget(steps: int | None, minutes: float | None) -> None:
+    """One line for a training budget out of 1..MAX_BUDGET_STEPS steps or (0, MAX_BUDGET_MINUTES] minutes."""
+    if steps is not None and not 1 <= steps <= MAX_BUDGET_STEPS:
+        raise DepthforgeError(f"budget-steps {steps}: must be 1..{MAX_BUDGET_STEPS:,}")
+    if minutes is not None and not 0 < minutes <= MAX_BUDGET_MINUTES:  # also NaN
+        raise DepthforgeError(f"budget-minutes {minutes}: must be in (0, {MAX_BUDGET_MINUTES:g}] (a week)")
+
+
 def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: float | None
                    ) -> list[tuple[str, Recipe]]:
     """(label, recipe) for each ``--recipe`` spec: the first recipe's data, test data and seed for all (the same
@@ -74,8 +86,7 @@ def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: flo
     its epochs and schedule and the trainer stops it at the time limit."""
     if (steps is None) == (minutes is None):
         raise DepthforgeError("recipes train under one budget: give --budget-steps N or --budget-minutes M")
-    if (steps is not None and steps < 1) or (minutes is not None and minutes <= 0):
-        raise DepthforgeError("the budget must be positive")
+    check_budget(steps, minutes)
     out, taken, first = [], set(), None
     for spec in specs:
         name, overrides = parse_recipe(spec)

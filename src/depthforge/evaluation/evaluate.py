@@ -230,8 +230,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
     image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
     check_limit(limit)
-    if suite is not None:
-        suite_spec(suite, (8, 8), suite_n)  # before loading the model
+    suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
     predictor, recipe, baselines = _open(source, device, flip)
     out = ensure_dir(out or default_out(source))
     if suite is not None:
