@@ -223,3 +223,203 @@ def test_fuzz_every_option_of_every_command(world, tmp_path, capsys, monkeypatch
     assert time.monotonic() - start < 90
     assert _snapshot(world["root"]) == inputs, "an input folder was written to"
     assert _tmp_depthforge() <= temps, "something was left in the system temp folder"
+
+
+# --- issue 16, one test per defect ------------------------------------------------------------------------------
+
+def recipe_checkpoint(path: Path, data: Path) -> Path:
+    """A tiny seed U-Net whose recipe trains on the folder dataset ``data`` (export --int8 calibrates on it)."""
+    from dataclasses import replace
+
+    from depthforge import build_model
+    from depthforge.models.checkpoint import meta, save_model
+
+    torch.manual_seed(0)
+    model = build_model("seed-unet", **TINY)
+    model.set_contract(replace(model.contract, input_size=(48, 64)))
+    config = {"model": {"name": "seed-unet", **TINY}, "loss": {"name": "seed"},
+              "data": {"name": "folder", "root": str(data), "size": [48, 64]}}
+    save_model(path, model, meta("seed-unet", TINY, model, config))
+    return path
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_export_int8_says_how_many_images_it_calibrated_on(world, tmp_path, capsys, caplog):
+    ckpt = recipe_checkpoint(tmp_path / "r.ckpt", Path(world["DATA"]))
+    assert main(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "m.onnx"), "--int8", "1000000",
+                 "--no-check"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated on 2 training images" in out and "1000000" not in out
+    assert "fewer than the 1000000 asked" in caplog.text
+    for bad in ("0", "-3"):
+        assert main(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "n.onnx"), "--int8", bad]) == 1
+        assert "calibration images must be 1 or more" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "n.onnx").exists()
+
+
+def test_export_onto_a_folder_is_refused_in_one_line(world, tmp_path, capsys):
+    (tmp_path / "model.onnx").mkdir()
+    assert main(["export", "--checkpoint", world["CKPT"], "--onnx", str(tmp_path / "model.onnx")]) == 1
+    assert "is a folder" in one_error_line(capsys.readouterr().err)
+    assert not list((tmp_path / "model.onnx").iterdir()) and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--batch", "0"], "--batch 0: must be 1..256"),
+    (["--size", "20000", "20000"], "--size 20000 20000: each side must be 16..4096"),
+    (["--batch", "256", "--size", "4096", "4096"], "a batch may hold at most"),
+    (["--model-batch", "99999999999999999999"], "--model-batch"),
+])
+def test_bench_refuses_absurd_sizes_before_running(argv, says, capsys, monkeypatch):
+    """No row of zeros for --batch 0, no traceback (or memory exhaustion) for huge sizes: refused before the
+    matrix-multiply ceiling, the first thing bench measures."""
+    def measured(*args, **kwargs):
+        raise AssertionError("bench started measuring")
+
+    monkeypatch.setattr("depthforge.bench.ceiling", measured)
+    assert main(["bench", "--json", *argv]) == 1
+    assert says in one_error_line(capsys.readouterr().err)
+
+
+def test_eval_with_the_official_ibims1_protocol_runs_end_to_end(world, tmp_path, capsys):
+    """Its cap is infinite: metrics on every valid pixel, iBims-1's distance bands to 20 m, no seed figures
+    (they are in units of the cap)."""
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", world["CKPT"], "--data", world["DATA"], "--protocol", "ibims1-official",
+                 "--no-progress", "--out", str(out)]) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["max_depth"] == float("inf") and results["images"] == 2
+    assert np.isfinite(results["model"]["abs_rel"]) and np.isnan(results["model"]["seed_acc"])
+    assert results["by_distance"]["band_m"][-1] == [19, 20]
+    assert main(["eval", "--checkpoint", world["CKPT"], "--data", world["DATA"], "--max-depth", "0"]) == 1
+    assert "the depth cap must be more than" in one_error_line(capsys.readouterr().err)
+
+
+def test_synth_refuses_huge_sizes_and_counts_naming_the_limit(tmp_path, capsys):
+    for argv, says in ((["--size", "20000", "20000"], "at most 4096x4096"), (["--n", "1000000"], "1..100000")):
+        assert main(["data", "synth", "--out", str(tmp_path / "s"), *argv]) == 1
+        assert says in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_folder_loader_skips_temp_files_and_synth_removes_its_own(world, tmp_path):
+    """What a kill -9 during `data synth` leaves (files.atomic_path's temp files) is neither a sample nor left by
+    the next run; other hidden files of the user are kept (and not read either)."""
+    import shutil
+
+    from depthforge.data import build_dataset
+    from depthforge.data.synth import write_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(world["DATA"], data)
+    for folder in ("rgb", "depth"):
+        shutil.copy(data / folder / "00001.png", data / folder / ".00020.png.u5kvyygr.png")
+    (data / ".intrinsics.txt.abcd1234.txt").write_text("half")
+    (data / "rgb" / ".keep.png").write_bytes(b"mine")
+    ds = build_dataset({"name": "folder", "root": str(data)}, split="test")
+    assert len(ds) == 2 and ds.names == ["00000", "00001"]
+    write_dataset(data, 2, size=(48, 64), progress=False)
+    hidden = sorted(str(p.relative_to(data)) for p in data.rglob(".*"))
+    assert hidden == ["rgb/.keep.png"]
+
+
+def test_quantisation_works_beside_its_output_and_removes_what_killed_runs_left(world, tmp_path, monkeypatch):
+    """Its work folder is a hidden one beside the output (not /tmp), gone afterwards; one whose process is gone
+    (a kill -9) is removed by the next run, one of a live process is not."""
+    from depthforge.inference import quantize
+    from depthforge.inference.export import export_onnx
+
+    src = tmp_path / "m.onnx"
+    export_onnx(world["CKPT"], src, check=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".q.onnx.quant-{int(dead.stdout)}-abc123"
+    live = tmp_path / f".q.onnx.quant-{os.getpid()}-def456"
+    for d in (stale, live):
+        d.mkdir()
+        (d / "prepared.onnx").write_bytes(b"x" * 100)
+    seen = []
+    real = quantize._Reader.get_next
+
+    def spy(self):
+        seen.extend(p.name for p in tmp_path.iterdir() if p.is_dir() and p not in (stale, live, system_tmp))
+        return real(self)
+
+    monkeypatch.setattr(quantize._Reader, "get_next", spy)
+    system_tmp = tmp_path / "system-tmp"  # would catch a work folder in /tmp
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    rng = np.random.default_rng(0)
+    quantize.quantize_onnx(src, tmp_path / "q.onnx", [rng.random((1, 3, 48, 64), dtype=np.float32)])
+    assert seen and all(n.startswith(".q.onnx.quant-") for n in seen)
+    assert not stale.exists() and live.exists() and not any(system_tmp.iterdir())
+    assert {p.name for p in tmp_path.iterdir()} == {"m.onnx", "q.onnx", live.name, "system-tmp"}
+
+
+@pytest.mark.slow
+def test_compare_runs_again_with_resume(world, tmp_path, capsys):
+    """A compare whose runs exist (an interrupted one, or a larger budget) continues them with --resume; without
+    it, the one line names options compare has."""
+    recipe = "quick:data.n=8,test_data.n=2,model.width=0.125,model.levels=3,train.batch_size=4,data.size=[32,48]"
+    argv = ["compare", "--recipe", recipe, "--suites", "none", "--out", str(tmp_path / "c"), "--no-progress"]
+    assert main(argv + ["--budget-steps", "1"]) == 0
+    capsys.readouterr()
+    assert main(argv + ["--budget-steps", "2"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "--resume" in line and "out=DIR" not in line
+    assert main(argv + ["--budget-steps", "2", "--resume"]) == 0
+    report = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert [m["train"]["steps"] for m in report["models"]] == [2]
+
+
+@pytest.mark.parametrize("option, value", [("--fov", "0"), ("--max-upload-mb", "0"), ("--max-megapixels", "-1"),
+                                           ("--upload-timeout", "nan"), ("--fov", "180")])
+def test_serve_refuses_bad_limits_before_starting(world, option, value, capsys, monkeypatch):
+    def started(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr("uvicorn.run", started)
+    assert main(["serve", "--checkpoint", world["CKPT"], option, value]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: {option} ")
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw-body", "multipart"])
+def test_serve_answers_a_stalled_upload_with_408_in_bounded_time(world, multipart):
+    """Headers and half a body, then nothing: the server answers 408 after --upload-timeout and closes, instead
+    of holding the connection open for ever (uvicorn's own timeouts do not cover a body)."""
+    import uvicorn
+
+    import depthforge
+    from depthforge.serve.app import create_app
+
+    app = create_app(depthforge.load(world["CKPT"], device="cpu"), upload_timeout=1.0)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        ctype = "multipart/form-data; boundary=xyz" if multipart else "image/png"
+        head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: 2000\r\n\r\n").encode()
+        body = (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n" if multipart
+                else b"") + b"\x89PNG" + b"\0" * 500
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            start = time.monotonic()
+            s.sendall(head + body)
+            reply = b""
+            while chunk := s.recv(4096):
+                reply += chunk
+            waited = time.monotonic() - start
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert b"--upload-timeout" in reply and 0.9 < waited < 8
+    finally:
+        server.should_exit = True
+        thread.join(10)
