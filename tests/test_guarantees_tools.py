@@ -423,3 +423,71 @@ def test_serve_answers_a_stalled_upload_with_408_in_bounded_time(world, multipar
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# --- (e) a killed command leaves nothing the next run reads ----------------------------------------------------
+
+def cli_process(argv: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DEPTHFORGE_NO_MALLOC_TUNING": "1"}
+    return subprocess.Popen([sys.executable, "-m", "depthforge", *argv], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+    """kill -9 ``proc`` as soon as ``ready()`` holds (polled every few milliseconds)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        assert time.monotonic() < deadline, "never got there"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+
+@pytest.mark.processes
+def test_kill_9_during_data_synth_then_rerun(tmp_path):
+    """kill -9 mid-render, plus the temp files a kill inside a write leaves (the window is too short to hit
+    reliably): the rerun's folder is whole, holds no temp file, and the folder loader reads exactly the scenes."""
+    from depthforge.data import build_dataset
+
+    out = tmp_path / "synth"
+    argv = ["data", "synth", "--out", str(out), "--n", "30", "--size", "48", "64"]
+    proc = cli_process(argv, tmp_path)
+    kill_when(proc, lambda: len(list((out / "depth").glob("*.png"))) >= 3 if (out / "depth").is_dir() else False)
+    assert proc.returncode == -signal.SIGKILL
+    for folder in ("rgb", "depth"):
+        (out / folder / ".00020.png.u5kvyygr.png").write_bytes(b"\x89PNG half")
+    rerun = cli_process(argv, tmp_path)
+    assert rerun.wait(300) == 0, rerun.stderr.read().decode()[-500:]
+    names = [f"{i:05d}.png" for i in range(30)]
+    for folder in ("rgb", "depth"):
+        assert sorted(p.name for p in (out / folder).iterdir()) == names
+    ds = build_dataset({"name": "folder", "root": str(out)}, split="train")
+    assert len(ds) == 30 and ds[29]["depth"].shape == (1, 48, 64)
+
+
+@pytest.mark.processes
+def test_kill_9_during_export_int8_then_rerun(world, tmp_path):
+    """kill -9 while quantising: its work folder (hidden, beside the output) is removed by the next run, none is
+    left in the system temp folder, and the rerun writes whole models."""
+    import depthforge
+
+    ckpt = recipe_checkpoint(tmp_path / "r.ckpt", Path(world["DATA"]))
+    out = tmp_path / "out"
+    system_tmp = Path(tempfile.gettempdir())
+    before = {p.name for p in system_tmp.glob("depthforge-quant-*")}
+
+    def quantising() -> bool:
+        return any(out.glob(".m-int8.onnx.quant-*")) or bool({p.name for p in system_tmp.glob("depthforge-quant-*")}
+                                                             - before)
+
+    argv = ["export", "--checkpoint", str(ckpt), "--onnx", str(out / "m.onnx"), "--int8", "2"]
+    proc = cli_process(argv, tmp_path)
+    kill_when(proc, quantising)
+    assert proc.returncode == -signal.SIGKILL
+    rerun = cli_process(argv, tmp_path)
+    assert rerun.wait(300) == 0, rerun.stderr.read().decode()[-500:]
+    assert {p.name for p in system_tmp.glob("depthforge-quant-*")} <= before
+    assert sorted(p.name for p in out.iterdir()) == ["m-int8.onnx", "m.onnx"]
+    photo = np.random.default_rng(0).random((48, 64, 3), dtype=np.float32)
+    assert depthforge.load(out / "m-int8.onnx")(photo).shape == (48, 64)
