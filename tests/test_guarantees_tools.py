@@ -300,7 +300,11 @@ def test_eval_with_the_official_ibims1_protocol_runs_end_to_end(world, tmp_path,
     assert "the depth cap must be more than" in one_error_line(capsys.readouterr().err)
 
 
-def test_synth_refuses_huge_sizes_and_counts_naming_the_limit(tmp_path, capsys):
+def test_synth_refuses_huge_sizes_and_counts_naming_the_limit(tmp_path, capsys, monkeypatch):
+    def render(*args, **kwargs):
+        raise AssertionError("rendering started")
+
+    monkeypatch.setattr("depthforge.data.synth.writer.render_scene", render)
     for argv, says in ((["--size", "20000", "20000"], "at most 4096x4096"), (["--n", "1000000"], "1..100000")):
         assert main(["data", "synth", "--out", str(tmp_path / "s"), *argv]) == 1
         assert says in one_error_line(capsys.readouterr().err)
