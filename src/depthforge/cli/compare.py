@@ -28,12 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
-    p.add_argument("--data", action="append", default=[], type=path_arg, help="a further test set: a registered name or a "
-                   "dataset folder (repeatable)")
+    p.add_argument("--data", action="append", default=[], type=path_arg,
+                   help="a further test set: a registered name or a dataset folder (repeatable)")
     p.add_argument("--limit", type=int, help="at most N images per test set")
     p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
-    p.add_argument("--out", default="outputs/compare", type=path_arg, help="report folder (default: outputs/compare); trained "
-                   "runs go under OUT/runs")
+    p.add_argument("--out", default="outputs/compare", type=path_arg,
+                   help="report folder (default: outputs/compare); trained runs go under OUT/runs")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
     again.add_argument("--resume", action="store_true", help="continue the trained runs already in OUT/runs (an "

@@ -8,7 +8,8 @@ from . import path_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=path_arg, help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
+    p.add_argument("--checkpoint", required=True, type=path_arg,
+                   help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
     p.add_argument("--data", type=path_arg, help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
                    "(default: the recipe's test set)")
     p.add_argument("--suite", choices=["edges", "clutter", "glass", "all"],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-MAX_SIDE = 4096  # FLOPs are counted by running every model once at this size
+MAX_SIDE = 4096  # the FLOPs are counted by running every model once at --size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,9 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..models.catalog import catalog
-
     from ..errors import DepthforgeError
+    from ..models.catalog import catalog
 
     if not all(16 <= s <= MAX_SIDE for s in args.size):
         raise DepthforgeError(f"--size {args.size[0]} {args.size[1]}: each side must be 16..{MAX_SIDE}")

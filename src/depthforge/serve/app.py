@@ -11,8 +11,9 @@ Upload a photo, see its colour-mapped depth beside it, read metres under the mou
 - ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
   ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size).
 
-Uploads are read into memory up to the size limit and within a time limit, their pixel count is checked before decoding, and results
-live only in a private temporary folder (random hex ids, oldest evicted, removed at shutdown).
+Uploads are read into memory up to the size limit and within a time limit (``--upload-timeout``), their pixel
+count is checked before decoding, and results live only in a private temporary folder (random hex ids, oldest
+evicted, removed at shutdown).
 """
 from __future__ import annotations
 
