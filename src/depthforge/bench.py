@@ -543,6 +543,55 @@ def default_workers() -> int:
     return resolve("quick").train.num_workers
 
 
+MAX_SIDE = 4096
+MAX_BATCH_PIXELS = 2**25  # batch x H x W of one training step: 28x the default 16 x 240 x 320
+# option -> (low, high): what ``depthforge bench`` takes, checked before anything is allocated or timed
+LIMITS = {"--batch": (1, 256), "--steps": (1, 1000), "--rounds": (1, 100), "--model-batch": (1, 256),
+          "--train-steps": (0, 100_000), "--test-images": (1, 10_000), "--workers": (0, 256),
+          "--data-samples": (1, 100_000)}
+
+
+def check_args(size, batch: int, steps: int, width: float, settings, rounds: int, models, model_size,
+               model_batch: int, predict_size, predict_train_steps: int, test_n: int, workers: int | None,
+               data_n: int, sections, checkpoint=None) -> None:
+    """One-line DepthforgeError for a value ``bench`` cannot run with, named by its ``depthforge bench`` option,
+    before anything is allocated: a zero batch would time nothing and print zeros, a huge one exhaust memory."""
+    from .errors import DepthforgeError
+    from .models import MODELS
+
+    values = {"--batch": batch, "--steps": steps, "--rounds": rounds, "--model-batch": model_batch,
+              "--train-steps": predict_train_steps, "--test-images": test_n, "--data-samples": data_n}
+    if workers is not None:
+        values["--workers"] = workers
+    for option, value in values.items():
+        low, high = LIMITS[option]
+        if not low <= value <= high:
+            raise DepthforgeError(f"bench {option} {value}: must be {low}..{high}")
+    for option, (h, w) in (("--size", size), ("--model-size", model_size), ("--predict-size", predict_size)):
+        if not (16 <= h <= MAX_SIDE and 16 <= w <= MAX_SIDE):
+            raise DepthforgeError(f"bench {option} {h} {w}: each side must be 16..{MAX_SIDE}")
+    for option, b, (h, w) in (("--batch", batch, size), ("--model-batch", model_batch, model_size)):
+        if b * h * w > MAX_BATCH_PIXELS:
+            raise DepthforgeError(f"bench {option} {b} at {h}x{w}: a batch may hold at most {MAX_BATCH_PIXELS:,} "
+                                  "pixels; lower the batch or the size")
+    if not (math.isfinite(width) and 0 < width <= 4):
+        raise DepthforgeError(f"bench --width {width}: the U-Net width multiplier must be in (0, 4]")
+    if not sections:
+        raise DepthforgeError("bench --only: name at least one section")
+    if checkpoint is not None and "predict" in sections:
+        from .models.checkpoint import read_checkpoint
+
+        read_checkpoint(checkpoint)  # one line for a missing or foreign file, before the timed subprocess
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown:
+        raise DepthforgeError(f"bench --settings: unknown setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(SETTINGS)}")
+    unknown = [n for n in models or () if n not in MODELS]
+    if unknown:
+        raise DepthforgeError(f"bench --models: unknown model(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(MODELS))}")
+
+
 def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, settings=DEFAULT_SETTINGS,
           rounds: int = 1, models: list[str] | None = None, model_size=(128, 128), model_batch: int = 2,
           model_sizes: dict | None = None, model_kwargs: str = "catalog", checkpoint: str | None = None,
@@ -550,6 +599,8 @@ def bench(size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, 
           workers: int | None = None, data_n: int = 48, synth_n: int = 24, file_size=NYU_HW,
           sections=("train", "models", "predict", "data"), progress: bool = True) -> dict[str, Any]:
     """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring)."""
+    check_args(size, batch, steps, width, settings, rounds, models, model_size, model_batch, predict_size,
+               predict_train_steps, test_n, workers, data_n, sections, checkpoint)
     load_before = _load()
     results: dict[str, Any] = {"machine": {
         "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": current_allocator(),

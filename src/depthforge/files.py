@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# ``atomic_path``'s temp names: "." + target name + "." + mkstemp's 8 random characters + the target's suffix
+_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+
+
+def partial_write_of(path: str | os.PathLike) -> str | None:
+    """The target file name when ``path`` is the temp file of an ``atomic_path`` write (one a killed process can
+    leave), else None."""
+    m = _TEMP.fullmatch(Path(path).name)
+    return m["name"] if m is not None and m["suffix"] == (Path(m["name"]).suffix or ".tmp") else None
+
+
+def remove_partial_writes(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
+    """Remove the temp files of ``atomic_path`` writes that a killed run left in ``folder`` (not below it): of the
+    target file ``names`` only, or of any name. Other files are never touched. Returns how many were removed."""
+    names = None if names is None else set(names)
+    removed = 0
+    with contextlib.suppress(OSError):
+        for p in Path(folder).iterdir():
+            target = partial_write_of(p)
+            if target is not None and (names is None or target in names) and p.is_file() and not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed += 1
+    return removed
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

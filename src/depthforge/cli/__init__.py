@@ -49,10 +49,25 @@ def _tune_malloc(command: str) -> None:
         pass
 
 
+def path_arg(text: str) -> str:
+    """argparse type of a file or folder option: an empty value would silently mean the working folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder")
+    return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors (a bad number, a missing option) in one line like every other error; the usage
+    is one ``-h`` away."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict]:
     """The parser, with the arguments of ``command`` only: importing every subcommand (Lightning, FastAPI,
     onnxruntime ...) would cost seconds on each call."""
-    parser = argparse.ArgumentParser(prog="depthforge", description="Monocular depth estimation toolkit.")
+    parser = Parser(prog="depthforge", description="Monocular depth estimation toolkit.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import path_arg
+
 SECTIONS = ("train", "models", "predict", "data")
 
 
@@ -31,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-kwargs", choices=("catalog", "test"), default="catalog",
                    help="catalog: the listed architectures; test: their tiny test sizes")
     g = p.add_argument_group("prediction")
-    g.add_argument("--checkpoint", default=None, help="model to time (default: a briefly trained seed U-Net)")
+    g.add_argument("--checkpoint", default=None, type=path_arg,
+                   help="model to time (default: a briefly trained seed U-Net)")
     g.add_argument("--predict-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     g.add_argument("--train-steps", type=int, default=20, help="steps of the brief training (0: random weights)")
     g.add_argument("--test-images", type=int, default=8, help="held-out synthetic rooms for δ1")

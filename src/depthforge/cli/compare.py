@@ -7,6 +7,9 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
+
+from . import path_arg
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", action="append", default=[], metavar="NAME[:k=v,...]",
                    help="a recipe to train under the budget, with overrides, e.g. quick:model.width=1.0 "
                         "(repeatable; all train on the first recipe's data)")
-    p.add_argument("--model", action="append", default=[], metavar="PATH_OR_ID",
+    p.add_argument("--model", action="append", default=[], type=path_arg, metavar="PATH_OR_ID",
                    help="a checkpoint, an exported .onnx, a Hugging Face folder or hub id (repeatable)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget-steps", type=int, help="train each recipe for N optimiser steps")
@@ -25,20 +28,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
-    p.add_argument("--data", action="append", default=[], help="a further test set: a registered name or a "
-                   "dataset folder (repeatable)")
+    p.add_argument("--data", action="append", default=[], type=path_arg,
+                   help="a further test set: a registered name or a dataset folder (repeatable)")
     p.add_argument("--limit", type=int, help="at most N images per test set")
     p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
-    p.add_argument("--out", default="outputs/compare", help="report folder (default: outputs/compare); trained "
-                   "runs go under OUT/runs")
-    p.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
+    p.add_argument("--out", default="outputs/compare", type=path_arg,
+                   help="report folder (default: outputs/compare); trained runs go under OUT/runs")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace trained runs already in OUT/runs")
+    again.add_argument("--resume", action="store_true", help="continue the trained runs already in OUT/runs (an "
+                       "interrupted compare, or a larger --budget-steps) from their last checkpoint")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
 
 
-def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
+def train_all(recipes, progress: bool, overwrite: bool, resume: bool = False) -> list[dict]:
     """Train each (label, recipe) of ``compare.budget_recipes``; returns the trained runs ``compare`` takes,
-    evaluated at the end of the budget (last.ckpt)."""
+    evaluated at the end of the budget (last.ckpt). ``resume``: a run whose folder holds last.ckpt continues from
+    it, the others start."""
     from ..errors import DepthforgeError
     from ..models.checkpoint import read_checkpoint
     from ..training.fit import fit
@@ -47,7 +54,12 @@ def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
     for label, recipe in recipes:
         log.info("training %s under the budget", label)
         start = time.perf_counter()
-        run = fit(recipe, progress=progress, overwrite=overwrite)
+        last = Path(recipe.out) / "checkpoints" / "last.ckpt"
+        if last.is_file() and not (resume or overwrite):
+            raise DepthforgeError(f"{recipe.out}: holds a trained run already; continue the comparison with "
+                                  "--resume, replace its runs with --overwrite, or report into another --out")
+        run = fit(recipe, resume="last" if resume and last.is_file() else None, progress=progress,
+                  overwrite=overwrite)
         seconds = time.perf_counter() - start
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
@@ -59,17 +71,24 @@ def train_all(recipes, progress: bool, overwrite: bool) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..errors import DepthforgeError
+    from ..evaluation.compare import budget_recipes, check_budget, check_counts, check_suites, compare
 
-    from ..evaluation.compare import budget_recipes, check_suites, compare
-
-    suites = check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
+    # before any training: a bad count must not cost the training budget first
+    check_counts(args.suite_n, args.limit, args.scenes)
+    check_budget(args.budget_steps, args.budget_minutes)
+    if not args.recipe and (args.budget_steps is not None or args.budget_minutes is not None):
+        raise DepthforgeError("--budget-steps/--budget-minutes: only --recipe runs train; give --recipe")
+    names = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if not names:
+        raise DepthforgeError("--suites: name at least one of edges, clutter, glass, or all, or none")
+    suites = check_suites(names)
     models = []
     budget = None
     if args.recipe:
         recipes = budget_recipes(args.recipe, Path(args.out) / "runs", args.budget_steps, args.budget_minutes)
         budget = {"steps": args.budget_steps, "minutes": args.budget_minutes}
-        models = train_all(recipes, not args.no_progress, args.overwrite)
+        models = train_all(recipes, not args.no_progress, args.overwrite, args.resume)
     start = time.perf_counter()
     report = compare(models + args.model, suites=suites, data=args.data, out=args.out, suite_n=args.suite_n,
                      limit=args.limit, scenes=args.scenes, progress=not args.no_progress, device=args.device,

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 
 from ..evaluation.metrics import ALIGN_MODES, PROTOCOLS
+from . import path_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
-    p.add_argument("--data", help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
+    p.add_argument("--checkpoint", required=True, type=path_arg,
+                   help="a depthforge checkpoint, an exported .onnx, a Hugging Face model folder or hub id")
+    p.add_argument("--data", type=path_arg, help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
                    "(default: the recipe's test set)")
     p.add_argument("--suite", choices=["edges", "clutter", "glass", "all"],
                    help="evaluate on a failure-mode suite of synthetic rooms instead (all: the three, each in "
@@ -20,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "models, median otherwise)")
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped prediction")
     p.add_argument("--limit", type=int, help="evaluate the first N images only")
-    p.add_argument("--out", help="output folder (default: RUN/eval)")
+    p.add_argument("--out", type=path_arg, help="output folder (default: RUN/eval)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
 

@@ -5,16 +5,17 @@ import argparse
 
 from ..errors import DepthforgeError
 from ..inference.export import EXPORTERS
+from . import path_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="depthforge checkpoint to export")
-    parser.add_argument("--onnx", required=True, help="output file, e.g. model.onnx")
+    parser.add_argument("--checkpoint", required=True, type=path_arg, help="depthforge checkpoint to export")
+    parser.add_argument("--onnx", required=True, type=path_arg, help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 18 with --exporter dynamo)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
                         help="torch.onnx exporter: torchscript (fast, default) or dynamo (torch.export based)")
     parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison")
-    parser.add_argument("--int8", nargs="?", type=int, const=200, default=0, metavar="N",
+    parser.add_argument("--int8", nargs="?", type=int, const=200, default=None, metavar="N",
                         help="also write NAME-int8.onnx, static int8 calibrated on N training images (default 200); "
                              "run it with onnxruntime or depthforge.load(path, runtime='openvino')")
 
@@ -22,17 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..inference.export import export_onnx
 
-    if args.int8 < 0:
-        raise DepthforgeError(f"--int8 {args.int8}: the number of calibration images must be positive")
+    if args.int8 is not None and args.int8 < 1:
+        raise DepthforgeError(f"--int8 {args.int8}: the number of calibration images must be 1 or more")
     result = export_onnx(args.checkpoint, args.onnx, args.opset, args.exporter, check=not args.no_check,
-                         int8=args.int8)
+                         int8=args.int8 or 0)
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}, "
           f"{result['exporter']} exporter; dynamic batch, height and width)")
     if result["max_abs_diff"] is not None:
         print(f"onnxruntime vs PyTorch on a random 2-image batch: max |difference| {result['max_abs_diff']:.2e}")
     if result.get("int8_path"):
         diff = result.get("int8_max_abs_diff")
-        print(f"wrote {result['int8_path']} (int8, calibrated on {args.int8} training images)"
+        print(f"wrote {result['int8_path']} (int8, calibrated on {result['int8_images']} training images)"
               + (f"; max |difference| vs PyTorch {diff:.3g}" if diff is not None else ""))
     print(f"use it: depthforge.load({str(result['path'])!r})  # same API as the checkpoint")
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+MAX_SIDE = 4096  # the FLOPs are counted by running every model once at --size
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
@@ -13,8 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from ..errors import DepthforgeError
     from ..models.catalog import catalog
 
+    if not all(16 <= s <= MAX_SIDE for s in args.size):
+        raise DepthforgeError(f"--size {args.size[0]} {args.size[1]}: each side must be 16..{MAX_SIDE}")
     rows = catalog(tuple(args.size))
     if args.json:
         print(json.dumps(rows, indent=1))

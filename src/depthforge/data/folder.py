@@ -42,6 +42,12 @@ Item = tuple[Path, "Path | None", "float | None"]  # rgb, depth (None: no ground
 
 # --- pairing by name ------------------------------------------------------------------------------------
 
+def _visible(folder: Path) -> list[Path]:
+    """The folder's entries, sorted, without hidden ones: a killed writer's temp files (``.NAME.XXXXXXXX.png`` of
+    ``files.atomic_path``) and macOS's ``._NAME`` companions are not samples."""
+    return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+
+
 def _rgb_dir(root: Path) -> Path | None:
     return next((root / d for d in RGB_DIRS if (root / d).is_dir()), None)
 
@@ -60,7 +66,7 @@ def _role(path: Path) -> tuple[str, str] | None:
 def flat_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
     """(rgb, depth or None) for files named with role words in one folder, sorted by rgb name."""
     rgb, depth = {}, {}
-    for p in sorted(folder.iterdir()):
+    for p in _visible(folder):
         found = _role(p) if p.is_file() else None
         if found:
             (rgb if found[0] == "rgb" else depth).setdefault(found[1], p)
@@ -130,9 +136,9 @@ class FolderDataset(Dataset):
             rgb = _rgb_dir(base)
             if rgb is not None:
                 depth_dir = base / "depth"
-                depths = {p.stem: p for p in sorted(depth_dir.glob("*")) if p.suffix.lower() in DEPTH_SUFFIXES} \
+                depths = {p.stem: p for p in _visible(depth_dir) if p.suffix.lower() in DEPTH_SUFFIXES} \
                     if depth_dir.is_dir() else {}
-                images = [p for p in sorted(rgb.iterdir()) if is_image_file(p)]
+                images = [p for p in _visible(rgb) if is_image_file(p)]
                 if depths:  # the path it should have, so that reading it reports the file as missing
                     suffix = Counter(p.suffix for p in depths.values()).most_common(1)[0][0]
                     pairs = [(p, depths.get(p.stem, depth_dir / f"{p.stem}{suffix}")) for p in images]

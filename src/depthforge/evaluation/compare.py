@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, cluttered, \
-    edges_used, per_image, suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
+    cluttered, edges_used, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES, get_protocol
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -43,6 +43,7 @@ BAR_COLUMNS = ["d1", "abs_rel", "whdr", "dbe_comp", "glass/abs_rel", "through/ab
 
 
 SHARED = ("data.", "data=", "test_data", "seed=")  # keys every recipe takes from the first one
+MAX_SCENES = 100  # pictured scenes per test set: each is a row of the side-by-side panel
 
 
 def parse_recipe(text: str) -> tuple[str, list[str]]:
@@ -65,6 +66,18 @@ def _unique(label: str, taken: set[str]) -> str:
     return out
 
 
+MAX_BUDGET_STEPS = 10_000_000
+MAX_BUDGET_MINUTES = 7 * 24 * 60.0  # a week
+
+
+def check_budget(steps: int | None, minutes: float | None) -> None:
+    """One line for a training budget out of 1..MAX_BUDGET_STEPS steps or (0, MAX_BUDGET_MINUTES] minutes."""
+    if steps is not None and not 1 <= steps <= MAX_BUDGET_STEPS:
+        raise DepthforgeError(f"budget-steps {steps}: must be 1..{MAX_BUDGET_STEPS:,}")
+    if minutes is not None and not 0 < minutes <= MAX_BUDGET_MINUTES:  # also NaN
+        raise DepthforgeError(f"budget-minutes {minutes}: must be in (0, {MAX_BUDGET_MINUTES:g}] (a week)")
+
+
 def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: float | None
                    ) -> list[tuple[str, Recipe]]:
     """(label, recipe) for each ``--recipe`` spec: the first recipe's data, test data and seed for all (the same
@@ -73,8 +86,7 @@ def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: flo
     its epochs and schedule and the trainer stops it at the time limit."""
     if (steps is None) == (minutes is None):
         raise DepthforgeError("recipes train under one budget: give --budget-steps N or --budget-minutes M")
-    if (steps is not None and steps < 1) or (minutes is not None and minutes <= 0):
-        raise DepthforgeError("the budget must be positive")
+    check_budget(steps, minutes)
     out, taken, first = [], set(), None
     for spec in specs:
         name, overrides = parse_recipe(spec)
@@ -155,6 +167,14 @@ def check_suites(suites: list[str]) -> list[str]:
     return list(suites)
 
 
+def check_counts(suite_n: int, limit: int | None, scenes: int) -> None:
+    """One line for a count ``compare`` cannot use: scenes per suite, images per test set, pictured scenes."""
+    suite_spec(SUITES[0], (8, 8), suite_n)
+    check_limit(limit)
+    if not 0 <= scenes <= MAX_SCENES:
+        raise DepthforgeError(f"scenes {scenes}: pictured scenes per test set must be 0..{MAX_SCENES}")
+
+
 def _label(path: Path) -> str:
     """A model file's label: its run's folder for RUN/checkpoints/last.ckpt (several runs side by side stay apart;
     "RUN (best.ckpt)" for another checkpoint of the run), else the file name."""
@@ -175,6 +195,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     Returns the report dict (what compare.json holds)."""
     if not models:
         raise DepthforgeError("nothing to compare: give --recipe and/or --model")
+    check_counts(suite_n, limit, scenes)
     suites = check_suites(suites)
     out = ensure_dir(out)
     entries, taken = [], set()

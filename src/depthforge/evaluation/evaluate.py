@@ -24,7 +24,7 @@ from ..inference.load import load
 from ..inference.predictor import from_module
 from ..recipe import Recipe, validate
 from ..losses import build_loss
-from .failure import DISTANCE_NAMES, distance_errors, failure_row, occlusion_edges, sample_masks
+from .failure import DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, occlusion_edges, sample_masks
 from .report import markdown_table
 from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Images per failure-mode suite unless told: the glass suite renders with Mitsuba (seconds a scene, then cached).
 SUITE_N = 20
 SUITES = ("edges", "clutter", "glass")
+MAX_SUITE_N = 10_000  # a glass scene renders in seconds: more would take a day
 # Per-image keys that are not metrics to average.
 NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count", "by_distance")
 
@@ -51,6 +52,8 @@ def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str,
     """The test split of a failure-mode suite of synthetic rooms (``data/synth/suites.py``) at (H, W)."""
     if suite not in SUITES:
         raise DepthforgeError(f"suite {suite!r}: choose from {', '.join(SUITES)}")
+    if not 1 <= n <= MAX_SUITE_N:
+        raise DepthforgeError(f"suite-n {n}: scenes per suite must be 1..{MAX_SUITE_N}")
     return {"name": "synth", "suite": suite, "n": int(n), "size": tuple(size)}
 
 
@@ -97,11 +100,14 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     ``glass/...`` and ``rest/...`` inside and outside a ``glass`` mask."""
     cap = protocol.max_depth
     row: dict[str, Any] = compute_metrics(pred, gt, protocol, valid=mask)
-    p = torch.from_numpy(np.clip(pred, 0, cap))[None, None].float()
-    g = torch.from_numpy(gt)[None, None].float()
-    v = torch.from_numpy(mask)[None, None]
-    row["seed_loss"] = float(seed_loss(p, g, v)) if v.any() else math.nan
-    row["seed_acc"] = soft_accuracy(pred, gt, mask, cap)
+    # the seed's two figures are in units of the cap (depth / max_depth): none without a finite cap
+    # (ibims1-official), and iBims-1's distance bands then reach 20 m, as its newer script's
+    row["seed_loss"] = row["seed_acc"] = math.nan
+    if seed_loss is not None and mask.any():
+        p = torch.from_numpy(np.clip(pred, 0, cap))[None, None].float()
+        row["seed_loss"] = float(seed_loss(p, torch.from_numpy(gt)[None, None].float(),
+                                           torch.from_numpy(mask)[None, None]))
+        row["seed_acc"] = soft_accuracy(pred, gt, mask, cap)
     row["ordinal_err"] = ordinal_error(pred, gt, mask)
     row["edge_f1"] = edge_metrics(pred, gt, mask)["f1"]
     masks = dict(masks or {})
@@ -109,7 +115,7 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     if masks.get("edges") is None:
         masks["edges"] = occlusion_edges(gt, mask)
     row.update(failure_row(pred, gt, mask, masks, protocol=protocol))
-    bands = distance_errors(pred, gt, mask, top=math.ceil(cap))
+    bands = distance_errors(pred, gt, mask, top=math.ceil(cap) if math.isfinite(cap) else DISTANCE_TOP)
     row["by_distance"] = {k: v.tolist() for k, v in bands.items()}
     return row
 
@@ -158,6 +164,12 @@ def align_for(predictor, recipe: Recipe | None, align_mode: str | None = None) -
     return mode
 
 
+def check_limit(limit: int | None) -> None:
+    """``limit`` (images per test set) is None (all) or at least 1."""
+    if limit is not None and limit < 1:
+        raise DepthforgeError(f"limit {limit}: evaluate at least 1 image (leave it out for all)")
+
+
 def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: dict | None = None,
               limit: int | None = None, progress: bool = True, keep=None, desc: str = "evaluating"
               ) -> dict[str, list[dict]]:
@@ -165,7 +177,8 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
     ``baselines``), one ``image_row`` per image with a ground truth. A glass sample's rows also hold the metrics
     against its ``depth_through`` (the Kinect-like convention) under "through/...". ``keep(index, sample, depth,
     row)`` is called for every evaluated image (pictures)."""
-    seed_loss = build_loss("seed", max_depth=proto.max_depth)
+    check_limit(limit)
+    seed_loss = build_loss("seed", max_depth=proto.max_depth) if math.isfinite(proto.max_depth) else None
     n = len(dataset) if limit is None else min(limit, len(dataset))
     safe = SkipBad(torch.utils.data.Subset(dataset, range(n)))
     rows: dict[str, list[dict]] = {"model": [], "constant": [], "mean_map": []}
@@ -216,6 +229,8 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
     model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
     image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
+    check_limit(limit)
+    suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
     predictor, recipe, baselines = _open(source, device, flip)
     out = ensure_dir(out or default_out(source))
     if suite is not None:

@@ -258,7 +258,10 @@ def whdr(pred, gt, valid=None, n_pairs: int = 5000, tolerance: float = 0.02, see
 DISTANCE_NAMES = ("abs_rel", "rmse", "log10")
 
 
-def distance_errors(pred, gt, valid=None, top: float = 20.0, step: float = 1.0) -> dict[str, np.ndarray]:
+DISTANCE_TOP = 20.0  # metres: the newer iBims-1 script's last band
+
+
+def distance_errors(pred, gt, valid=None, top: float = DISTANCE_TOP, step: float = 1.0) -> dict[str, np.ndarray]:
     """iBims-1's distance-related errors: AbsRel, RMSE (m) and log10 within each ``step``-metre band of gt depth.
 
     pred, gt: (H,W) metres; valid: optional bool (H,W), ANDed with finite gt > 0 and finite pred > 0. Band k holds

@@ -34,6 +34,10 @@ class Protocol:
     max_depth: float
 
     def with_max(self, max_depth: float) -> Protocol:
+        """This protocol with the depth cap ``max_depth`` metres (inf: no cap, as the official iBims-1 script)."""
+        if not float(max_depth) > self.min_depth:  # also NaN
+            raise DepthforgeError(f"max depth {max_depth}: the depth cap must be more than the protocol's minimum "
+                                  f"depth, {self.min_depth:g} m (inf: no cap)")
         return replace(self, max_depth=float(max_depth))
 
     def crop_mask(self, h: int, w: int) -> np.ndarray:

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from ..errors import DepthforgeError
-from ..files import write_bytes
+from ..files import remove_partial_writes, write_bytes
 from ..models.base import DepthModel
 from .onnx import CONTRACT_KEY, INPUT, META_KEY, OUTPUT, first_line, session
 
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("torchscript", "dynamo")
+MIN_OPSET = 7  # the oldest the TorchScript exporter writes
 
 
 def _example_size(model: DepthModel) -> tuple[int, int]:
@@ -71,7 +72,11 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     path = Path(onnx_path)
     if path.suffix.lower() != ".onnx":
         raise DepthforgeError(f"{path}: the ONNX file name must end in .onnx (depthforge.load goes by the suffix)")
-    opset = opset or (17 if exporter == "torchscript" else 18)
+    if opset is None:
+        opset = 17 if exporter == "torchscript" else 18
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise DepthforgeError(f"opset {opset}: ONNX opsets are {MIN_OPSET}..{onnx.defs.onnx_opset_version()} here")
+    check_target(path)
     model = model.cpu().eval()
     h, w = _example_size(model)
     example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -97,22 +102,38 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     return {"path": str(path), "opset": opset, "exporter": exporter, "bytes": len(data), "max_abs_diff": diff}
 
 
+def check_target(path: Path) -> None:
+    """Refuse an output path that is a folder (before the slow export, not at its final rename), and remove the
+    temp files a killed export left beside it."""
+    if path.is_dir():
+        raise DepthforgeError(f"{path}: is a folder; give the ONNX file's name, e.g. {path / 'model.onnx'}")
+    remove_partial_writes(path.parent, [path.name])
+
+
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
                 exporter: str = "torchscript", check: bool = True, int8: int = 0) -> dict[str, Any]:
     """Checkpoint -> ONNX file; see ``export_module``. With ``int8`` > 0, also a static int8 model beside it
-    (``NAME-int8.onnx``), calibrated on that many images of the checkpoint's training data (``int8_path``,
-    ``int8_max_abs_diff`` in the result)."""
+    (``NAME-int8.onnx``), calibrated on up to that many images of the checkpoint's training data (``int8_path``,
+    ``int8_images``: how many it was, ``int8_max_abs_diff`` in the result)."""
     from ..models.checkpoint import load_checkpoint
 
+    if int8 < 0:
+        raise DepthforgeError(f"int8: the number of calibration images must be positive, got {int8}")
+    path = Path(onnx_path)
+    int8_path = path.with_name(f"{path.stem}-int8.onnx")
+    if int8:
+        check_target(int8_path)
     model, info = load_checkpoint(checkpoint)
     result = export_module(model, info, onnx_path, opset, exporter, check)
     if int8:
         from .quantize import quantize_onnx
 
-        path = Path(onnx_path)
-        int8_path = path.with_name(f"{path.stem}-int8.onnx")
-        quantize_onnx(path, int8_path, calibration_from_recipe(info, model, int8))
-        result["int8_path"] = str(int8_path)
+        calibration = calibration_from_recipe(info, model, int8)
+        if len(calibration) < int8:
+            log.warning("int8: the training split has %d readable image(s), fewer than the %d asked; calibrating on "
+                        "those", len(calibration), int8)
+        quantize_onnx(path, int8_path, calibration)
+        result["int8_path"], result["int8_images"] = str(int8_path), len(calibration)
         if check:
             x = torch.rand(2, 3, *_example_size(model), generator=torch.Generator().manual_seed(1))
             with torch.inference_mode():

@@ -16,6 +16,8 @@ import contextlib
 import io
 import itertools
 import os
+import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +105,33 @@ def _method(method: str):
         raise DepthforgeError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}") from None
 
 
+def _work_dir(dst: Path) -> tempfile.TemporaryDirectory:
+    """A hidden work folder beside ``dst`` (``.NAME.quant-PID-XXXX``), removed at the end; those of killed runs
+    (their process gone) are removed first, so a kill -9 leaves nothing behind for long. Beside the output rather
+    than in /tmp: the model copies are as large as the model, and the user chose that disk for it."""
+    stale = re.compile(rf"\.{re.escape(dst.name)}\.quant-(\d+)-\w+")
+    with contextlib.suppress(OSError):
+        for p in dst.parent.iterdir():
+            m = stale.fullmatch(p.name)
+            if m and p.is_dir() and not p.is_symlink() and not _alive(int(m[1])):
+                shutil.rmtree(p, ignore_errors=True)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=f".{dst.name}.quant-{os.getpid()}-", dir=dst.parent)
+    except OSError as e:
+        raise DepthforgeError(f"{dst.parent}: cannot write there ({e.strerror or e})") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid: leave it
+    return True
+
+
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calibration: Iterable[Any],
                   per_channel: bool = True, method: str = "percentile", percentile: float = 99.999,
                   ops: Iterable[str] = OPS, exclude: Iterable[str] = (), preprocess: bool = True,
@@ -150,7 +179,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     if first is None:
         raise DepthforgeError(f"{src}: no calibration images given")
     reader = _Reader(itertools.chain([first], batches), model.graph.input[0].name)
-    with tempfile.TemporaryDirectory(prefix="depthforge-quant-") as tmp:
+    with _work_dir(dst) as tmp:
         prepared = src
         if preprocess:
             prepared = Path(tmp) / "prepared.onnx"

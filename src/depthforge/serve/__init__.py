@@ -2,3 +2,4 @@
 
 from ..data.io import MAX_PIXELS  # the decompression-bomb guard every reader shares, checked from the header
 WORK_PIXELS = 4_000_000  # larger photos are scaled down to this before prediction: bounds memory and files
+UPLOAD_TIMEOUT = 60.0  # seconds an upload's body may take: 20 MB at ~3 Mbit/s

@@ -11,11 +11,13 @@ Upload a photo, see its colour-mapped depth beside it, read metres under the mou
 - ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
   ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size).
 
-Uploads are read into memory up to the size limit, their pixel count is checked before decoding, and results
-live only in a private temporary folder (random hex ids, oldest evicted, removed at shutdown).
+Uploads are read into memory up to the size limit and within a time limit (``--upload-timeout``), their pixel
+count is checked before decoding, and results live only in a private temporary folder (random hex ids, oldest
+evicted, removed at shutdown).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent / "web"
 ID_RE = re.compile(r"[0-9a-f]{32}")
-from . import MAX_PIXELS, WORK_PIXELS
+from . import MAX_PIXELS, UPLOAD_TIMEOUT, WORK_PIXELS
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
 MULTIPART_OVERHEAD = 64 * 1024
@@ -75,9 +77,27 @@ def _multipart_parser():
     return MultipartParser, parse_options_header
 
 
-async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
+async def _body(request: Request, timeout: float):
+    """The request body's chunks, all of which must arrive within ``timeout`` seconds (UploadError 408 after):
+    uvicorn's timeouts cover idle connections, not a body that stalls or trickles, which would hold its
+    connection and memory open for ever."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise UploadError(408, f"the upload did not arrive within {timeout:g} s (--upload-timeout)") from None
+        yield chunk
+
+
+async def read_upload(request: Request, limit: int, timeout: float = UPLOAD_TIMEOUT) -> tuple[bytes, str]:
     """The uploaded file's bytes and name, from a multipart ``file`` field or a raw body; never more than
-    ``limit`` bytes are kept (UploadError 413 beyond) and nothing touches the disk."""
+    ``limit`` bytes are kept (UploadError 413 beyond), the whole body must arrive within ``timeout`` seconds
+    (UploadError 408 after) and nothing touches the disk."""
     too_big = UploadError(413, f"upload is larger than the {limit / 2**20:g} MB limit (--max-upload-mb)")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
@@ -85,7 +105,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         body = bytearray()
-        async for chunk in request.stream():
+        async for chunk in _body(request, timeout):
             body += chunk
             if len(body) > limit:
                 raise too_big
@@ -128,7 +148,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
                                         "on_part_data": on_part_data})
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _body(request, timeout):
             received += len(chunk)
             if received > limit + MULTIPART_OVERHEAD:
                 raise too_big
@@ -224,8 +244,10 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
 
 
 def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
-               max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0) -> FastAPI:
-    """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring."""
+               max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0,
+               upload_timeout: float = UPLOAD_TIMEOUT) -> FastAPI:
+    """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring.
+    ``upload_timeout``: seconds an upload's body may take to arrive."""
     results = Results(workdir, keep)
     depth_encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
     predict_lock = threading.Lock()  # one prediction at a time: the network already uses every core
@@ -269,7 +291,7 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
     @app.post("/api/predict")
     async def predict(request: Request):
         try:
-            data, name = await read_upload(request, max_upload_bytes)
+            data, name = await read_upload(request, max_upload_bytes, upload_timeout)
             return await run_in_threadpool(process, data, Path(name).name or "upload")
         except UploadError as e:
             return error(e.status, str(e))

@@ -7,19 +7,25 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ...errors import DepthforgeError
-from ...files import write_bytes, write_depth_png, write_image
+from ...files import remove_partial_writes, write_bytes, write_depth_png, write_image
 from .scenes import _check_size, render_scene, scene_rng, synth_intrinsics
+
+MAX_SCENES = 100_000  # file names hold 5 digits, so that they sort in scene order
 
 
 def write_dataset(out, n: int, size=(240, 320), split: str = "train", holes: bool = False,
                   progress: bool = True) -> Path:
     """Render scenes 0..n-1 of ``split`` to ``out`` in the folder format (``folder`` dataset) and return ``out``:
-    ``rgb/NNNNN.png`` (8-bit RGB), ``depth/NNNNN.png`` (16-bit millimetres, 0 = invalid), ``intrinsics.txt``."""
+    ``rgb/NNNNN.png`` (8-bit RGB), ``depth/NNNNN.png`` (16-bit millimetres, 0 = invalid), ``intrinsics.txt``.
+    Temp files that a killed earlier run left in these folders are removed first."""
     out = Path(out)
     size = _check_size(size)
     scene_rng(0, split)
-    if int(n) < 1:
-        raise DepthforgeError(f"synth: number of scenes must be >= 1, got {n}")
+    if not 1 <= int(n) <= MAX_SCENES:
+        raise DepthforgeError(f"synth: number of scenes must be 1..{MAX_SCENES}, got {n}")
+    remove_partial_writes(out, ["intrinsics.txt"])  # the user's folder: only our own file's temps
+    for folder in (out / "rgb", out / "depth"):
+        remove_partial_writes(folder)
     k = synth_intrinsics(size)
     write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
     for i in tqdm(range(int(n)), desc=f"rendering {split} scenes", unit="scene", disable=not progress):
