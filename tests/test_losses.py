@@ -31,7 +31,11 @@ def test_seed_loss_matches_tensorflow(fixtures, case):
     # Measured: loss <= 3.2e-7, per <= 5.4e-7, ssim <= 1.1e-6, gradient <= 2.9e-8 (gradients are 1e-7..2e-4).
     assert ours.mean().item() == pytest.approx(loss, abs=1e-5)
     np.testing.assert_allclose(ours.detach().numpy(), per, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(ssim_tf(y_pred.detach(), y_true, 1.0).numpy(), ssim, rtol=0, atol=1e-5)
+    # The definition in float64 is TensorFlow's to its own float32 rounding (measured <= 1.8e-6); in float32 the
+    # blur's matrix products sum in a CPU-dependent order: <= 1.1e-6 on an Intel Xeon, 1.2e-5 on an AMD EPYC.
+    np.testing.assert_allclose(ssim_tf(y_pred.detach().double(), y_true.double(), 1.0).numpy(), ssim, rtol=0,
+                               atol=5e-6)
+    np.testing.assert_allclose(ssim_tf(y_pred.detach(), y_true, 1.0).numpy(), ssim, rtol=0, atol=3e-5)
     np.testing.assert_allclose(y_pred.grad.numpy(), grad.numpy(), rtol=0, atol=1e-7)
 
 

@@ -221,20 +221,28 @@ def test_render_rate_counts_scenes_per_second():
     assert 0 < rate < 1e5
 
 
-# sha256 (first 16 hex digits) of image and depth of scenes rendered at 60x80 before synth.py became a package;
-# the split must not change one bit of what a seed draws (numpy 2.4 on x86-64).
+# Scenes rendered at 60x80 before synth.py became a package: the split must not change what a seed draws.
+# Depth: sha256 (first 16 hex digits), bit-exact on any x86-64 (plain arithmetic). Image: a fixed random weighting
+# of its pixels, to 1e-7 relative: shading goes through numpy's SIMD transcendentals, whose last bits differ
+# between CPUs (Intel Xeon and AMD EPYC gave other image hashes for the same depth), while a changed draw moves
+# the sum by far more. The depth hashes are those frozen before the split; the image sums were taken on an AMD
+# EPYC (2026-12-07) from code whose image hashes matched the frozen ones on an Intel Xeon.
 FROZEN = {
-    (0, "train", False): ("db68dc9f522fc0fe", "a97b04a48635a487"),
-    (7, "train", True): ("953342e78975b9e5", "97c453f6d39af919"),
-    (3, "val", False): ("3c9a07c4a0336c56", "8fcbef269e4f9ac6"),
-    (5, "val", True): ("a3fca019343c8409", "e157447b6a00e821"),
-    (11, "test", False): ("d5859b4fb00dae1c", "f71481b57ef0b85a"),
-    (2, "test", True): ("67a82c5e7c6c56fe", "b59f308a6b438679"),
+    (0, "train", False): (3313.3661144103457, "a97b04a48635a487"),
+    (7, "train", True): (4606.505261535244, "97c453f6d39af919"),
+    (3, "val", False): (2490.349980944181, "8fcbef269e4f9ac6"),
+    (5, "val", True): (4520.897922921808, "e157447b6a00e821"),
+    (11, "test", False): (3943.7971686935953, "f71481b57ef0b85a"),
+    (2, "test", True): (3682.3253461047043, "b59f308a6b438679"),
 }
 
 
 @pytest.mark.parametrize("index,split,holes", list(FROZEN))
-def test_scenes_are_bit_identical_to_the_frozen_renders(index, split, holes):
+def test_scenes_are_the_frozen_renders(index, split, holes):
     s = render_scene(index, split, (60, 80), holes)
-    got = tuple(hashlib.sha256(np.ascontiguousarray(s[key]).tobytes()).hexdigest()[:16] for key in ("image", "depth"))
-    assert got == FROZEN[index, split, holes]
+    image = np.asarray(s["image"], np.float64)
+    weighted = float((image * np.random.default_rng(0).random(image.shape)).sum())
+    depth = hashlib.sha256(np.ascontiguousarray(s["depth"]).tobytes()).hexdigest()[:16]
+    image_sum, depth_hash = FROZEN[index, split, holes]
+    assert depth == depth_hash
+    assert weighted == pytest.approx(image_sum, rel=1e-7)
