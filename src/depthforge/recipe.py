@@ -111,6 +111,8 @@ class Train(_Closed):
         "auto", description="auto, -1 (all), a count, or a list of device indices")
     strategy: str = Field("auto", min_length=1, description="a Lightning strategy: auto, ddp, fsdp ...")
     num_nodes: int = Field(1, ge=1)
+    init_from: Optional[str] = Field(None, min_length=1, description="a depthforge checkpoint whose weights "
+                                     "start the run (fine-tuning; the optimiser starts afresh)")
     deterministic: bool = Field(False, description="bit-exact runs: an interrupted and resumed run ends "
                                                    "with the same weights as an uninterrupted one")
 
