@@ -101,8 +101,9 @@ class Train(_Closed):
     num_workers: Union[Literal["auto"], Annotated[int, Field(ge=0, le=1024)]] = Field(
         "auto", description="loader processes per training process (auto: from the CPUs this process may use)")
     # Lightning's meaning: an integer counts batches, a number in (0, 1] is a share of them
-    limit_train_batches: Union[Annotated[int, Field(ge=1)], Annotated[float, Field(gt=0.0, le=1.0)]] = 1.0
-    limit_val_batches: Union[Annotated[int, Field(ge=0)], Probability] = 1.0
+    limit_train_batches: Union[Annotated[int, Field(ge=1, strict=True)],
+                               Annotated[float, Field(gt=0.0, le=1.0)]] = 1.0
+    limit_val_batches: Union[Annotated[int, Field(ge=0, strict=True)], Probability] = 1.0
     log_every_n_steps: int = Field(10, ge=1)
     checkpoint_every_n_steps: Optional[int] = Field(None, ge=1)
     accelerator: Literal[ACCELERATORS] = "auto"  # type: ignore[valid-type]
@@ -302,6 +303,8 @@ def _error_line(where: str, e: ValidationError) -> str:
     same = [err for err in errors if keys(err)[:len(first)] == first or first[:len(keys(err))] == keys(err)]
     err = next((x for x in same if x["type"] in _RANGE_ERRORS), errors[0])
     loc = ".".join(keys(err))
+    if err["type"] == "missing" and any(isinstance(p, int) for p in err["loc"]):  # a short list: a bad value
+        err = {**err, "type": "too_short", "msg": "Too few values", "input": _input(e, keys(err))}
     if err["type"] == "missing":
         return f"{where}: missing {'section' if '.' not in loc else 'key'} {loc!r}"
     if err["type"] == "extra_forbidden":
@@ -312,6 +315,15 @@ def _error_line(where: str, e: ValidationError) -> str:
     field = _field(keys(err)[:2])
     allowed = f"; allowed: {_describe(field.annotation, field.metadata)}" if field is not None else ""
     return f"{where}: {loc}: {msg[0].lower() + msg[1:]}{shown}{allowed}"
+
+
+def _input(e: ValidationError, keys: list[str]) -> Any:
+    """What the user gave at the field named by ``keys`` (the first two: section and key)."""
+    value = e.errors()[0].get("input")
+    for err in e.errors():
+        if [str(p) for p in err["loc"][:2]] == keys[:2]:
+            return err.get("input")
+    return value
 
 
 def _short(value: Any, limit: int = 60) -> str:
