@@ -15,12 +15,10 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import math
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
