@@ -7,6 +7,7 @@ exactly where the interrupted one stopped — mid-epoch too, and on another numb
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Iterator
 
 import numpy as np
@@ -124,11 +125,22 @@ def make_splits(recipe: Recipe) -> tuple[SkipBad, Split, Split | None]:
     return full, train, val
 
 
+def worker_count(setting: int | str, world: int = 1) -> int:
+    """Loader processes per training process: an explicit count as given; "auto" leaves each of the ``world``
+    training processes one of the CPUs this process may run on and gives it the rest of its share (up to 8),
+    so a 2-core machine does not start more workers than it has cores."""
+    if setting != "auto":
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus // max(1, world) - 1))
+
+
 def make_loader(ds: Split, recipe: Recipe, train: bool, rank: int = 0, world: int = 1) -> ResumableLoader:
     t = recipe.train
     sampler = EpochSampler(len(ds), recipe.seed, shuffle=train, rank=rank, world=world, pad=train, seeded=train)
-    return ResumableLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers,
-                           collate_fn=collate, persistent_workers=t.num_workers > 0)
+    workers = worker_count(t.num_workers, world)
+    return ResumableLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
+                           collate_fn=collate, persistent_workers=workers > 0)
 
 
 def training_baselines(train: Split, recipe: Recipe, max_samples: int = 2000) -> dict[str, Any]:
@@ -142,8 +154,8 @@ def training_baselines(train: Split, recipe: Recipe, max_samples: int = 2000) ->
         plain = Subset(plain, [int(i * step) for i in range(max_samples)])
     total = torch.zeros(1, *size, dtype=torch.float64)
     count = torch.zeros(1, *size, dtype=torch.float64)
-    loader = DataLoader(plain, batch_size=recipe.train.batch_size, num_workers=recipe.train.num_workers,
-                        collate_fn=collate)
+    loader = DataLoader(plain, batch_size=recipe.train.batch_size,
+                        num_workers=worker_count(recipe.train.num_workers), collate_fn=collate)
     for batch in loader:
         if batch is None:
             continue
