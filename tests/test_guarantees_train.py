@@ -173,6 +173,32 @@ def test_default_loader_workers_follow_the_cpus_this_process_may_use(monkeypatch
         assert loaders.worker_count(4, world) == 4
 
 
+@pytest.mark.parametrize("n", [7, 8])
+def test_a_resumed_epoch_gives_each_process_the_samples_of_an_unbroken_one(n):
+    """Two processes, an odd sample count: the epoch is padded by wrapping; that padding must not depend on
+    where the epoch was resumed, else exact resume breaks."""
+    from depthforge.training.loaders import EpochSampler
+
+    def share(rank, consumed=None):
+        sampler = EpochSampler(n, seed=3, rank=rank, world=2)
+        sampler.set_epoch(1)
+        if consumed is not None:
+            sampler.load_state_dict({"epoch": 1, "consumed": consumed})
+        return list(sampler)
+
+    for rank in (0, 1):
+        unbroken = share(rank)
+        assert len(unbroken) == -(-n // 2)
+        for steps in (1, 2, 3):  # a batch of one per process: 2 samples consumed per step
+            assert share(rank, consumed=2 * steps) == unbroken[steps:], (rank, steps)
+    # resumed on one process after two consumed 4: the 4 positions not yet taken, each once, and the padding
+    one = EpochSampler(n, seed=3, rank=0, world=1)
+    one.set_epoch(1)
+    one.load_state_dict({"epoch": 1, "consumed": 4})
+    both = [p for pair in zip(share(0)[2:], share(1)[2:]) for p in pair]
+    assert list(one) == both[:n - 4]
+
+
 def test_an_unreadable_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
     from depthforge.models import checkpoint
 

@@ -65,20 +65,29 @@ class EpochSampler(Sampler):
         return len(range(self.rank, self.n, self.world))
 
     def __iter__(self) -> Iterator[Any]:
-        order = self._order()
+        full = self._order()
+        order = self._padded(full)
         skip = 0
         if self._resume is not None and self._resume[0] == self.epoch:
             skip = min(self._resume[1], len(order))
         self._resume = None
         self.consumed = skip
+        # pad before skipping: the padding then depends on (seed, epoch) only, so a resumed epoch ends with the
+        # samples an unbroken one ends with (padding the remainder would wrap from wherever the resume began)
         order = order[skip:]
-        if self.pad and order:
-            total = math.ceil(len(order) / self.world) * self.world
-            order = (order * math.ceil(total / len(order)))[:total]
+        if self.pad and len(order) % self.world:  # resumed on another number of processes
+            order = (order + full * self.world)[:math.ceil(len(order) / self.world) * self.world]
         mine = order[self.rank::self.world]
         if self.seeded:
             return iter([(i, sample_seed(self.seed, self.epoch, i)) for i in mine])
         return iter(mine)
+
+    def _padded(self, order: list[int]) -> list[int]:
+        """``order`` wrapped to a multiple of ``world`` when training (every process takes as many batches)."""
+        if not self.pad or not order:
+            return order
+        total = math.ceil(len(order) / self.world) * self.world
+        return (order * math.ceil(total / len(order)))[:total]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "consumed": self.consumed}
