@@ -71,6 +71,26 @@ def test_dbe_no_gt_edge_is_nan_and_no_pred_edge_is_max():
     assert boundary_errors(d, canny_edges(boxes()))["dbe_acc"] == 10.0
 
 
+def test_dbe_matches_the_reference_script_on_a_constructed_case():
+    """Against iBims-1's reference (``compute_depth_boundary_error`` of evaluate_ibims_error_metrics.py, BS-Net's
+    copy), run on this very case outside the repository; its two numbers are stored here."""
+    pred = np.full((40, 64), 2.0, np.float32)
+    pred[:, 20:] = 4.0  # a step 3 columns left of the gt boundary
+    pred[:, 50:] = 5.0  # a step 26 columns from it: beyond the 10-px neighbourhood
+    pred[30:34, 5:9] = 0  # no prediction: the script makes these NaN before normalising (kept as 0: acc 3.158)
+    gt = np.zeros((40, 64), bool)
+    gt[:, 23] = True
+    gt[5, 30:36] = True  # a boundary no predicted edge comes within 10 px of
+    est = canny_edges(pred)
+    # Canny marks 32 pixels of column 19 (4 px from the gt) and 36 of column 20 (3 px); those of columns 49-50
+    # lie beyond 10 px and do not count: acc = (32·4 + 36·3) / 68, by hand
+    assert [int(est[:, c].sum()) for c in (19, 20, 49, 50)] == [32, 36, 4, 38] and est.sum() == 110
+    out = boundary_errors(pred, gt)
+    assert out["dbe_acc"] == pytest.approx(236 / 68, rel=1e-12)
+    assert out["dbe_acc"] == pytest.approx(3.4705882352941178, rel=1e-12)  # the reference script's
+    assert out["dbe_comp"] == pytest.approx(5.3631353246197015, rel=1e-12)  # the reference script's
+
+
 def test_dbe_completeness_variants_and_bad_input():
     gt = boxes()
     half = np.full((H, W), 5.0)

@@ -3,34 +3,48 @@ reads, with its default. Every field can be overridden from the command line as 
 as YAML); a misspelt key fails with one line naming the close ones.
 
 Sections: ``model``, ``loss``, ``data`` and ``test_data`` name a registered factory (``name:``) and pass their
-other keys to it, checked against the factory's signature; ``augment``, ``train`` and ``eval`` are closed.
+other keys to it, checked against the factory's signature; ``augment``, ``train`` and ``eval`` are closed. Every
+value has its allowed range in the schema (finite numbers, probabilities in [0, 1], sizes >= 1 ...); a value
+outside it is refused in one line naming the key and the range.
+
+A named section is replaced whole from the command line with ``SECTION=NAME`` (the factory's defaults) or
+``SECTION={name: NAME, key: value}``; the section's own keys (``data.size``, ``data.val_fraction``) carry over.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import inspect
+import typing
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .errors import DepthforgeError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+MAX_SIDE = 16384  # pixels: a side beyond this is a typo, not an image
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_VALUES = 100_000  # values once YAML aliases are expanded; a real recipe has a few hundred
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
+NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Named(BaseModel):
     """A section that names a registered factory; its other keys are the factory's keyword arguments."""
 
-    model_config = ConfigDict(extra="allow")
-    name: str
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    name: str = Field(min_length=1)
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -44,14 +58,8 @@ class ModelSection(Named):
 
 
 class DataSection(Named):
-    size: Optional[tuple[int, int]] = Field(None, description="(H, W) the model trains and predicts at")
+    size: Optional[tuple[Side, Side]] = Field(None, description="(H, W) the model trains and predicts at")
     val_fraction: float = Field(0.3, ge=0.0, lt=1.0, description="share of the training split held out")
-
-    @model_validator(mode="after")
-    def _size(self):
-        if self.size is not None and min(self.size) < 1:
-            raise ValueError(f"size must be [H, W] of positive integers, got {list(self.size)}")
-        return self
 
     def spec(self, size: tuple[int, int] | None = None) -> dict[str, Any]:
         """What ``build_dataset`` takes: name, the dataset's options, and the size synthetic scenes render at."""
@@ -59,15 +67,27 @@ class DataSection(Named):
 
 
 class Augment(_Closed):
-    hflip: Union[bool, float] = Field(0.0, description="probability of a left-right flip (true = 0.5)")
-    crop: Union[bool, tuple[int, int]] = Field(False, description="random crop: true = at `size`, or [H, W]")
+    hflip: Union[bool, Probability] = Field(0.0, description="probability of a left-right flip (true = 0.5)")
+    crop: Union[bool, tuple[Side, Side]] = Field(False, description="random crop: true = at `size`, or [H, W]")
     rotate: float = Field(0.0, ge=0.0, le=180.0, description="max degrees of a random rotation")
-    jitter: Union[bool, dict[str, Any]] = Field(False, description="colour jitter (true = the toolbox's)")
+    jitter: Union[bool, dict[Literal["brightness", "contrast", "saturation", "gamma"],
+                             Union[Probability, tuple[NonNegative, NonNegative]]]] = Field(
+        False, description="colour jitter (true = the toolbox's): amount a (factor in [1-a, 1+a]) or [low, high]")
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter_ranges(cls, jitter):
+        for key, value in (jitter if isinstance(jitter, dict) else {}).items():
+            if isinstance(value, tuple) and value[0] > value[1]:
+                raise ValueError(f"{key}: [low, high] needs low <= high, got {list(value)}")
+        return jitter
 
 
 class Train(_Closed):
     epochs: int = Field(10, ge=0)
-    max_steps: int = Field(-1, ge=-1, description="stop after this many optimiser steps (-1: epochs decide)")
+    # 0 would "train" no step and still write the untrained weights as the run's result
+    max_steps: Union[Literal[-1], Annotated[int, Field(ge=1)]] = Field(
+        -1, description="stop after this many optimiser steps (-1: epochs decide)")
     max_time: Optional[float] = Field(None, gt=0.0, description="stop after this many minutes of training; the "
                                       "schedule still spans the epochs, and the last step is saved")
     batch_size: int = Field(16, ge=1, description="per process")
@@ -82,15 +102,22 @@ class Train(_Closed):
     grad_clip: Optional[float] = Field(None, gt=0.0, description="clip the gradient norm (None: off)")
     precision: Literal[PRECISIONS] = "32-true"  # type: ignore[valid-type]
     channels_last: bool = False
-    num_workers: int = Field(0, ge=0)
-    limit_train_batches: Union[int, float] = Field(1.0, gt=0)
-    limit_val_batches: Union[int, float] = Field(1.0, ge=0)
+    num_workers: Union[Literal["auto"], Annotated[int, Field(ge=0, le=1024)]] = Field(
+        "auto", description="loader processes per training process (auto: from the CPUs this process may use)")
+    # Lightning's meaning: an integer counts batches, a number in (0, 1] is a share of them
+    limit_train_batches: Union[Annotated[int, Field(ge=1, strict=True)],
+                               Annotated[float, Field(gt=0.0, le=1.0)]] = 1.0
+    limit_val_batches: Union[Annotated[int, Field(ge=0, strict=True)], Probability] = 1.0
     log_every_n_steps: int = Field(10, ge=1)
     checkpoint_every_n_steps: Optional[int] = Field(None, ge=1)
-    accelerator: str = "auto"
-    devices: Union[int, str, list[int]] = "auto"
-    strategy: str = "auto"
+    accelerator: Literal[ACCELERATORS] = "auto"  # type: ignore[valid-type]
+    devices: Union[Literal["auto", -1], Annotated[int, Field(ge=1)],
+                   Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]] = Field(
+        "auto", description="auto, -1 (all), a count, or a list of device indices")
+    strategy: str = Field("auto", min_length=1, description="a Lightning strategy: auto, ddp, fsdp ...")
     num_nodes: int = Field(1, ge=1)
+    init_from: Optional[str] = Field(None, min_length=1, description="a depthforge checkpoint whose weights "
+                                     "start the run (fine-tuning; the optimiser starts afresh)")
     deterministic: bool = Field(False, description="bit-exact runs: an interrupted and resumed run ends "
                                                    "with the same weights as an uninterrupted one")
 
@@ -105,9 +132,9 @@ class Eval(_Closed):
 
 
 class Recipe(_Closed):
-    name: str = "recipe"
-    seed: int = 0
-    out: str = "runs/quick"
+    name: str = Field("recipe", min_length=1)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's and Lightning's seed range
+    out: str = Field("runs/quick", min_length=1)
     model: ModelSection
     loss: Named
     data: DataSection
@@ -153,7 +180,32 @@ def _check_named(section: str, value: Named) -> None:
     for key in value.kwargs:
         if key not in params:
             raise DepthforgeError(_unknown(f"{section}.{key}", [f"{section}.{k}" for k in known],
-                                           f" ({registry.kind} {value.name!r} takes: {', '.join(known)})"))
+                                           f" ({registry.kind} {value.name!r} takes: {', '.join(known)}; "
+                                           f"{section}={value.name} replaces the whole section)"))
+    _check_types(section, value, factory)
+
+
+def _check_types(section: str, value: Named, factory) -> None:
+    """Each keyword argument against the factory's annotation, so ``model.width=abc`` is one line here rather
+    than a TypeError deep inside the model."""
+    try:
+        params = inspect.signature(factory, eval_str=True).parameters
+    except Exception:  # an annotation that names what only type checkers import: nothing to check against
+        return
+    for key, given in value.kwargs.items():
+        param = params[key]
+        if param.annotation is param.empty or (given is None and param.default is None):
+            continue
+        try:
+            adapter = TypeAdapter(param.annotation)
+        except Exception:  # not a type pydantic knows (a torch module, a callable ...)
+            continue
+        try:
+            adapter.validate_python(given)
+        except ValidationError as e:
+            msg = e.errors()[0]["msg"]
+            raise DepthforgeError(f"{section}.{key}: {msg[0].lower() + msg[1:]} (got {_short(given)}); allowed: "
+                                  f"{_describe(param.annotation)}") from None
 
 
 def _unknown(key: str, known: list[str], extra: str = "") -> str:
@@ -175,19 +227,112 @@ def _known_keys() -> list[str]:
     return keys
 
 
+def _bounds(meta: list) -> str:
+    lo = next(((">=", "[", m.ge) for m in meta if getattr(m, "ge", None) is not None), None) or \
+        next(((">", "(", m.gt) for m in meta if getattr(m, "gt", None) is not None), None)
+    hi = next((("<=", "]", m.le) for m in meta if getattr(m, "le", None) is not None), None) or \
+        next((("<", ")", m.lt) for m in meta if getattr(m, "lt", None) is not None), None)
+    if lo and hi:
+        return f" in {lo[1]}{_num(lo[2])}, {_num(hi[2])}{hi[1]}"
+    return f" {lo[0]} {_num(lo[2])}" if lo else f" {hi[0]} {_num(hi[2])}" if hi else ""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _plural(text: str) -> str:
+    return text.replace("an integer", "integers").replace("a finite number", "finite numbers")
+
+
+def _describe(ann: Any, meta: list | None = None) -> str:
+    """A field's type and range in words: "a finite number in [0, 1]", "true/false or [H, W] ..."."""
+    meta = list(meta or [])
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is Annotated:
+        extra = [m for a in args[1:] for m in (getattr(a, "metadata", None) or [a])]
+        return _describe(args[0], meta + extra)
+    if origin is Union:
+        return " or ".join("null" if a is type(None) else _describe(a, meta) for a in args)
+    if origin is Literal:
+        return str(args[0]) if len(args) == 1 else "one of " + ", ".join(str(a) for a in args)
+    if origin is tuple:
+        parts = [_describe(a) for a in args]
+        if len(parts) == 2 and parts[0] == parts[1]:
+            return f"a pair of {_plural(parts[0])}"
+        return "[" + ", ".join(parts) + "]"
+    if origin is list:
+        return "a non-empty list of " + _plural(_describe(args[0]))
+    if origin is dict:
+        return "a mapping of " + _describe(args[0]) + " to " + _describe(args[1])
+    if ann is bool:
+        return "true/false"
+    if ann is int:
+        return "an integer" + _bounds(meta)
+    if ann is float:
+        return "a finite number" + _bounds(meta)
+    if ann is str:
+        return "non-empty text" if any(getattr(m, "min_length", 0) for m in meta) else "text"
+    return "a section" if isinstance(ann, type) and issubclass(ann, BaseModel) else str(ann)
+
+
+def _field(keys: list[str]):
+    """The pydantic field at ``keys`` (["train", "lr"]), or None."""
+    model, field = Recipe, None
+    for key in keys:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or key not in fields:
+            return None
+        field = fields[key]
+        model = next((a for a in (field.annotation, *typing.get_args(field.annotation))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return field
+
+
+# constraint errors say more than a union's "input should be a valid boolean"
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",
+                 "too_short", "too_long", "string_too_short", "value_error", "literal_error"}
+
+
 def _error_line(where: str, e: ValidationError) -> str:
-    err = e.errors()[0]
     # pydantic names union members and validators in the location ("hflip.bool"): keep the keys only
-    types = {"bool", "int", "float", "str", "dict"}
-    loc = ".".join(str(p) for p in err["loc"]
-                   if not (str(p) in types or "[" in str(p) or str(p).startswith("function-")))
+    types = {"bool", "int", "float", "str", "dict", "list", "tuple", "literal"}
+
+    def keys(err) -> list[str]:
+        return [str(p) for p in err["loc"] if not (str(p).split("[")[0] in types or "[" in str(p)
+                                                     or str(p).startswith(("function-", "constrained-")))]
+
+    errors = e.errors()
+    first = keys(errors[0])
+    same = [err for err in errors if keys(err)[:len(first)] == first or first[:len(keys(err))] == keys(err)]
+    err = next((x for x in same if x["type"] in _RANGE_ERRORS), errors[0])
+    loc = ".".join(keys(err))
+    if err["type"] == "missing" and any(isinstance(p, int) for p in err["loc"]):  # a short list: a bad value
+        err = {**err, "type": "too_short", "msg": "Too few values", "input": _input(e, keys(err))}
     if err["type"] == "missing":
         return f"{where}: missing {'section' if '.' not in loc else 'key'} {loc!r}"
     if err["type"] == "extra_forbidden":
         return f"{where}: {_unknown(loc, _known_keys())}"
     got = err.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{where}: {loc}: {err['msg'][0].lower() + err['msg'][1:]}{shown}"
+    shown = "" if isinstance(got, dict) else f" (got {_short(got)})"
+    msg = err["msg"].removeprefix("Value error, ")
+    field = _field(keys(err)[:2])
+    allowed = f"; allowed: {_describe(field.annotation, field.metadata)}" if field is not None else ""
+    return f"{where}: {loc}: {msg[0].lower() + msg[1:]}{shown}{allowed}"
+
+
+def _input(e: ValidationError, keys: list[str]) -> Any:
+    """What the user gave at the field named by ``keys`` (the first two: section and key)."""
+    value = e.errors()[0].get("input")
+    for err in e.errors():
+        if [str(p) for p in err["loc"][:2]] == keys[:2]:
+            return err.get("input")
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def validate(cfg: dict[str, Any], where: str = "recipe") -> Recipe:
@@ -220,7 +365,10 @@ def load_config(name_or_path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DepthforgeError(f"{name_or_path}: recipe not found (known: {', '.join(config_names())})")
     try:
-        cfg = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise DepthforgeError(f"{path}: {path.stat().st_size:,} bytes, too large for a recipe "
+                                  f"(at most {MAX_RECIPE_BYTES:,})")
+        cfg = parse_yaml(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise DepthforgeError(f"{path}: not a readable YAML recipe ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
@@ -229,21 +377,68 @@ def load_config(name_or_path: str | Path) -> dict[str, Any]:
     return cfg
 
 
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` that counts values as if aliases were expanded before building any object: a few
+    lines of nested anchors ("billion laughs") would otherwise become gigabytes once printed or validated."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_size(node, {}) > MAX_RECIPE_VALUES:
+                raise DepthforgeError(f"{where}: more than {MAX_RECIPE_VALUES:,} values once its YAML aliases are "
+                                      "expanded; a recipe has a few hundred")
+        except RecursionError:
+            raise DepthforgeError(f"{where}: nested too deeply (or an alias inside itself) for a recipe") from None
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int | None]) -> int:
+    """Values under ``node`` counting each alias use in full; ``sizes`` memoises shared nodes (None: being
+    counted, i.e. an alias inside its own anchor)."""
+    key = id(node)
+    if key in sizes:
+        if sizes[key] is None:
+            raise RecursionError
+        return sizes[key]  # type: ignore[return-value]
+    sizes[key] = None
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[key] = total
+    return min(total, MAX_RECIPE_VALUES + 1)
+
+
+# sections that name a factory; ``SECTION=NAME`` or ``SECTION={name: ...}`` replaces one whole
+NAMED_SECTIONS = ("model", "loss", "data", "test_data")
+
+
 def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A copy of ``cfg`` with ``key.sub=value`` overrides applied (values parsed as YAML). Keys are checked
-    against the schema when the result is validated."""
+    against the schema when the result is validated.
+
+    ``SECTION=NAME`` or ``SECTION={name: NAME, key: value}`` replaces a named section (model, loss, data,
+    test_data) whole: the factory's defaults plus the keys given. The section's own keys (``data.size``,
+    ``data.val_fraction``) carry over unless given."""
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key or "" in key.split("."):
             raise DepthforgeError(f"override {item!r}: expected key.sub=value")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw, f"override {key}")
         except yaml.YAMLError:
             value = raw
         parts = key.split(".")
         if parts[0] not in Recipe.model_fields:
             raise DepthforgeError(f"override {item!r}: {_unknown(parts[0], list(Recipe.model_fields))}")
+        if len(parts) == 1 and key in NAMED_SECTIONS and value is not None:
+            value = _replaced_section(key, cfg.get(key), value, item)
         node = cfg
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -254,6 +449,16 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[parts[-1]] = value
     return cfg
+
+
+def _replaced_section(section: str, old: Any, new: Any, item: str) -> dict[str, Any]:
+    if isinstance(new, str):
+        new = {"name": new}
+    if not isinstance(new, dict) or not isinstance(new.get("name"), str):
+        raise DepthforgeError(f"override {item!r}: expected {section}=NAME or {section}={{name: NAME, key: value}}")
+    own = DataSection.model_fields.keys() - {"name"} if section in ("data", "test_data") else ()
+    kept = {k: v for k, v in (old or {}).items() if k in own} if isinstance(old, dict) else {}
+    return {**kept, **new}
 
 
 def resolve(config: str | Path | dict[str, Any] = "quick", overrides: list[str] | None = None) -> Recipe:

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)  # an interrupted training: 128 + the signal, as the shell reports it
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

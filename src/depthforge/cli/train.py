@@ -8,7 +8,10 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default="quick", help="recipe name in configs/ or path to a YAML file "
                    "(default: quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe fields, e.g. train.epochs=3")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="override recipe fields, e.g. train.epochs=3 (values are YAML); replace a whole named "
+                        "section (model, loss, data, test_data) with SECTION=NAME, e.g. data=synth (that factory's "
+                        "defaults; data.size and data.val_fraction carry over), or data={name: folder, root: DIR}")
 
 
 def split_resume(args: argparse.Namespace) -> None:
@@ -20,6 +23,8 @@ def split_resume(args: argparse.Namespace) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_recipe_arguments(p)
+    p.epilog = ("One run writes into a folder at a time. Ctrl-C (SIGINT) or SIGTERM stops at the end of the step, "
+                "saves OUT/checkpoints/last.ckpt and exits 130 or 143; --resume continues exactly.")
     p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
                    help="resume an interrupted run exactly (default: OUT/checkpoints/last.ckpt)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in the output folder")

@@ -161,9 +161,20 @@ def _range(value: Any, key: str) -> tuple[float, float]:
         lo, hi = (1 - float(value), 1 + float(value)) if not isinstance(value, (list, tuple)) else map(float, value)
     except (TypeError, ValueError):
         raise DepthforgeError(f"augment.jitter.{key}: expected a number or [low, high], got {value!r}") from None
-    if not 0 <= lo <= hi:
-        raise DepthforgeError(f"augment.jitter.{key}: need 0 <= low <= high, got [{lo}, {hi}]")
+    if not 0 <= lo <= hi < math.inf:
+        raise DepthforgeError(f"augment.jitter.{key}: need 0 <= low <= high (finite), got [{lo}, {hi}]")
     return lo, hi
+
+
+def _number(value: Any, key: str, lo: float, hi: float) -> float:
+    """A finite number in [lo, hi], or one line naming ``augment.KEY`` and the range."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if isinstance(value, bool) or not lo <= x <= hi:  # also refuses nan
+        raise DepthforgeError(f"augment.{key}: expected a number in [{lo:g}, {hi:g}], got {value!r}")
+    return x
 
 
 JITTER_DEFAULTS = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "gamma": [0.9, 1.1]}
@@ -187,15 +198,17 @@ class TrainTransform:
                                   f"known: {', '.join(AUGMENT_KEYS)}")
         self.size = (int(size[0]), int(size[1]))
         flip = cfg.get("hflip", 0.0)
-        self.hflip = 0.5 if flip is True else float(flip or 0.0)
+        self.hflip = 0.5 if flip is True else _number(flip or 0.0, "hflip", 0.0, 1.0)
         crop_ = cfg.get("crop", False)
         if isinstance(crop_, (list, tuple)):
-            if len(crop_) != 2:
-                raise DepthforgeError(f"augment.crop: expected true or [H, W], got {crop_!r}")
+            if len(crop_) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop_):
+                raise DepthforgeError(f"augment.crop: expected true or [H, W] of integers >= 1, got {list(crop_)!r}")
             self.crop: tuple[int, int] | bool = (int(crop_[0]), int(crop_[1]))
+        elif isinstance(crop_, bool):
+            self.crop = crop_
         else:
-            self.crop = bool(crop_)
-        self.rotate = float(cfg.get("rotate", 0.0) or 0.0)
+            raise DepthforgeError(f"augment.crop: expected true/false or [H, W] of integers >= 1, got {crop_!r}")
+        self.rotate = _number(cfg.get("rotate", 0.0) or 0.0, "rotate", 0.0, 180.0)
         jitter = cfg.get("jitter") or {}
         if jitter is True:
             jitter = JITTER_DEFAULTS

@@ -39,9 +39,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DepthforgeError(f"{path}: checkpoint not found")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
-            raise DepthforgeError(f"{path}: not a depthforge checkpoint (not a PyTorch checkpoint file)")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:  # permissions, a vanished network mount ...
+        raise DepthforgeError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise DepthforgeError(f"{path}: not a depthforge checkpoint (not a PyTorch checkpoint file)")
     try:
         # mmap: checking a training checkpoint need not read its optimiser state into memory
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

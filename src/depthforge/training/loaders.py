@@ -7,6 +7,7 @@ exactly where the interrupted one stopped — mid-epoch too, and on another numb
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Iterator
 
 import numpy as np
@@ -64,20 +65,29 @@ class EpochSampler(Sampler):
         return len(range(self.rank, self.n, self.world))
 
     def __iter__(self) -> Iterator[Any]:
-        order = self._order()
+        full = self._order()
+        order = self._padded(full)
         skip = 0
         if self._resume is not None and self._resume[0] == self.epoch:
             skip = min(self._resume[1], len(order))
         self._resume = None
         self.consumed = skip
+        # pad before skipping: the padding then depends on (seed, epoch) only, so a resumed epoch ends with the
+        # samples an unbroken one ends with (padding the remainder would wrap from wherever the resume began)
         order = order[skip:]
-        if self.pad and order:
-            total = math.ceil(len(order) / self.world) * self.world
-            order = (order * math.ceil(total / len(order)))[:total]
+        if self.pad and len(order) % self.world:  # resumed on another number of processes
+            order = (order + full * self.world)[:math.ceil(len(order) / self.world) * self.world]
         mine = order[self.rank::self.world]
         if self.seeded:
             return iter([(i, sample_seed(self.seed, self.epoch, i)) for i in mine])
         return iter(mine)
+
+    def _padded(self, order: list[int]) -> list[int]:
+        """``order`` wrapped to a multiple of ``world`` when training (every process takes as many batches)."""
+        if not self.pad or not order:
+            return order
+        total = math.ceil(len(order) / self.world) * self.world
+        return (order * math.ceil(total / len(order)))[:total]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "consumed": self.consumed}
@@ -124,11 +134,22 @@ def make_splits(recipe: Recipe) -> tuple[SkipBad, Split, Split | None]:
     return full, train, val
 
 
+def worker_count(setting: int | str, world: int = 1) -> int:
+    """Loader processes per training process: an explicit count as given; "auto" leaves each of the ``world``
+    training processes one of the CPUs this process may run on and gives it the rest of its share (up to 8),
+    so a 2-core machine does not start more workers than it has cores."""
+    if setting != "auto":
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus // max(1, world) - 1))
+
+
 def make_loader(ds: Split, recipe: Recipe, train: bool, rank: int = 0, world: int = 1) -> ResumableLoader:
     t = recipe.train
     sampler = EpochSampler(len(ds), recipe.seed, shuffle=train, rank=rank, world=world, pad=train, seeded=train)
-    return ResumableLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=t.num_workers,
-                           collate_fn=collate, persistent_workers=t.num_workers > 0)
+    workers = worker_count(t.num_workers, world)
+    return ResumableLoader(ds, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
+                           collate_fn=collate, persistent_workers=workers > 0)
 
 
 def training_baselines(train: Split, recipe: Recipe, max_samples: int = 2000) -> dict[str, Any]:
@@ -142,8 +163,8 @@ def training_baselines(train: Split, recipe: Recipe, max_samples: int = 2000) ->
         plain = Subset(plain, [int(i * step) for i in range(max_samples)])
     total = torch.zeros(1, *size, dtype=torch.float64)
     count = torch.zeros(1, *size, dtype=torch.float64)
-    loader = DataLoader(plain, batch_size=recipe.train.batch_size, num_workers=recipe.train.num_workers,
-                        collate_fn=collate)
+    loader = DataLoader(plain, batch_size=recipe.train.batch_size,
+                        num_workers=worker_count(recipe.train.num_workers), collate_fn=collate)
     for batch in loader:
         if batch is None:
             continue
