@@ -13,7 +13,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..files import atomic_path, ensure_dir
 from ..models import count_parameters
 from ..models.checkpoint import read_checkpoint
@@ -63,7 +63,7 @@ def _check_resumable(path: Path, module: DepthModule, recipe: Recipe) -> None:
         module.model.load_state_dict(state)
     except RuntimeError as e:
         raise DepthforgeError(f"{path}: its weights do not fit this recipe's model {recipe.model.name!r} "
-                              f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}); "
+                              f"({error_line(e, None, skip=('Error(s) in loading',))}); "
                               "resume with the recipe it was trained with") from None
     done = int(ckpt.get("epoch", 0))
     if recipe.train.epochs < done:
