@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
-    cluttered, edges_used, per_image, suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
+    cluttered, edges_used, open_for_eval, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES, get_protocol
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -198,20 +198,15 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     check_counts(suite_n, limit, scenes)
     suites = check_suites(suites)
     out = ensure_dir(out)
-    entries, taken = [], set()
+    entries, opened, taken = [], [], set()
     for m in models:
+        predictor, recipe, _, kind = open_for_eval(m["source"] if isinstance(m, dict) else m, device, flip=False)
         if isinstance(m, dict):
-            entries.append({"kind": "recipe", **m, "label": _unique(m["label"], taken)})
-            continue
-        p = Path(m)
-        kind = "checkpoint" if p.is_file() and p.suffix.lower() in (".ckpt", ".pt", ".pth") else \
-            "export" if p.suffix.lower() in (".onnx", ".xml") else "pretrained"
-        entries.append({"label": _unique(_label(p) if p.exists() else str(m), taken), "kind": kind,
-                        "source": str(m), "train": None})
-
-    opened = []
-    for e in entries:
-        predictor, recipe, _ = _open(e["source"], device, flip=False)
+            e = {"kind": "recipe", **m, "label": _unique(m["label"], taken)}
+        else:
+            e = {"label": _unique(_label(Path(m)) if Path(m).exists() else str(m), taken), "kind": kind,
+                 "source": str(m), "train": None}
+        entries.append(e)
         opened.append((e, predictor, recipe))
     ref = next((r for _, _, r in opened if r is not None), None)
     size = ref.size if ref is not None else (240, 320)
