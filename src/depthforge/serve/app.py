@@ -219,8 +219,9 @@ class Results:
 
 def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
                   depth_encoding: str = "mm") -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Photo and its depth -> the result files and the summary the page shows; ``depth.png`` is written in
-    ``depth_encoding`` ("mm" or "kitti256", see ``io.png16_encoding``)."""
+    """Photo and its depth -> the result files (``inference.results.result_files``, the same as ``depthforge
+    predict`` writes, plus the photo and the hover depth) and the summary the page shows; ``depth.png`` is written
+    in ``depth_encoding`` ("mm" or "kitti256", see ``files.png16_encoding``)."""
     h, w = depth.shape
     good = np.isfinite(depth) & (depth > 0)  # the pixels with a depth, as ``backproject`` takes them
     valid = depth[good]
