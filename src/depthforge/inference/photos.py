@@ -1,4 +1,5 @@
-"""``depthforge predict``: depth for photos, folders, videos and webcams.
+"""``depthforge predict`` for photos and folders of them (videos and webcams: ``video.py``); the files are
+rendered by ``results.result_files``, as the web service's.
 
 Per image it writes NAME_color.png (plasma, near = bright), the depth as a 16-bit PNG, NAME.npy (float32
 metres), with ground truth the seed's panel NAME_panel.png (prediction | ground truth | image), and with
