@@ -216,7 +216,7 @@ class FarModel(DepthModel):
 
 
 def test_far_depth_is_written_as_kitti256_not_as_invalid(tmp_path):
-    from depthforge.inference.predict import collect_inputs, predict_images
+    from depthforge.inference.photos import collect_inputs, predict_images
 
     image = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], 3, axis=2).repeat(8, axis=0)
     Image.fromarray(image).save(tmp_path / "road.png")
@@ -234,7 +234,7 @@ def test_far_depth_is_written_as_kitti256_not_as_invalid(tmp_path):
 def test_predict_pairs_dataset_folders_and_reads_their_intrinsics_once(tmp_path, caplog):
     from depthforge.files import write_depth_png
     from depthforge.viz.pointcloud import read_ply
-    from depthforge.inference.predict import collect_inputs, predict_images
+    from depthforge.inference.photos import collect_inputs, predict_images
 
     data = tmp_path / "scene"
     (data / "rgb").mkdir(parents=True)
@@ -266,7 +266,7 @@ def test_predict_pairs_dataset_folders_and_reads_their_intrinsics_once(tmp_path,
 
 def test_predict_reports_ground_truth_of_the_wrong_size(tmp_path, caplog):
     from depthforge.files import write_depth_png
-    from depthforge.inference.predict import collect_inputs, predict_images
+    from depthforge.inference.photos import collect_inputs, predict_images
 
     (tmp_path / "rgb").mkdir()
     (tmp_path / "depth").mkdir()

@@ -149,10 +149,11 @@ def test_eval_on_a_suite_and_on_rooms_says_which_edges(tmp_path):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A comparison of two tiny checkpoints and a relative (disparity) Hugging Face model on the first one's test
-    set (2 rooms at 48x64) and 2 scenes of the edges and clutter suites."""
+    set (2 rooms at 48x64) and 2 scenes of the edges and clutter suites; the second checkpoint has a name without
+    a checkpoint suffix (a checkpoint is one by its content)."""
     tmp = tmp_path_factory.mktemp("compare")
     models = [str(recipe_checkpoint(tmp / "a.ckpt", seed=0, width=0.125)),
-              str(recipe_checkpoint(tmp / "b.ckpt", seed=1)), str(hf_folder(tmp / "da-v2"))]
+              str(recipe_checkpoint(tmp / "b.weights", seed=1)), str(hf_folder(tmp / "da-v2"))]
     return compare(models, suites=["edges", "clutter"], out=tmp / "report", suite_n=2, progress=False, device="cpu")
 
 
@@ -171,7 +172,9 @@ def test_report_folder_files_and_json_keys(report):
         assert {"label", "kind", "source", "output", "align", "parameters", "gflops", "latency_ms"} <= set(m)
         assert m["parameters"] > 0 and m["gflops"] > 0 and m["latency_ms"] > 0
     labels = [m["label"] for m in saved["models"]]
-    assert labels == ["a.ckpt", "b.ckpt", "da-v2"]
+    assert labels == ["a.ckpt", "b.weights", "da-v2"]
+    # the kind says how the model was opened (inference.load.kind_of), whatever its file is called
+    assert [m["kind"] for m in saved["models"]] == ["checkpoint", "checkpoint", "pretrained"]
     for name, data in saved["sets"].items():
         assert set(data["models"]) == set(labels) and data["images"] == 2
         assert {"columns", "best", "protocol", "edges", "spec"} <= set(data)

@@ -23,7 +23,7 @@ from PIL import Image
 import depthforge
 from depthforge.cli import main
 from depthforge.data.io import MAX_PIXELS, read_image
-from depthforge.inference.predict import OUTPUT_SUFFIXES, output_names
+from depthforge.inference.photos import OUTPUT_SUFFIXES, output_names
 
 from conftest import make_checkpoint
 

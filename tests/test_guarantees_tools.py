@@ -34,7 +34,7 @@ WORK = {
     "train": ["depthforge.training.fit.L.Trainer"],
     "eval": ["depthforge.evaluation.evaluate.per_image"],
     "compare": ["depthforge.evaluation.compare.model_facts", "depthforge.cli.compare.train_all"],
-    "predict": ["depthforge.inference.predict.predict_images", "depthforge.inference.video.predict_video"],
+    "predict": ["depthforge.inference.photos.predict_images", "depthforge.inference.video.predict_video"],
     "data synth": ["depthforge.data.synth.writer.render_scene"],
     "bench": ["depthforge.bench.ceiling"],
     "export": ["depthforge.inference.export._to_proto"],

@@ -64,11 +64,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
 def _table(title: str, rows: dict[str, dict], keys: list[str]) -> None:
+    from ..evaluation.report import number
+
     print(f"\n{title}")
     widths = [max(12, len(k)) + 2 for k in keys]
     print(f"  {'':34s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, widths)))
@@ -76,10 +74,12 @@ def _table(title: str, rows: dict[str, dict], keys: list[str]) -> None:
         if "error" in row:
             print(f"  {name:34s}  {row['error']}")
         else:
-            print(f"  {name:34s}" + "".join(f"{_fmt(row.get(k, '')):>{w}s}" for k, w in zip(keys, widths)))
+            print(f"  {name:34s}" + "".join(f"{number(row.get(k, ''), '.3g'):>{w}s}" for k, w in zip(keys, widths)))
 
 
 def _print(r: dict) -> None:
+    from ..evaluation.report import number
+
     m, c = r["machine"], r["ceiling"]
     print(f"threads {m['threads']}, allocator {m['allocator']} (training: {m['training_allocator']}), "
           f"load {m['load_before']:.2f} -> {m['load_after']:.2f}")
@@ -100,8 +100,9 @@ def _print(r: dict) -> None:
                ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "d1"])
     if "data" in r:
         d = r["data"]
+        consumes = number(d["training_samples_per_s"], ".3g")
         _table(f"data loading + augmentation, {d['workers']} worker(s), batch {d['batch']} "
-               f"(training consumes {_fmt(d['training_samples_per_s'])}/s, a GPU {d['gpu_samples_per_s']:.0f}/s)",
+               f"(training consumes {consumes}/s, a GPU {d['gpu_samples_per_s']:.0f}/s)",
                d["sources"], ["samples_per_s", "vs_training", "vs_gpu"])
         for note in d["notes"]:
             print(f"  note: {note}")

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synth import write_dataset
     from ..evaluation.evaluate import evaluate
     from ..evaluation.report import print_table
-    from ..inference.predict import collect_inputs, predict_images
+    from ..inference.photos import collect_inputs, predict_images
     from ..recipe import resolve
     from ..training.fit import fit
 

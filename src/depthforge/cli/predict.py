@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.sample import intrinsics_matrix
     from ..errors import DepthforgeError
     from ..files import ensure_dir
-    from ..inference.predict import collect_inputs, distinct, output_names, predict_images
+    from ..inference.photos import collect_inputs, distinct, output_names, predict_images
     from ..inference.load import load
     from ..inference.video import is_video_source, predict_video
 

@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _open, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
-    cluttered, edges_used, per_image, suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
+    cluttered, edges_used, open_for_eval, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES, get_protocol
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 MAIN_COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS + FAILURE_COLUMNS
 SET_COLUMNS = ["d1", "abs_rel", "rmse", "seed_acc"] + FAILURE_COLUMNS[:6] + \
               GLASS_COLUMNS[3:] + [f"through/{c}" for c in GLASS_COLUMNS]
-# The bars of suites.png: one panel per column, a group of bars (one per model) per test set.
-BAR_COLUMNS = ["d1", "abs_rel", "whdr", "dbe_comp", "glass/abs_rel", "through/abs_rel"]
 
 
 SHARED = ("data.", "data=", "test_data", "seed=")  # keys every recipe takes from the first one
@@ -198,20 +196,15 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     check_counts(suite_n, limit, scenes)
     suites = check_suites(suites)
     out = ensure_dir(out)
-    entries, taken = [], set()
+    entries, opened, taken = [], [], set()
     for m in models:
+        predictor, recipe, _, kind = open_for_eval(m["source"] if isinstance(m, dict) else m, device, flip=False)
         if isinstance(m, dict):
-            entries.append({"kind": "recipe", **m, "label": _unique(m["label"], taken)})
-            continue
-        p = Path(m)
-        kind = "checkpoint" if p.is_file() and p.suffix.lower() in (".ckpt", ".pt", ".pth") else \
-            "export" if p.suffix.lower() in (".onnx", ".xml") else "pretrained"
-        entries.append({"label": _unique(_label(p) if p.exists() else str(m), taken), "kind": kind,
-                        "source": str(m), "train": None})
-
-    opened = []
-    for e in entries:
-        predictor, recipe, _ = _open(e["source"], device, flip=False)
+            e = {"kind": "recipe", **m, "label": _unique(m["label"], taken)}
+        else:
+            e = {"label": _unique(_label(Path(m)) if Path(m).exists() else str(m), taken), "kind": kind,
+                 "source": str(m), "train": None}
+        entries.append(e)
         opened.append((e, predictor, recipe))
     ref = next((r for _, _, r in opened if r is not None), None)
     size = ref.size if ref is not None else (240, 320)
@@ -285,131 +278,10 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
 
 # --- pictures ---------------------------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _wrap(label: str, width: int = 26) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(label, width)) or label
-
-
-def _save(fig, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    _plt().close(fig)
-    write_bytes(path, buf.getvalue())
-
-
-def scenes_figure(shots: list[dict], labels: list[str], path: Path, title: str) -> None:
-    """Per scene two rows: image | ground truth | each prediction, then each prediction's error map
-    (|pred − gt| / gt on valid pixels, 0..50%). Depths share one colour range per scene."""
-    from ..viz.colors import colorize, depth_range
-
-    plt = _plt()
-    cols = 2 + len(labels)
-    h, w = shots[0]["gt"].shape
-    fig, axes = plt.subplots(2 * len(shots), cols, figsize=(cols * 2.3 + 1, 2 * len(shots) * (2.3 * h / w + 0.5)),
-                             squeeze=False, layout="constrained")
-    for i, shot in enumerate(shots):
-        gt = shot["gt"]
-        lo, hi = depth_range(np.concatenate([gt.ravel()] + [shot["pred"][k].ravel() for k in labels]))
-        top, bottom = axes[2 * i], axes[2 * i + 1]
-        top[0].imshow(shot["image"])
-        top[0].set_title(shot["name"], fontsize=7)
-        top[1].imshow(colorize(gt, lo, hi))
-        top[1].set_title("ground truth", fontsize=8)
-        for j, label in enumerate(labels):
-            pred = shot["pred"][label]
-            top[2 + j].imshow(colorize(pred, lo, hi))
-            top[2 + j].set_title(_wrap(label), fontsize=7)
-            err = np.where(gt > 0, np.abs(pred - gt) / np.where(gt > 0, gt, 1), np.nan)
-            im = bottom[2 + j].imshow(err, cmap="magma", vmin=0, vmax=0.5)
-            bottom[2 + j].set_title(f"error, AbsRel {np.nanmean(err):.3f}", fontsize=7)
-        bottom[1].text(0.5, 0.5, "error maps:\n|pred − gt| / gt\n(0 … 50%)", ha="center", va="center", fontsize=8)
-        for ax in list(top) + list(bottom):
-            ax.set_xticks([])
-            ax.set_yticks([])
-        bottom[0].axis("off")
-        bottom[1].axis("off")
-    fig.colorbar(im, ax=axes[:, -1].tolist(), shrink=0.6, label="relative error |pred − gt| / gt")
-    fig.suptitle(title, fontsize=9)
-    _save(fig, path)
-
-
-def scatter_figure(report: dict, path: Path) -> None:
-    """Accuracy (d1, AbsRel on the main test set) against latency (ms per image), one point per model."""
-    plt = _plt()
-    rows = set_rows(report, report["main"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6 + 0.25 * len(rows)), layout="constrained")
-    for ax, metric in zip(axes, ("d1", "abs_rel")):
-        for label, m in rows:
-            ax.scatter(m["latency_ms"], m[metric], s=50, label=label)
-        ax.set_xlabel("latency (ms per image, this CPU)")
-        ax.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    fig.suptitle(f"accuracy against latency on {report['main']}", fontsize=9)
-    _save(fig, path)
-
-
-def bars_figure(report: dict, path: Path) -> bool:
-    """One panel per column of ``BAR_COLUMNS`` present, a group of bars per test set that has it, one bar per
-    model."""
-    plt = _plt()
-    labels = [e["label"] for e in report["models"]]
-
-    def has(s: str, c: str) -> bool:
-        return not math.isnan(report["sets"][s]["models"][labels[0]].get(c, math.nan))
-
-    panels = [(c, [s for s in report["sets"] if has(s, c)]) for c in BAR_COLUMNS]
-    panels = [(c, sets) for c, sets in panels if sets]
-    if not panels:
-        return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(2 + sum(0.9 * len(sets) + 0.6 for _, sets in panels),
-                                                      3.6 + 0.25 * len(labels)), squeeze=False, layout="constrained",
-                             width_ratios=[len(sets) + 0.6 for _, sets in panels])
-    width = 0.8 / len(labels)
-    for ax, (c, sets) in zip(axes[0], panels):
-        for j, label in enumerate(labels):
-            values = [report["sets"][s]["models"][label].get(c, math.nan) for s in sets]
-            ax.bar(np.arange(len(sets)) + (j - (len(labels) - 1) / 2) * width, values, width, label=label)
-        ax.set_xticks(np.arange(len(sets)), sets, fontsize=8)
-        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=9)
-        ax.grid(alpha=0.3, axis="y")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    _save(fig, path)
-    return True
-
-
-def distance_figure(report: dict, path: Path) -> None:
-    """AbsRel and RMSE of each model in 1-m bands of ground-truth depth (iBims-1's distance-related errors) on the
-    main test set: where in the room each model goes wrong."""
-    plt = _plt()
-    bands = report["sets"][report["main"]]["by_distance"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    for label, b in bands.items():
-        x = [lo + 0.5 for (lo, _), n in zip(b["band_m"], b["images"]) if n]
-        for ax, c in zip(axes, ("abs_rel", "rmse")):
-            ax.plot(x, [v for v, n in zip(b[c], b["images"]) if n], marker="o", ms=3, label=label)
-    for ax, c in zip(axes, ("AbsRel", "RMSE (m)")):
-        ax.set_xlabel("ground-truth depth (m), 1-m bands")
-        ax.set_title(f"{c} by distance (lower is better)", fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    _save(fig, path)
-
-
 def write_pictures(report: dict, pictures: dict[str, list[dict]], out: Path) -> list[str]:
-    """The report's PNG files (names relative to ``out``)."""
+    """The report's PNG files (names relative to ``out``; the figures are ``viz.compare``'s)."""
+    from ..viz.compare import bars_figure, distance_figure, scatter_figure, scenes_figure
+
     labels = [e["label"] for e in report["models"]]
     files = []
     for name, shots in pictures.items():
@@ -418,9 +290,9 @@ def write_pictures(report: dict, pictures: dict[str, list[dict]], out: Path) -> 
             file = "scenes_" + re.sub(r"[^\w.-]+", "_", name) + ".png"
             scenes_figure(shots, labels, out / file, f"{name}: the same scenes for every model")
             files.append(file)
-    scatter_figure(report, out / "accuracy_latency.png")
+    scatter_figure(set_rows(report, report["main"]), report["main"], out / "accuracy_latency.png", higher_is_better)
     files.append("accuracy_latency.png")
-    if bars_figure(report, out / "suites.png"):
+    if bars_figure(report, out / "suites.png", higher_is_better):
         files.append("suites.png")
     distance_figure(report, out / "distance.png")
     files.append("distance.png")

@@ -16,13 +16,11 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..models.checkpoint import model_from, read_checkpoint
 from ..data import DATASETS, SkipBad, build_dataset, collate, detect_format
 from ..files import ensure_dir, write_bytes, write_image
 from ..errors import DepthforgeError
-from ..inference.load import load
-from ..inference.predictor import from_module
-from ..recipe import Recipe, validate
+from ..inference.load import Opened, open_model
+from ..recipe import Recipe
 from ..losses import build_loss
 from .failure import DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, occlusion_edges, sample_masks
 from .report import markdown_table
@@ -70,24 +68,13 @@ def _test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
     return {"name": detect_format(data), "root": data, "size": size}
 
 
-def _open(source: str | Path, device: str | None, flip: bool):
-    """(predictor, its recipe or None, the baselines a training checkpoint carries or None); the predictor takes
-    the recipe's test-time settings (flip averaging, full frames for crop-trained models)."""
-    path = Path(source)
-    if path.is_file() and path.suffix.lower() not in (".onnx", ".xml"):
-        ckpt = read_checkpoint(path)
-        model, info = model_from(ckpt, path)
-        predictor, baselines = from_module(model, info, device, resize="train", flip=flip), ckpt.get("baselines")
-    else:
-        predictor, baselines = load(source, device=device, resize="train", flip=flip), None
-    cfg = predictor.info.get("config") or {}
-    try:
-        recipe = validate(cfg) if cfg else None
-    except DepthforgeError:  # a recipe of an older version: evaluate with --data
-        recipe = None
-    if recipe is not None:
-        predictor.resize, predictor.flip = recipe.eval.resize, flip or recipe.eval.flip
-    return predictor, recipe, baselines
+def open_for_eval(source: str | Path, device: str | None, flip: bool) -> Opened:
+    """``inference.load.open_model`` with the recipe's test-time settings (flip averaging, full frames for
+    crop-trained models)."""
+    opened = open_model(source, device=device, resize="train", flip=flip)
+    if opened.recipe is not None:
+        opened.predictor.resize, opened.predictor.flip = opened.recipe.eval.resize, flip or opened.recipe.eval.flip
+    return opened
 
 
 def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Protocol, seed_loss,
@@ -231,7 +218,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
     check_limit(limit)
     suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
-    predictor, recipe, baselines = _open(source, device, flip)
+    predictor, recipe, baselines, _ = open_for_eval(source, device, flip)
     out = ensure_dir(out or default_out(source))
     if suite is not None:
         spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)

@@ -18,7 +18,7 @@ from ..errors import DepthforgeError
 
 # The table order of Eigen et al. and most papers since.
 METRIC_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
-HIGHER_IS_BETTER: dict[str, bool] = {name: name.startswith("d") for name in METRIC_NAMES}
+HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1"})  # the rest: lower
 
 
 @dataclass(frozen=True)

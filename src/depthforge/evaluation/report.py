@@ -3,8 +3,9 @@ published anchors."""
 from __future__ import annotations
 
 import math
+import numbers
 
-from .metrics import METRIC_NAMES
+from .metrics import HIGHER_IS_BETTER, METRIC_NAMES
 
 SEED_COLUMNS = ["seed_loss", "seed_acc"]
 COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS
@@ -16,7 +17,6 @@ FAILURE_COLUMNS = ["whdr", "whdr_cluttered", "ordinal_err", "dbe_acc", "dbe_comp
 # ("through/") with the depth seen through the glass (Kinect-like).
 GLASS_COLUMNS = ["d1", "abs_rel", "rmse", "glass/d1", "glass/abs_rel", "glass/mae", "glass/d105", "rest/d1",
                  "rest/abs_rel"]
-HIGHER = {"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1"}
 LABELS = {"model": "model", "constant": "constant depth (train mean)", "mean_map": "per-pixel train mean"}
 
 NOTE = ("d1..d3, seed_acc, edge_f1, dde_0: higher is better; the rest: lower is better. seed_loss / seed_acc are "
@@ -28,11 +28,24 @@ NOTE = ("d1..d3, seed_acc, edge_f1, dde_0: higher is better; the rest: lower is 
 
 def higher_is_better(column: str) -> bool:
     """Which way a column is better: "d1" up, "abs_rel" down; prefixes ("glass/", "through/") do not change it."""
-    return column.rsplit("/", 1)[-1] in HIGHER
+    return column.rsplit("/", 1)[-1] in HIGHER_IS_BETTER
 
 
-def _fmt(value, digits: int = 4) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+MISSING = "–"  # a table's cell without a value
+
+
+def missing(value) -> bool:
+    """None or NaN: nothing to show."""
+    return value is None or (isinstance(value, numbers.Real) and math.isnan(value))
+
+
+def number(value, spec: str = ".4f") -> str:
+    """The one formatter of a table's cell: ``MISSING`` for None or NaN, a fractional number (float, numpy
+    float) in format ``spec``, anything else (a count, a word) as it is."""
+    if missing(value):
+        return MISSING
+    return format(value, spec) if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+        else str(value)
 
 
 def _table_rows(results: dict) -> list[tuple[str, dict]]:
@@ -41,7 +54,7 @@ def _table_rows(results: dict) -> list[tuple[str, dict]]:
 
 def _md(rows: list[tuple[str, dict]], columns: list[str], first: str = "") -> list[str]:
     lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    return lines + [f"| {label} | " + " | ".join(_fmt(m.get(c)) for c in columns) + " |" for label, m in rows]
+    return lines + [f"| {label} | " + " | ".join(number(m.get(c)) for c in columns) + " |" for label, m in rows]
 
 
 def edges_note(edges: str) -> str:
@@ -81,7 +94,7 @@ def distance_table(bands: dict) -> str:
     for k, (lo, hi) in enumerate(bands["band_m"]):
         if bands["images"][k]:
             lines.append(f"| {lo}–{hi} | {bands['images'][k]} | " +
-                         " | ".join(_fmt(bands[c][k]) for c in ("abs_rel", "rmse", "log10")) + " |")
+                         " | ".join(number(bands[c][k]) for c in ("abs_rel", "rmse", "log10")) + " |")
     return "\n".join(lines)
 
 
@@ -111,5 +124,5 @@ def print_table(results: dict) -> None:
         for c in columns:
             table.add_column(c, justify="right")
         for label, m in _table_rows(results):
-            table.add_row(label, *(_fmt(m.get(c), 3) for c in columns))
+            table.add_row(label, *(number(m.get(c), ".3f") for c in columns))
         console.print(table)

@@ -1,21 +1,21 @@
 """The comparison's tables, shared by its Markdown (``compare.markdown``) and its HTML page (``html``)."""
 from __future__ import annotations
 
-import math
-
-from .report import NOTE, edges_note
+from .report import MISSING, NOTE, edges_note, missing, number
 
 COST_COLUMNS = ["parameters", "gflops", "latency_ms"]  # lower is better
 
 
 def cell(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+    """``report.number`` at the column's precision: parameters in millions, costs and metres and pixels to two
+    places, the rest to three."""
+    if missing(value):
+        return MISSING
     if column == "parameters":
-        return f"{value / 1e6:.2f}M"
+        return number(value / 1e6, ".2f") + "M"
     if column in ("gflops", "latency_ms"):
-        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-    return f"{value:.3f}" if column.rsplit("/", 1)[-1] not in ("dbe_acc", "dbe_comp", "rmse") else f"{value:.2f}"
+        return number(value, ".2f" if value < 100 else ".0f")
+    return number(value, ".2f" if column.rsplit("/", 1)[-1] in ("dbe_acc", "dbe_comp", "rmse") else ".3f")
 
 
 def set_rows(report: dict, name: str) -> list[tuple[str, dict]]:

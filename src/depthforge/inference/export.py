@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..files import remove_partial_writes, write_bytes
 from ..models.base import DepthModel
-from .onnx import CONTRACT_KEY, INPUT, META_KEY, OUTPUT, first_line, session
+from .onnx import CONTRACT_KEY, INPUT, META_KEY, OUTPUT, session
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     try:
         proto = _to_proto(model, example, opset, exporter)
     except Exception as e:  # exporters raise many types; the user needs the first line
-        raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {first_line(e)}") from None
+        raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {error_line(e)}") from None
     for key, value in ((META_KEY, info), (CONTRACT_KEY, model.contract.to_dict())):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

@@ -9,18 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..models.base import Contract
 from .predictor import Backend, Predictor
 
 INPUT, OUTPUT = "image", "depth"
 META_KEY, CONTRACT_KEY = "depthforge", "depthforge.contract"
 LEGACY_KEY = "depthforge.model"  # depthforge 0.1: {metric, max_depth, multiple}
-
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def read_metadata(path: str | os.PathLike, meta: dict[str, str]) -> tuple[dict, Contract]:
@@ -45,7 +40,7 @@ def session(path: str | os.PathLike, providers: list[str]):
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise DepthforgeError(f"{path}: not a loadable ONNX model ({first_line(e)})") from None
+        raise DepthforgeError(f"{path}: not a loadable ONNX model ({error_line(e)})") from None
 
 
 def load_onnx(path: str | os.PathLike, device: str | None = None, **options: Any) -> Predictor:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_path
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..tuning import PREFERENCE, current_allocator
 
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, read_metadata
@@ -33,11 +33,9 @@ PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
 
 
-def _first_line(e: BaseException) -> str:
+def _reason(e: BaseException) -> str:
     """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    said = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
-    return (said or lines or [type(e).__name__])[0][:200]
+    return error_line(e, skip=("Exception from", "Check '"))
 
 
 def _read(path: Path):
@@ -55,7 +53,7 @@ def _read(path: Path):
     try:
         return core, core.read_model(str(path))
     except Exception as e:  # OpenVINO raises RuntimeError with a multi-line C++ trace
-        raise DepthforgeError(f"{path}: not a readable {path.suffix[1:].upper()} model ({_first_line(e)})") \
+        raise DepthforgeError(f"{path}: not a readable {path.suffix[1:].upper()} model ({_reason(e)})") \
             from None
 
 
@@ -109,7 +107,7 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
             compiled = core.compile_model(static, "CPU", config)
         except Exception as e:
             raise DepthforgeError(f"{path}: OpenVINO cannot compile the model for input {list(shape)} "
-                                  f"({_first_line(e)})") from None
+                                  f"({_reason(e)})") from None
         cache[shape] = compiled.create_infer_request()
         if len(cache) > SHAPE_CACHE:
             cache.popitem(last=False)

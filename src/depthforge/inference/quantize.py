@@ -25,9 +25,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..files import write_bytes
-from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, first_line
+from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY
 
 META_KEYS = (META_KEY, CONTRACT_KEY, LEGACY_KEY)  # the metadata_props export.py writes
 METHODS = ("minmax", "percentile", "entropy")
@@ -169,7 +169,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     try:
         model = onnx.load(str(src))
     except Exception as e:  # protobuf's DecodeError and friends
-        raise DepthforgeError(f"{src}: not a readable ONNX model ({first_line(e)})") from None
+        raise DepthforgeError(f"{src}: not a readable ONNX model ({error_line(e)})") from None
     meta = {p.key: p.value for p in model.metadata_props if p.key in META_KEYS}
     if not model.graph.input:
         raise DepthforgeError(f"{src}: the ONNX model has no input")
@@ -186,7 +186,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             try:
                 quant_pre_process(model, str(prepared))
             except Exception as e:
-                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {first_line(e)}") \
+                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {error_line(e)}") \
                     from None
         del model
         out = Path(tmp) / "int8.onnx"
@@ -205,7 +205,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         except DepthforgeError:
             raise
         except Exception as e:  # onnxruntime raises several types; the first line says what
-            raise DepthforgeError(f"{src}: int8 quantisation failed: {first_line(e)}") from None
+            raise DepthforgeError(f"{src}: int8 quantisation failed: {error_line(e)}") from None
         quant = onnx.load(str(out))
     del quant.metadata_props[:]
     for key, value in meta.items():
@@ -229,5 +229,5 @@ def read_export_metadata(path: str | os.PathLike) -> tuple[dict, Any]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise DepthforgeError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
+        raise DepthforgeError(f"{path}: not a readable ONNX model ({error_line(e)})") from None
     return read_metadata(path, {p.key: p.value for p in model.metadata_props})

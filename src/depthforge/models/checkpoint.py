@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..files import atomic_path
 from .base import MODELS, Contract, DepthModel
 
@@ -50,7 +50,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         # mmap: checking a training checkpoint need not read its optimiser state into memory
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises many types for a bad file; all mean the same to the user
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        reason = error_line(e, 160)
         raise DepthforgeError(f"{path}: not a depthforge checkpoint (cannot be loaded safely: {reason})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("depthforge"), dict) or "state_dict" not in ckpt:
         raise DepthforgeError(f"{path}: not a depthforge checkpoint (no depthforge metadata)")
@@ -86,5 +86,5 @@ def model_from(ckpt: dict, path: str | os.PathLike) -> tuple[DepthModel, dict]:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise DepthforgeError(f"{path}: weights do not fit model {info['model']['name']!r} "
-                              f"({str(e).splitlines()[0]})") from None
+                              f"({error_line(e, None)})") from None
     return model.eval(), info

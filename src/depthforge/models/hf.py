@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from .base import IMAGENET_MEAN, IMAGENET_STD, MODELS, Contract, DepthModel
 from .hub import load_weights, local_folder, read_config
 
@@ -443,7 +443,7 @@ def _build_config(cls_name: str, config: dict[str, Any]):
     try:
         return _hf(cls_name).from_dict(dict(config))
     except (StrictDataclassError, TypeError, ValueError) as e:
-        raise ValueError(f"config: {' '.join(str(e).split())[:200]}") from None
+        raise ValueError(f"config: {error_line(e, whole=True)}") from None
 
 
 def _read_processor(source: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 
 log = logging.getLogger(__name__)
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "organisation/model" on the Hugging Face hub
@@ -33,7 +33,7 @@ PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
     """One line for weights that could not be had: what, from where, and how to pass a local folder."""
-    reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+    reason = error_line(error, 160)
     if os.path.exists(source):
         return DepthforgeError(f"{source}: not a loadable {what} folder ({reason})")
     return DepthforgeError(f"{source}: the {what} could not be downloaded from the Hugging Face hub and is not in "
@@ -86,7 +86,7 @@ def read_config(folder: Path, source: str, what: str, model_types: tuple[str, ..
     try:
         return CONFIG_MAPPING[model_type].from_pretrained(folder, local_files_only=True)
     except Exception as e:  # transformers' strict configs raise several types for a bad field
-        reason = " ".join(str(e).split())[:200]
+        reason = error_line(e, whole=True)
         raise DepthforgeError(f"{path}: not a valid {model_type} config ({reason})") from None
 
 
@@ -112,7 +112,7 @@ def load_weights(model_class, folder: Path, source: str, what: str, config, part
             folder, config=config, use_safetensors=True, trust_remote_code=False, local_files_only=True,
             output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32, **kwargs)
     except Exception as e:  # transformers raises OSError, ValueError, RuntimeError, safetensors errors
-        reason = " ".join(str(e).split())[:200]
+        reason = error_line(e, whole=True)
         raise DepthforgeError(f"{source}: the {what} weights cannot be loaded ({reason})") from None
     finally:
         hf_logging.set_verbosity(verbosity)

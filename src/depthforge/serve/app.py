@@ -38,11 +38,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from ..viz.colors import colorize, depth_range, legend
+from ..viz.colors import depth_range, legend
 from ..data.io import read_image
-from ..files import PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, png16_encoding, write_bytes
+from ..files import depth_png_name, image_bytes, png16_encoding, write_bytes
 from ..errors import DepthforgeError
-from ..viz.pointcloud import backproject, estimate_intrinsics, ply_bytes
+from ..inference.results import result_files
+from ..viz.pointcloud import estimate_intrinsics
 
 log = logging.getLogger(__name__)
 
@@ -218,26 +219,25 @@ class Results:
 
 def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
                   depth_encoding: str = "mm") -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Photo and its depth -> the result files and the summary the page shows; ``depth.png`` is written in
-    ``depth_encoding`` ("mm" or "kitti256", see ``io.png16_encoding``)."""
+    """Photo and its depth -> the result files (``inference.results.result_files``, the same as ``depthforge
+    predict`` writes, plus the photo and the hover depth) and the summary the page shows; ``depth.png`` is written
+    in ``depth_encoding`` ("mm" or "kitti256", see ``files.png16_encoding``)."""
     h, w = depth.shape
-    valid = depth[np.isfinite(depth) & (depth > 0)]
+    good = np.isfinite(depth) & (depth > 0)  # the pixels with a depth, as ``backproject`` takes them
+    valid = depth[good]
     vmin, vmax = depth_range(depth)
     hover_step = max(1, math.ceil(math.sqrt(h * w / HOVER_PIXELS)))
     hover = np.ascontiguousarray(depth[::hover_step, ::hover_step], dtype="<f4")
     cloud_step = max(1, math.ceil(math.sqrt(h * w / CLOUD_POINTS)))
-    k = estimate_intrinsics(h, w, fov_deg)
-    k[:2] /= cloud_step  # striding from pixel 0 by s divides fx, fy, cx, cy by s exactly
-    points, colors = backproject(depth[::cloud_step, ::cloud_step], k, image[::cloud_step, ::cloud_step])
     files = {"image.jpg": image_bytes(image, "jpeg", quality=90),
-             "color.png": image_bytes(colorize(depth, vmin, vmax), "png", compress_level=1),
-             "depth.png": depth_to_png16(depth, PNG16_SCALES[depth_encoding]), "depth.npy": npy_bytes(depth),
-             "hover.f32": hover.tobytes(), "cloud.ply": ply_bytes(points, colors)}
+             **result_files(depth, depth_encoding, image, ply=True, intrinsics=estimate_intrinsics(h, w, fov_deg),
+                            cloud_step=cloud_step, vrange=(vmin, vmax), compress_level=1),
+             "hover.f32": hover.tobytes()}
     summary = {"width": w, "height": h,
                "min": float(valid.min()) if valid.size else 0.0, "max": float(valid.max()) if valid.size else 0.0,
                "vmin": vmin, "vmax": vmax, "legend": legend(vmin, vmax),
                "hover": {"width": hover.shape[1], "height": hover.shape[0], "step": hover_step},
-               "points": len(points), "cloud_step": cloud_step,
+               "points": int(np.count_nonzero(good[::cloud_step, ::cloud_step])), "cloud_step": cloud_step,
                "intrinsics": f"estimated from a {fov_deg:g}° horizontal field of view",
                "depth_png": {"encoding": depth_encoding, "label": DEPTH_PNG_LABELS[depth_encoding]}}
     return files, summary

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
 from ..files import atomic_path, ensure_dir
 from ..models import count_parameters
 from ..models.checkpoint import read_checkpoint
@@ -179,9 +179,8 @@ def _load_weights(path: Path, ckpt: dict, module: DepthModule, recipe: Recipe, a
     try:
         module.model.load_state_dict(state)
     except RuntimeError as e:
-        lines = str(e).splitlines()
         raise DepthforgeError(f"{path}: its weights do not fit this recipe's model {recipe.model.name!r} "
-                              f"({lines[1].strip() if len(lines) > 1 else e}); {advice}") from None
+                              f"({error_line(e, None, skip=('Error(s) in loading',))}); {advice}") from None
 
 
 def _check_resumable(path: Path, module: DepthModule, recipe: Recipe) -> None:

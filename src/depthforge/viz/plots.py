@@ -1,4 +1,4 @@
-"""Plots: training curves."""
+"""Plots: training curves, and the one way a figure becomes a PNG file (``pyplot``, ``save_png``)."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +7,24 @@ import math
 from pathlib import Path
 
 from ..files import write_bytes
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg back end: figures are files, never windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: Path, dpi: int = 100) -> None:
+    """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    pyplot().close(fig)
+    write_bytes(path, buf.getvalue())
 
 
 def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
@@ -22,11 +40,7 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
                         series.setdefault(key, []).append((step, float(value)))
     if not series:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = sorted(series)
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
@@ -40,8 +54,5 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes(out, buf.getvalue())
+    save_png(fig, out)
     return out

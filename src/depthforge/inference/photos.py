@@ -1,4 +1,5 @@
-"""``depthforge predict``: depth for photos, folders, videos and webcams.
+"""``depthforge predict`` for photos and folders of them (videos and webcams: ``video.py``); the files are
+rendered by ``results.result_files``, as the web service's.
 
 Per image it writes NAME_color.png (plasma, near = bright), the depth as a 16-bit PNG, NAME.npy (float32
 metres), with ground truth the seed's panel NAME_panel.png (prediction | ground truth | image), and with
@@ -22,9 +23,10 @@ import numpy as np
 
 from ..data.folder import FolderDataset, _rgb_dir
 from ..data.io import check_regular, is_image_file, read_depth, read_image
-from ..files import PNG16_SCALES, depth_png_name, depth_to_png16, image_bytes, npy_bytes, png16_encoding, write_bytes
+from ..files import depth_png_name, image_bytes, png16_encoding, write_bytes
 from ..data.sample import check_same_size
 from ..errors import DepthforgeError
+from .results import result_files
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +153,6 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
     given, replaces each item's own for ``ply``."""
     from tqdm import tqdm
 
-    from ..viz.pointcloud import backproject, ply_bytes
-    from ..viz.colors import colorize
     from ..viz.panels import panel
 
     encoding = png16_encoding(predictor.max_depth)
@@ -169,14 +169,13 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
                 gt_depth = read_depth(gt_path, gt_encoding)
                 check_same_size(gt_path, image, gt_depth)
             depth = predictor(image)
-            files = {f"{name}_color.png": image_bytes(colorize(depth)),
-                     depth_png_name(f"{name}_depth", encoding): depth_to_png16(depth, PNG16_SCALES[encoding]),
-                     f"{name}.npy": npy_bytes(depth)}
+            k = item.intrinsics if intrinsics is None else intrinsics
+            rendered = result_files(depth, encoding, image, ply, k)
+            names = {"color.png": f"{name}_color.png", "depth.png": depth_png_name(f"{name}_depth", encoding),
+                     "depth.npy": f"{name}.npy", "cloud.ply": f"{name}.ply"}
+            files = {names[key]: data for key, data in rendered.items()}
             if gt_depth is not None:
                 files[f"{name}_panel.png"] = image_bytes(panel(depth, image, gt_depth))
-            if ply:
-                k = item.intrinsics if intrinsics is None else intrinsics
-                files[f"{name}.ply"] = ply_bytes(*backproject(depth, k, image))
             for file, data in files.items():
                 write_bytes(out / file, data)
             done += 1
