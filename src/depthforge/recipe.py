@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from .errors import DepthforgeError
+from .errors import DepthforgeError, error_line
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
@@ -370,7 +370,7 @@ def load_config(name_or_path: str | Path) -> dict[str, Any]:
                                   f"(at most {MAX_RECIPE_BYTES:,})")
         cfg = parse_yaml(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise DepthforgeError(f"{path}: not a readable YAML recipe ({str(e).splitlines()[0]})") from None
+        raise DepthforgeError(f"{path}: not a readable YAML recipe ({error_line(e)})") from None
     if not isinstance(cfg, dict):
         raise DepthforgeError(f"{path}: a recipe must be a YAML mapping")
     cfg.setdefault("name", path.stem)
