@@ -11,10 +11,10 @@ import copy
 import difflib
 import inspect
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import DepthforgeError
 
@@ -95,12 +95,33 @@ class Train(_Closed):
                                                    "with the same weights as an uninterrupted one")
 
 
+def _one_of(what: str, value: str, known) -> str:
+    """``value`` if it is one of ``known``, else a ValueError whose message ``_error_line`` prints as it is."""
+    if value not in known:
+        close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"unknown {what} {value!r}{hint} (known: {', '.join(known)})")
+    return value
+
+
+def _protocol(name: str) -> str:
+    from .data import protocols  # the datasets' registry, read when a recipe is validated: a new one counts
+
+    return _one_of("protocol", name, protocols())
+
+
+def _align(mode: str) -> str:
+    from .models.base import ALIGN_MODES
+
+    return _one_of("alignment", mode, ALIGN_MODES)
+
+
 class Eval(_Closed):
-    protocol: Literal["nyu", "kitti", "ibims1", "ibims1-official", "ibims1-zoedepth", "none"] = "none"
+    protocol: Annotated[str, AfterValidator(_protocol)] = "none"
     resize: Literal["train", "pad"] = Field("train", description="predict at the training size (train) or the "
                                         "full frame padded (pad: models trained on crops)")
     max_depth: Optional[float] = Field(None, gt=0.0)
-    align: Optional[Literal["none", "median", "lstsq", "median-disparity", "lstsq-disparity"]] = None
+    align: Optional[Annotated[str, AfterValidator(_align)]] = None
     flip: bool = False
 
 
@@ -185,6 +206,8 @@ def _error_line(where: str, e: ValidationError) -> str:
         return f"{where}: missing {'section' if '.' not in loc else 'key'} {loc!r}"
     if err["type"] == "extra_forbidden":
         return f"{where}: {_unknown(loc, _known_keys())}"
+    if err["type"] == "value_error" and "ctx" in err:  # our own validators' message, already one line
+        return f"{where}: {loc}: {err['ctx']['error']}"
     got = err.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{where}: {loc}: {err['msg'][0].lower() + err['msg'][1:]}{shown}"
