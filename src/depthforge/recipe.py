@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import DepthforgeError
 
@@ -96,11 +97,10 @@ class Train(_Closed):
 
 
 def _one_of(what: str, value: str, known) -> str:
-    """``value`` if it is one of ``known``, else a ValueError whose message ``_error_line`` prints as it is."""
+    """``value`` if it is one of ``known``, else an "unknown_name" error whose message ``_error_line`` prints."""
     if value not in known:
-        close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ValueError(f"unknown {what} {value!r}{hint} (known: {', '.join(known)})")
+        message = _unknown(value, list(known), f" (known: {', '.join(known)})", what)
+        raise PydanticCustomError("unknown_name", "{message}", {"message": message})
     return value
 
 
@@ -177,10 +177,10 @@ def _check_named(section: str, value: Named) -> None:
                                            f" ({registry.kind} {value.name!r} takes: {', '.join(known)})"))
 
 
-def _unknown(key: str, known: list[str], extra: str = "") -> str:
+def _unknown(key: str, known: list[str], extra: str = "", what: str = "key") -> str:
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown key {key!r}{hint}{extra}"
+    return f"unknown {what} {key!r}{hint}{extra}"
 
 
 def _known_keys() -> list[str]:
@@ -206,8 +206,8 @@ def _error_line(where: str, e: ValidationError) -> str:
         return f"{where}: missing {'section' if '.' not in loc else 'key'} {loc!r}"
     if err["type"] == "extra_forbidden":
         return f"{where}: {_unknown(loc, _known_keys())}"
-    if err["type"] == "value_error" and "ctx" in err:  # our own validators' message, already one line
-        return f"{where}: {loc}: {err['ctx']['error']}"
+    if err["type"] == "unknown_name":  # ``_one_of``'s line, with its did-you-mean
+        return f"{where}: {loc}: {err['msg']}"
     got = err.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{where}: {loc}: {err['msg'][0].lower() + err['msg'][1:]}{shown}"

@@ -28,7 +28,7 @@ from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
 from .evaluate import SUITE_N, SUITES, _open, align_for, by_distance, check_limit, choose_protocol, cluttered, \
-    edges_used, per_image, suite_spec, summarize, test_spec
+    dataset_spec, edges_used, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -219,7 +219,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     if ref is not None:
         sets.append(("test", ref.test_spec()))
     sets += [(s, suite_spec(s, size, suite_n)) for s in suites]
-    sets += [(d, test_spec(ref, d)) for d in data]
+    sets += [(d, dataset_spec(ref, d)) for d in data]
     if not sets:
         raise DepthforgeError("no test set: none of the models carries a recipe; pass --data or --suites")
 

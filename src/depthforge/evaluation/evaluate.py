@@ -63,7 +63,7 @@ def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str,
     return {"name": "synth", "suite": suite, "n": int(n), "size": tuple(size)}
 
 
-def test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
+def dataset_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
     """The dataset to evaluate on: ``--data`` (a registered name or a dataset path) or the recipe's test set."""
     if data is None:
         if recipe is None:
@@ -243,7 +243,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)
         baselines = baselines if recipe and tuple(spec["size"]) == recipe.size else None
     else:
-        spec = test_spec(recipe, data)
+        spec = dataset_spec(recipe, data)
     dataset = build_dataset(spec, split="test")
     protocol_name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
     align_mode = align_for(predictor, recipe, align_mode)
