@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from depthforge import tuning
+from depthforge import allocator
 from depthforge.bench import DEFAULT_SETTINGS, bench
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_bench_reports_every_figure_on_a_tiny_setting():
 
 
 def test_unknown_names_are_one_line_errors():
-    from depthforge.bench import model_steps, train_steps
+    from depthforge.bench.train import model_steps, train_steps
     from depthforge.errors import DepthforgeError
 
     with pytest.raises(DepthforgeError, match="unknown model.*nope"):
@@ -67,31 +67,31 @@ def test_unknown_names_are_one_line_errors():
 
 
 def test_malloc_env_prefers_an_installed_preload_and_falls_back_to_glibc(monkeypatch):
-    env = tuning.malloc_env({"LD_PRELOAD": "/opt/other.so", "PATH": "/bin"}, "auto")
-    name = env[tuning.MARKER]
-    assert name == tuning.pick_allocator("auto") and env["PATH"] == "/bin"
-    if name in tuning.PREFERENCE:
-        assert env["LD_PRELOAD"].split() == [tuning.find_library(name), "/opt/other.so"]
+    env = allocator.malloc_env({"LD_PRELOAD": "/opt/other.so", "PATH": "/bin"}, "auto")
+    name = env[allocator.MARKER]
+    assert name == allocator.pick_allocator("auto") and env["PATH"] == "/bin"
+    if name in allocator.PREFERENCE:
+        assert env["LD_PRELOAD"].split() == [allocator.find_library(name), "/opt/other.so"]
         assert "GLIBC_TUNABLES" not in env
     else:
-        assert env["GLIBC_TUNABLES"] == tuning.MALLOC_TUNING and env["LD_PRELOAD"] == "/opt/other.so"
+        assert env["GLIBC_TUNABLES"] == allocator.MALLOC_TUNING and env["LD_PRELOAD"] == "/opt/other.so"
     # without the libraries: glibc's tunables
-    monkeypatch.setattr(tuning, "find_library", lambda name: None)
-    env = tuning.malloc_env({}, "tcmalloc")
-    assert env[tuning.MARKER] == "glibc" and env["GLIBC_TUNABLES"] == tuning.MALLOC_TUNING
+    monkeypatch.setattr(allocator, "find_library", lambda name: None)
+    env = allocator.malloc_env({}, "tcmalloc")
+    assert env[allocator.MARKER] == "glibc" and env["GLIBC_TUNABLES"] == allocator.MALLOC_TUNING
     assert "LD_PRELOAD" not in env
     # "default" undoes what malloc_env sets
-    plain = tuning.malloc_env(env, "default")
-    assert plain[tuning.MARKER] == "default" and "GLIBC_TUNABLES" not in plain
+    plain = allocator.malloc_env(env, "default")
+    assert plain[allocator.MARKER] == "default" and "GLIBC_TUNABLES" not in plain
 
 
-@pytest.mark.skipif(tuning.find_library("tcmalloc") is None and tuning.find_library("jemalloc") is None,
+@pytest.mark.skipif(allocator.find_library("tcmalloc") is None and allocator.find_library("jemalloc") is None,
                     reason="neither libtcmalloc-minimal4 nor libjemalloc2 is installed")
 def test_a_preloaded_allocator_is_the_one_the_process_runs_with():
-    code = "from depthforge.tuning import current_allocator; print(current_allocator())"
-    for name in tuning.PREFERENCE:
-        if tuning.find_library(name):
-            out = subprocess.run([sys.executable, "-c", code], env=tuning.malloc_env(os.environ, name),
+    code = "from depthforge.allocator import current_allocator; print(current_allocator())"
+    for name in allocator.PREFERENCE:
+        if allocator.find_library(name):
+            out = subprocess.run([sys.executable, "-c", code], env=allocator.malloc_env(os.environ, name),
                                  capture_output=True, text=True, check=True).stdout.split()
             assert out == [name]
 
@@ -100,24 +100,24 @@ def test_cli_restarts_itself_once_with_malloc_tuning(monkeypatch):
     from depthforge import cli
 
     calls = []
-    for key in ("GLIBC_TUNABLES", "DEPTHFORGE_NO_MALLOC_TUNING", tuning.MARKER, tuning.CHOICE):
+    for key in ("GLIBC_TUNABLES", "DEPTHFORGE_NO_MALLOC_TUNING", allocator.MARKER, allocator.CHOICE):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
     monkeypatch.setattr(cli.sys, "argv", ["depthforge", "train", "train.epochs=1"])
     cli._tune_malloc("train")
     assert calls and calls[0][0][1:] == ["-m", "depthforge", "train", "train.epochs=1"]
-    assert calls[0][1][tuning.MARKER] == tuning.pick_allocator("auto")
-    monkeypatch.setenv(tuning.CHOICE, "glibc")  # the user's pick
+    assert calls[0][1][allocator.MARKER] == allocator.pick_allocator("auto")
+    monkeypatch.setenv(allocator.CHOICE, "glibc")  # the user's pick
     cli._tune_malloc("train")
-    assert calls[1][1][tuning.MARKER] == "glibc" and calls[1][1]["GLIBC_TUNABLES"] == tuning.MALLOC_TUNING
-    monkeypatch.delenv(tuning.CHOICE)
+    assert calls[1][1][allocator.MARKER] == "glibc" and calls[1][1]["GLIBC_TUNABLES"] == allocator.MALLOC_TUNING
+    monkeypatch.delenv(allocator.CHOICE)
     cli._tune_malloc("eval")  # eval may run OpenVINO, which crashes with a preloaded allocator
-    assert calls[2][1][tuning.MARKER] == "glibc"
+    assert calls[2][1][allocator.MARKER] == "glibc"
     calls.clear()
     cli._tune_malloc("predict")  # only the commands that train or time training
-    monkeypatch.setenv(tuning.MARKER, "glibc")
+    monkeypatch.setenv(allocator.MARKER, "glibc")
     cli._tune_malloc("train")  # restarted already: no second restart
-    monkeypatch.delenv(tuning.MARKER)
+    monkeypatch.delenv(allocator.MARKER)
     monkeypatch.setenv("DEPTHFORGE_NO_MALLOC_TUNING", "1")
     cli._tune_malloc("train")
     assert not calls

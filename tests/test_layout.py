@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "src" / "depthforge"
 # low to high; a module may import its own layer and lower ones
 LAYERS = [
-    {"errors", "registry", "files", "tuning"},
+    {"errors", "registry", "files", "allocator"},
     {"data", "viz"},
     {"losses"},
     {"models"},

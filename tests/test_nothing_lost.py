@@ -3,7 +3,6 @@ outputs, and a catalogue of bad inputs — each a one-line error naming the thin
 exit, and no earlier output lost."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 
 from depthforge.models import Contract, DepthModel
 from fastapi.testclient import TestClient

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import DepthforgeError, error_line
 
@@ -122,12 +123,32 @@ class Train(_Closed):
                                                    "with the same weights as an uninterrupted one")
 
 
+def _one_of(what: str, value: str, known) -> str:
+    """``value`` if it is one of ``known``, else an "unknown_name" error whose message ``_error_line`` prints."""
+    if value not in known:
+        message = _unknown(value, list(known), f" (known: {', '.join(known)})", what)
+        raise PydanticCustomError("unknown_name", "{message}", {"message": message})
+    return value
+
+
+def _protocol(name: str) -> str:
+    from .data import protocols  # the datasets' registry, read when a recipe is validated: a new one counts
+
+    return _one_of("protocol", name, protocols())
+
+
+def _align(mode: str) -> str:
+    from .models.base import ALIGN_MODES
+
+    return _one_of("alignment", mode, ALIGN_MODES)
+
+
 class Eval(_Closed):
-    protocol: Literal["nyu", "kitti", "ibims1", "ibims1-official", "ibims1-zoedepth", "none"] = "none"
+    protocol: Annotated[str, AfterValidator(_protocol)] = "none"
     resize: Literal["train", "pad"] = Field("train", description="predict at the training size (train) or the "
                                         "full frame padded (pad: models trained on crops)")
     max_depth: Optional[float] = Field(None, gt=0.0)
-    align: Optional[Literal["none", "median", "lstsq", "median-disparity", "lstsq-disparity"]] = None
+    align: Optional[Annotated[str, AfterValidator(_align)]] = None
     flip: bool = False
 
 
@@ -208,10 +229,10 @@ def _check_types(section: str, value: Named, factory) -> None:
                                   f"{_describe(param.annotation)}") from None
 
 
-def _unknown(key: str, known: list[str], extra: str = "") -> str:
+def _unknown(key: str, known: list[str], extra: str = "", what: str = "key") -> str:
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown key {key!r}{hint}{extra}"
+    return f"unknown {what} {key!r}{hint}{extra}"
 
 
 def _known_keys() -> list[str]:
@@ -313,6 +334,8 @@ def _error_line(where: str, e: ValidationError) -> str:
         return f"{where}: missing {'section' if '.' not in loc else 'key'} {loc!r}"
     if err["type"] == "extra_forbidden":
         return f"{where}: {_unknown(loc, _known_keys())}"
+    if err["type"] == "unknown_name":  # ``_one_of``'s line, with its did-you-mean
+        return f"{where}: {loc}: {err['msg']}"
     got = err.get("input")
     shown = "" if isinstance(got, dict) else f" (got {_short(got)})"
     msg = err["msg"].removeprefix("Value error, ")

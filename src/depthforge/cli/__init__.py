@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..errors import DepthforgeError
-from ..tuning import ALLOCATORS, CHOICE, MARKER, malloc_env
+from ..allocator import ALLOCATORS, CHOICE, MARKER, malloc_env
 
 COMMANDS = {
     "demo": ("depthforge.cli.demo", "train -> evaluate -> predict on the built-in synthetic scenes"),
@@ -31,7 +31,7 @@ _TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc", "co
 
 
 def _tune_malloc(command: str) -> None:
-    """Re-exec once with the memory allocator of ``tuning.malloc_env`` (tcmalloc or jemalloc preloaded when
+    """Re-exec once with the memory allocator of ``allocator.malloc_env`` (tcmalloc or jemalloc preloaded when
     installed, else glibc's tunables): both are read only at process start. DEPTHFORGE_NO_MALLOC_TUNING=1 skips
     it, DEPTHFORGE_MALLOC picks the allocator; a process the user started with GLIBC_TUNABLES is left alone."""
     if command not in _TUNED or not sys.platform.startswith("linux"):

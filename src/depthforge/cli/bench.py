@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bench import DEFAULT_SETTINGS, SETTINGS, bench
+    from ..bench.report import print_report
     from ..errors import DepthforgeError
 
     bad = [s for s in args.only if s not in SECTIONS]
@@ -53,56 +54,14 @@ def run(args: argparse.Namespace) -> int:
     settings = args.settings or list(DEFAULT_SETTINGS)
     if settings == ["all"]:
         settings = list(SETTINGS)
-    results = bench(tuple(args.size), args.batch, args.steps, args.width, settings, args.rounds, args.models,
-                    tuple(args.model_size), args.model_batch, None, args.model_kwargs, args.checkpoint,
-                    tuple(args.predict_size), args.train_steps, args.test_images, workers=args.workers,
-                    data_n=args.data_samples, sections=tuple(args.only), progress=not args.json)
+    results = bench(size=tuple(args.size), batch=args.batch, steps=args.steps, width=args.width, settings=settings,
+                    rounds=args.rounds, models=args.models, model_size=tuple(args.model_size),
+                    model_batch=args.model_batch, model_kwargs=args.model_kwargs, checkpoint=args.checkpoint,
+                    predict_size=tuple(args.predict_size), predict_train_steps=args.train_steps,
+                    test_n=args.test_images, workers=args.workers, data_n=args.data_samples,
+                    sections=tuple(args.only), progress=not args.json)
     if args.json:
         print(json.dumps(results))
-        return 0
-    _print(results)
+    else:
+        print_report(results)
     return 0
-
-
-def _table(title: str, rows: dict[str, dict], keys: list[str]) -> None:
-    from ..evaluation.report import number
-
-    print(f"\n{title}")
-    widths = [max(12, len(k)) + 2 for k in keys]
-    print(f"  {'':34s}" + "".join(f"{k:>{w}s}" for k, w in zip(keys, widths)))
-    for name, row in rows.items():
-        if "error" in row:
-            print(f"  {name:34s}  {row['error']}")
-        else:
-            print(f"  {name:34s}" + "".join(f"{number(row.get(k, ''), '.3g'):>{w}s}" for k, w in zip(keys, widths)))
-
-
-def _print(r: dict) -> None:
-    from ..evaluation.report import number
-
-    m, c = r["machine"], r["ceiling"]
-    print(f"threads {m['threads']}, allocator {m['allocator']} (training: {m['training_allocator']}), "
-          f"load {m['load_before']:.2f} -> {m['load_after']:.2f}")
-    print(f"matmul ceiling: bf16 {c['bf16_gflops']:.0f} GFLOP/s, fp32 {c['fp32_gflops']:.0f} GFLOP/s")
-    if "train" in r:
-        t = r["train"]
-        _table(f"training step, {t['model']}, batch {t['batch']} at {t['size'][0]}x{t['size'][1]} "
-               f"({t['gflop_per_step']:.3g} GFLOP)", t["settings"],
-               ["step_s", "ratio", "peak_rss_mb", "samples_per_s", "fraction_of_ceiling"])
-    if "models" in r:
-        _table("training step per model (bf16, SILog)", r["models"],
-               ["size", "batch", "step_s", "peak_rss_mb", "parameters", "fraction_of_ceiling"])
-    if "predict" in r and "error" in r["predict"]:
-        print(f"\nprediction: {r['predict']['error']}")
-    elif "predict" in r:
-        p = r["predict"]
-        _table(f"prediction of one {p['size'][0]}x{p['size'][1]} image: {p['model']}", p["backends"],
-               ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "d1"])
-    if "data" in r:
-        d = r["data"]
-        consumes = number(d["training_samples_per_s"], ".3g")
-        _table(f"data loading + augmentation, {d['workers']} worker(s), batch {d['batch']} "
-               f"(training consumes {consumes}/s, a GPU {d['gpu_samples_per_s']:.0f}/s)",
-               d["sources"], ["samples_per_s", "vs_training", "vs_gpu"])
-        for note in d["notes"]:
-            print(f"  note: {note}")

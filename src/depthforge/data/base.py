@@ -19,30 +19,47 @@ from ..registry import Registry
 log = logging.getLogger(__name__)
 
 DATASETS = Registry("dataset")
-# name -> predicate(path) telling whether a path holds that format; tried in insertion order.
-DETECTORS: dict[str, Callable[[Path], bool]] = {}
+# The protocol of a dataset without its own (synthetic scenes, a folder of files): the full image, 10 m cap.
+GENERIC_PROTOCOLS = {"none": ("none", 1e-3, 10.0)}
 
 
-def register(name: str, detect: Callable[[Path], bool] | None = None):
-    """Class/function decorator adding a dataset factory ``factory(split=..., **options)`` under ``name``."""
+def register(name: str, detect: Callable[[Path], bool] | None = None,
+             protocols: dict[str, tuple[str, float, float]] | None = None):
+    """Class/function decorator adding a dataset factory ``factory(split=..., **options)`` under ``name``, with
+    its facts: ``detect(path)`` tells whether a path holds this format (tried in registration order), and
+    ``protocols`` maps each protocol it is evaluated with to (crop "eigen"|"garg"|"none", min depth, max depth)
+    in metres: the valid depth range; the first is its default (see ``default_protocol``)."""
 
     def wrap(factory):
-        DATASETS.register(name, factory)
-        if detect is not None:
-            DETECTORS[name] = detect
+        DATASETS.register(name, factory, detect=detect, protocols=dict(protocols or {}))
         return factory
 
     return wrap
+
+
+def protocols() -> dict[str, tuple[str, float, float]]:
+    """Every protocol name -> (crop, min depth, max depth): the generic ones, then each dataset's."""
+    out = dict(GENERIC_PROTOCOLS)
+    for info in DATASETS.info.values():
+        out.update(info.get("protocols", {}))
+    return out
+
+
+def default_protocol(name: str | None) -> str | None:
+    """The protocol a registered dataset is evaluated with unless told (None: it has none of its own)."""
+    own = DATASETS.info.get(name, {}).get("protocols") if name else None
+    return next(iter(own)) if own else None
 
 
 def detect_format(root: str | os.PathLike) -> str:
     path = Path(root)
     if not path.exists():
         raise DepthforgeError(f"{path}: dataset not found")
-    for name, detect in DETECTORS.items():
+    detectors = {n: i["detect"] for n, i in DATASETS.info.items() if i.get("detect") is not None}
+    for name, detect in detectors.items():
         if detect(path):
             return name
-    raise DepthforgeError(f"{path}: no known dataset layout found (known: {', '.join(DETECTORS)})")
+    raise DepthforgeError(f"{path}: no known dataset layout found (known: {', '.join(detectors)})")
 
 
 def build_dataset(spec: str | os.PathLike | dict[str, Any], split: str = "test", **overrides: Any) -> Dataset:

@@ -22,8 +22,9 @@ Sample dict (``make_sample`` plus the masks; everything collates for batch size 
 
 Protocol: the official script evaluates the full 480x640 image with NO depth cap (only gt ≠ 0, pred ≠ 0):
 protocol ``ibims1-official``. Zero-shot tables in the ZoeDepth line (its dataset config for ibims) cap gt at 10 m and
-use the Eigen crop: protocol ``ibims1-zoedepth``. protocol ``ibims1`` (the dataset's default; all three in ``evaluation.metrics.PROTOCOLS``) is the full
-image with a 10 m cap: no crop as the script, and a finite cap, which code that normalises by the cap needs.
+use the Eigen crop: protocol ``ibims1-zoedepth``. protocol ``ibims1`` (the dataset's default; all three are
+registered with it below) is the full image with a 10 m cap: no crop as the script, and a finite cap, which code
+that normalises by the cap needs.
 """
 from __future__ import annotations
 
@@ -142,14 +143,17 @@ def make_ibims_sample(raw: dict[str, np.ndarray], name: str, where: str = "") ->
     return sample
 
 
-@register("ibims1", detect=_detect)
+# the full 480x640 image; the official script caps nothing, ZoeDepth's tables cap at 10 m with the Eigen crop
+@register("ibims1", detect=_detect, protocols={"ibims1": ("none", 1e-3, 10.0),
+                                               "ibims1-official": ("none", 1e-3, float("inf")),
+                                               "ibims1-zoedepth": ("eigen", 1e-3, 10.0)})
 class IBIMS1(Dataset):
     """iBims-1 (see the module docstring). Options: ``root`` (the folder holding imagelist.txt, or that file),
     ``split`` (only ``test``: iBims-1 is an evaluation set). Other keys (e.g. a config's ``size``) are ignored;
     samples stay at 480x640, and the masks are not meant to be resized (evaluate at native size)."""
 
     size = IBIMS_SIZE
-    protocol = "ibims1"  # evaluation.metrics.PROTOCOLS
+    protocol = "ibims1"  # its default, the first of its registered protocols
 
     def __init__(self, split: str = "test", root: str | None = None):
         if root is None:

@@ -27,9 +27,9 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, _protocol_for, _test_spec, align_for, by_distance, check_limit, \
-    cluttered, edges_used, open_for_eval, per_image, suite_spec, summarize
-from .metrics import METRIC_NAMES, get_protocol
+from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, cluttered, \
+    dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .metrics import METRIC_NAMES
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
 
@@ -212,7 +212,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     if ref is not None:
         sets.append(("test", ref.test_spec()))
     sets += [(s, suite_spec(s, size, suite_n)) for s in suites]
-    sets += [(d, _test_spec(ref, d)) for d in data]
+    sets += [(d, dataset_spec(ref, d)) for d in data]
     if not sets:
         raise DepthforgeError("no test set: none of the models carries a recipe; pass --data or --suites")
 
@@ -224,9 +224,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     pictures: dict[str, list[dict]] = {name: [] for name, _ in sets}
     for name, spec in sets:
         dataset = build_dataset(spec, split="test")
-        proto_name = _protocol_for(spec["name"], ref)
-        cap = ref.eval.max_depth if ref is not None and proto_name == ref.eval.protocol else None
-        proto = get_protocol(proto_name, cap)
+        proto_name, proto = choose_protocol(spec["name"], ref)
         results[name].update(spec={k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
                              protocol=proto_name, max_depth=proto.max_depth)
         for e, predictor, recipe in opened:

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import DATASETS, SkipBad, build_dataset, collate, detect_format
+from ..data import DATASETS, SkipBad, build_dataset, collate, default_protocol, detect_format
 from ..files import ensure_dir, write_bytes, write_image
 from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
@@ -40,10 +40,16 @@ NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count", "by_distance"
 NYU_ANCHORS = {"DenseDepth": 0.846, "BinsFormer": 0.925, "Depth Anything V2": 0.984}
 
 
-def _protocol_for(dataset_name: str | None, recipe: Recipe | None) -> str:
-    if dataset_name in ("nyu", "kitti", "ibims1"):
-        return dataset_name
-    return recipe.eval.protocol if recipe else "none"
+def choose_protocol(dataset: str | None, recipe: Recipe | None, protocol: str | None = None,
+                    max_depth: float | None = None) -> tuple[str, Protocol]:
+    """(name, protocol) to evaluate registered dataset ``dataset`` with: ``protocol`` if given, else the
+    dataset's own default (``data.default_protocol``), else the recipe's ``eval.protocol``, else "none". The depth
+    cap is ``max_depth`` if given, else the recipe's ``eval.max_depth`` when the protocol is the one the model was
+    validated with, else the protocol's own."""
+    name = protocol or default_protocol(dataset) or (recipe.eval.protocol if recipe else "none")
+    if max_depth is None and recipe is not None and name == recipe.eval.protocol:
+        max_depth = recipe.eval.max_depth  # the cap the model was validated with
+    return name, get_protocol(name, max_depth)
 
 
 def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str,
     return {"name": "synth", "suite": suite, "n": int(n), "size": tuple(size)}
 
 
-def _test_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
+def dataset_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
     """The dataset to evaluate on: ``--data`` (a registered name or a dataset path) or the recipe's test set."""
     if data is None:
         if recipe is None:
@@ -224,12 +230,9 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)
         baselines = baselines if recipe and tuple(spec["size"]) == recipe.size else None
     else:
-        spec = _test_spec(recipe, data)
+        spec = dataset_spec(recipe, data)
     dataset = build_dataset(spec, split="test")
-    protocol_name = protocol or _protocol_for(spec["name"], recipe)
-    if max_depth is None and recipe is not None and protocol_name == recipe.eval.protocol:
-        max_depth = recipe.eval.max_depth  # the cap the model was validated with
-    proto = get_protocol(protocol_name, max_depth)
+    protocol_name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
     align_mode = align_for(predictor, recipe, align_mode)
     if not predictor.metric and align_mode == "none":
         log.warning("this model predicts %s; without --align its values are not metres", predictor.output)

@@ -9,11 +9,14 @@ per image, then averaged with ``nanmean`` (``mean_metrics``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from ..data import protocols
+from ..models.base import ALIGN_MODES
 from ..errors import DepthforgeError
 
 # The table order of Eigen et al. and most papers since.
@@ -64,16 +67,21 @@ class Protocol:
         return m if valid is None else m & valid
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    "nyu": Protocol("eigen", 1e-3, 10.0),
-    "kitti": Protocol("garg", 1e-3, 80.0),
-    "none": Protocol("none", 1e-3, 10.0),
-    # iBims-1 (data/ibims.py): the full 480x640 image; the official script caps nothing, ZoeDepth's tables cap
-    # at 10 m with the Eigen crop.
-    "ibims1": Protocol("none", 1e-3, 10.0),
-    "ibims1-official": Protocol("none", 1e-3, float("inf")),
-    "ibims1-zoedepth": Protocol("eigen", 1e-3, 10.0),
-}
+class _Protocols(Mapping):
+    """Every protocol by name, read from the dataset registry at each look-up (``data.protocols``), so a dataset
+    registered later (a plug-in, a test's toy) is evaluated with its own protocols."""
+
+    def __getitem__(self, name: str) -> Protocol:
+        return Protocol(*protocols()[name])
+
+    def __iter__(self):
+        return iter(protocols())
+
+    def __len__(self) -> int:
+        return len(protocols())
+
+
+PROTOCOLS: Mapping[str, Protocol] = _Protocols()
 
 
 def get_protocol(protocol: str | Protocol, max_depth: float | None = None) -> Protocol:
@@ -166,7 +174,6 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-ALIGN_MODES = ("none", "median", "lstsq", "median-disparity", "lstsq-disparity")
 # What evaluation does to each output kind unless told otherwise. Disparity is aligned in disparity, as Depth
 # Anything V2's maintainers recommend (DA-V2 issue #157) and Booster does; then inverted to depth.
 DEFAULT_ALIGN = {"metric": "none", "relative": "median", "disparity": "lstsq-disparity"}

@@ -24,7 +24,7 @@ import torch
 
 from ..files import atomic_path
 from ..errors import DepthforgeError, error_line
-from ..tuning import PREFERENCE, current_allocator
+from ..allocator import PREFERENCE, current_allocator
 
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, read_metadata
 from .predictor import Backend, Predictor

@@ -45,6 +45,9 @@ from torch import nn
 from ..registry import Registry
 
 OutputKind = Literal["metric", "relative", "disparity"]
+# How evaluation brings a relative or disparity output to metres (``evaluation.metrics.to_metres``); here, next to
+# the output kinds, so that recipes (a layer below evaluation) check ``eval.align`` against the same names.
+ALIGN_MODES = ("none", "median", "lstsq", "median-disparity", "lstsq-disparity")
 OUTPUT_KINDS = ("metric", "relative", "disparity")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -38,7 +38,6 @@ Where this follows the code rather than the paper's text, or deviates:
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -48,6 +47,7 @@ from torch.nn import functional as F
 from ..losses.bins import bins_chamfer
 from .backbones import build_backbone
 from .base import MODELS, Contract, DepthModel
+from .layers import conv_bn, sine_positions
 
 Tensor = torch.Tensor
 
@@ -61,34 +61,6 @@ HEADS = {
 }
 LEVELS = 3  # the enhanced maps the decoder attends to: 1/32, 1/16, 1/8
 SCENE_WEIGHT = 1e-2  # the toolbox's CrossEntropyLoss(loss_weight=1e-2)
-
-
-def conv_bn(cin: int, cout: int, k: int, act: nn.Module) -> nn.Sequential:
-    """mmcv ``ConvModule`` with BN: conv (no bias) -> BN -> act."""
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), act)
-
-
-def sine_positions(x: Tensor, temperature: float = 10000.0) -> Tensor:
-    """mmcv's ``SinePositionalEncoding(num_feats=C/2, normalize=True)`` for a map x [N,C,h,w] -> [1,C,h,w].
-
-    Channels [0, C/2) encode the row, [C/2, C) the column: (i / h)·2π for i = 1..h, divided by
-    temperature^(2⌊j/2⌋ / (C/2)), sin on even j and cos on odd j. Built from x's size at run time (no cache), so
-    an ONNX export keeps H and W dynamic.
-    """
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    half = c // 2
-    opts = dict(device=x.device, dtype=torch.float32)
-    ys = torch.arange(1, h + 1, **opts) / (h + 1e-6) * (2 * math.pi)
-    xs = torch.arange(1, w + 1, **opts) / (w + 1e-6) * (2 * math.pi)
-    dim_t = temperature ** (2 * torch.div(torch.arange(half, **opts), 2, rounding_mode="floor") / half)
-
-    def embed(v: Tensor) -> Tensor:  # [n] -> [n, half], sin/cos interleaved
-        p = v[:, None] / dim_t
-        return torch.stack((p[:, 0::2].sin(), p[:, 1::2].cos()), dim=2).flatten(1)
-
-    py = embed(ys)[:, None, :].expand(-1, xs.shape[0], -1)
-    px = embed(xs)[None, :, :].expand(ys.shape[0], -1, -1)
-    return torch.cat((py, px), dim=2).permute(2, 0, 1)[None].to(x.dtype)
 
 
 def reference_points(shapes: list[tuple[Any, Any]], device: torch.device) -> Tensor:
@@ -268,7 +240,9 @@ class BinsFormer(DepthModel):
         """-> (enhanced maps [1/32, 1/16, 1/8] each [N,C,h,w], their sine positions [1,C,h,w], E [N,C,H/4,W/4])."""
         feats = self.backbone(self.normalize(image))
         maps = [p(feats[i + 1]) for i, p in enumerate(self.proj)]  # 1/8, 1/16, 1/32
-        pos = [sine_positions(m) for m in maps]
+        # normalised, in float32, one map for the batch: mmcv's SinePositionalEncoding(normalize=True)
+        pos = [sine_positions(m[:1], m.shape[1], True, dtype=torch.float32).permute(0, 3, 1, 2).to(m.dtype)
+               for m in maps]
         out = self._encode(maps, pos)[::-1]
         y = out[-1]
         for lateral, conv, f in zip(self.lateral, self.fpn_out, (feats[2], feats[1], feats[0])):

@@ -31,33 +31,11 @@ from torch.nn import functional as F
 from ..errors import DepthforgeError
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
+from .layers import conv_bn, sine_positions
 
 # size -> (Swin size in backbones.SIZES, neck width E). E = 256 for Swin-T, 512 for Swin-L (toolbox configs).
 SIZES = {"micro": ("micro", 32), "tiny": ("tiny", 256), "base": ("base", 256), "large": ("large", 512)}
 STEM = 64
-
-
-def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
-    """mmcv ConvModule with BN and ReLU: the conv has no bias."""
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
-
-
-def sine_positions(x: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """mmcv's SinePositionalEncoding (normalize=False) for map x [N,C,h,w] -> [N,h*w,dim] (y half, then x half).
-
-    Coordinates come from a cumulative sum (not ``arange(h)``) so an exported graph keeps h and w dynamic."""
-    ones = torch.ones_like(x[:, 0])
-    y, xx = ones.cumsum(1), ones.cumsum(2)  # 1-based row / column
-    half = dim // 2
-    k = torch.arange(half, device=x.device, dtype=x.dtype)
-    freq = temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / half)
-
-    def embed(c: torch.Tensor) -> torch.Tensor:
-        p = c[..., None] / freq
-        return torch.stack((p[..., 0::2].sin(), p[..., 1::2].cos()), dim=-1).flatten(3)
-
-    return torch.cat((embed(y), embed(xx)), dim=-1).flatten(1, 2)
 
 
 def grid_points(x: torch.Tensor) -> torch.Tensor:
@@ -123,11 +101,11 @@ class HAHI(nn.Module):
     def __init__(self, channels: list[int], dim: int, heads: int = 8, points: int = 8):
         super().__init__()
         self.dim = dim
-        self.lateral = nn.ModuleList(conv_bn_relu(c, c, 1) for c in channels)
-        self.trans_proj = nn.ModuleList(conv_bn_relu(c, dim, 1) for c in channels[1:])
-        self.trans_fusion = nn.ModuleList(conv_bn_relu(c + dim, c, 3) for c in channels[1:])
-        self.conv_proj = conv_bn_relu(channels[0], dim, 1)
-        self.conv_fusion = conv_bn_relu(channels[0] + dim, channels[0], 3)
+        self.lateral = nn.ModuleList(conv_bn(c, c, 1) for c in channels)
+        self.trans_proj = nn.ModuleList(conv_bn(c, dim, 1) for c in channels[1:])
+        self.trans_fusion = nn.ModuleList(conv_bn(c + dim, c, 3) for c in channels[1:])
+        self.conv_proj = conv_bn(channels[0], dim, 1)
+        self.conv_fusion = conv_bn(channels[0] + dim, channels[0], 3)
         self.level_embed = nn.Parameter(torch.empty(len(channels) - 1, dim))
         self.reference_points = nn.Linear(dim, 2)
         self.self_attn = DeformAttention(dim, len(channels) - 1, heads, points)
@@ -151,13 +129,14 @@ class HAHI(nn.Module):
         n = conv.shape[0]
         shapes = [(t.shape[2], t.shape[3]) for t in trans]
         tokens = torch.cat([p(t).flatten(2).transpose(1, 2) for p, t in zip(self.trans_proj, trans)], 1)
-        pos = torch.cat([sine_positions(t, self.dim) + self.level_embed[i] for i, t in enumerate(trans)], 1)
+        pos = torch.cat([sine_positions(t, self.dim).flatten(1, 2) + self.level_embed[i]
+                         for i, t in enumerate(trans)], 1)
         # HI: every token attends to points around its own position on all four levels.
         ref = torch.cat([grid_points(t) for t in trans], 1)[:, :, None].expand(-1, -1, len(trans), -1)
         tokens = self.self_attn(tokens, pos, tokens, ref, shapes)
         # HA: the ½-resolution conv feature queries the interacted transformer tokens.
         query_map = self.conv_proj(conv)
-        query_pos = sine_positions(query_map, self.dim)
+        query_pos = sine_positions(query_map, self.dim).flatten(1, 2)
         ref = self.reference_points(query_pos).sigmoid()[:, :, None].expand(-1, -1, len(trans), -1)
         attended = self.cross_attn(query_map.flatten(2).transpose(1, 2), query_pos, tokens, ref, shapes)
         attended = attended.transpose(1, 2).reshape(query_map.shape)

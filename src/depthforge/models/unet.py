@@ -23,13 +23,9 @@ from torch.nn import functional as F
 from ..errors import DepthforgeError
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
+from .layers import conv_bn
 
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
-
-
-def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    # smp's Conv2dReLU with batch norm: the conv has no bias (BN's shift replaces it).
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class DecoderBlock(nn.Module):
@@ -37,7 +33,7 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
-        self.convs = nn.Sequential(conv_bn_relu(cin + cskip, cout), conv_bn_relu(cout, cout))
+        self.convs = nn.Sequential(conv_bn(cin + cskip, cout), conv_bn(cout, cout))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")

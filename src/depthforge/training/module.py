@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..errors import DepthforgeError
 from ..evaluation.metrics import compute_metrics, get_protocol, to_metres
@@ -18,6 +17,7 @@ from ..models import build_model
 from ..models.checkpoint import meta
 from ..recipe import Recipe
 from .loaders import make_loader, step_seed
+from .step import step_loss
 
 log = logging.getLogger(__name__)
 VAL_KEYS = ("abs_rel", "rmse", "d1")
@@ -94,17 +94,7 @@ class DepthModule(L.LightningModule):
         return self.model.forward_train(image)
 
     def _loss(self, out: dict[str, Any], batch: dict) -> torch.Tensor:
-        target, valid = batch["depth"].float(), batch["valid"]
-        # Losses run in fp32: SSIM's variances (E[x²] − E[x]²) cancel catastrophically in bf16.
-        with torch.autocast(device_type=target.device.type, enabled=False):
-            loss = self.loss(out["depth"].float(), target, valid)
-            for weight, aux in out.get("aux", ()):
-                aux = F.interpolate(aux.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
-                loss = loss + weight * self.loss(aux, target, valid)
-            extra = self.model.extra_loss(out, batch)
-            if extra is not None:
-                loss = loss + extra.float()
-        return loss
+        return step_loss(self.model, self.loss, out, batch)
 
     def on_train_batch_start(self, batch, batch_idx):
         # dropout and other in-model randomness: a function of the step, so a resumed run redraws it exactly

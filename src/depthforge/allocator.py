@@ -3,7 +3,7 @@ the process loads) and glibc's malloc tunables.
 
 On a CPU, a training step frees and reallocates hundreds of MB of activations each step; glibc's malloc gives
 that memory back to the kernel every time, and the page faults of taking it again were half of the step. Two
-fixes, in order of preference (measured in ``depthforge bench --settings all``; see bench.py):
+fixes, in order of preference (measured in ``depthforge bench --settings all``; see bench/train.py):
 
 - tcmalloc (Debian/Ubuntu ``libtcmalloc-minimal4``) or jemalloc (``libjemalloc2``) preloaded with LD_PRELOAD:
   they keep freed memory for reuse, and peak memory stays lower than with glibc's tunables;

@@ -1,0 +1,81 @@
+"""The machine's side of a benchmark: its load, a process's peak memory, the matrix-multiply ceiling every FLOP
+figure is a fraction of, and the fresh subprocess each timed setting runs in (``python -m depthforge.bench``)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..allocator import malloc_env
+from ..errors import error_line
+
+
+def say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def brief(e: BaseException) -> str:
+    """One line for an exception a row reports instead of stopping the bench."""
+    return f"{type(e).__name__}: {error_line(e)}"
+
+
+def load_average() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
+def rss_mb() -> float:
+    """This process's peak resident memory, MB. VmHWM, not ru_maxrss: a child started by fork + exec inherits its
+    parent's ru_maxrss, which would hide a small child's own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> float:
+    """GFLOP/s of an n×n×n matrix multiply in ``dtype`` on this process's threads (best of repeated timings)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)  # warm-up: kernel choice, page faults
+    best, start = math.inf, time.perf_counter()
+    while time.perf_counter() - start < seconds or best == math.inf:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def ceiling(n: int = 2048, seconds: float = 0.5) -> dict[str, float]:
+    return {"bf16_gflops": matmul_gflops(torch.bfloat16, n, seconds),
+            "fp32_gflops": matmul_gflops(torch.float32, n, seconds), "matmul_size": n}
+
+
+def spawn(job: dict, allocator: str = "auto", extra_env: dict | None = None, timeout: float = 1800) -> dict:
+    env = malloc_env(os.environ, allocator)
+    env.update(extra_env or {})
+    env.setdefault("HF_HUB_OFFLINE", "1")  # random weights only: never wait on the network
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "depthforge.bench", json.dumps(job)], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        err = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return {"error": (err[-1] if err else f"exit status {proc.returncode}")[:300]}
+    return json.loads(lines[-1])
