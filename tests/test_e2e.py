@@ -112,12 +112,16 @@ def test_cli_reports_unwritable_output(run_dir, tmp_path, capsys):
 
 
 def test_the_quick_recipe_learns(tmp_path):
-    """A small version of the default recipe must beat the constant-depth baseline on held-out scenes: a
-    training that learns nothing (a zero learning rate, a broken loss) fails here."""
+    """A small version of the default recipe must beat the per-pixel mean depth of its training rooms (a map that
+    never looks at the image, ~6 % better than the constant) by 5 % on held-out scenes: a training that learns
+    nothing, or only the layout of the average room, fails here. Measured AbsRel, model / per-pixel mean, seeds
+    0, 1, 2: 0.358 / 0.423, 0.335 / 0.413, 0.339 / 0.419. 200 rooms x 12 epochs at lr 5e-3 sees as many samples
+    (1,680) as 300 x 8 at 2e-3 did, which reached only 0.389 / 0.408."""
     out = tmp_path / "learn"
     fit(apply_overrides(load_config("quick"), [
-        f"out={out}", "data.n=300", "data.size=[32, 48]", "test_data.n=30", "model.width=0.25", "model.levels=3",
-        "train.epochs=8", "train.batch_size=8", "train.lr=2e-3"]), progress=False)
+        f"out={out}", "data.n=200", "data.size=[32, 48]", "test_data.n=30", "model.width=0.25", "model.levels=3",
+        "train.epochs=12", "train.batch_size=8", "train.lr=5e-3"]), progress=False)
     res = evaluate(out / "checkpoints" / "best.ckpt", out=tmp_path / "eval", pictures=False, progress=False)
-    assert res["model"]["abs_rel"] < 0.95 * res["baselines"]["constant"]["abs_rel"], res["model"]["abs_rel"]
-    assert res["model"]["rmse"] < res["baselines"]["constant"]["rmse"]
+    model, base = res["model"], res["baselines"]
+    assert model["abs_rel"] < 0.95 * base["mean_map"]["abs_rel"], (model["abs_rel"], base)
+    assert model["rmse"] < base["mean_map"]["rmse"] < base["constant"]["rmse"]

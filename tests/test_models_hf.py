@@ -162,8 +162,7 @@ def test_onnx_export_with_dynamic_axes_matches_onnxruntime(saved, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     case, folder, net = saved
     model = hf.from_pretrained_path(folder).eval()
-    # ZoeDepth's neck splits its stacked stages by the batch size (a constant once traced): batch stays fixed.
-    axes = {2: "height", 3: "width"} if case.name == "zoedepth" else {0: "batch", 2: "height", 3: "width"}
+    axes = {0: "batch", 2: "height", 3: "width"}
     path = tmp_path / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -177,6 +176,26 @@ def test_onnx_export_with_dynamic_axes_matches_onnxruntime(saved, tmp_path):
         got = sess.run(None, {"image": x.numpy()})[0]
         assert got.shape == tuple(want.shape)
         assert float(np.abs(got - want.numpy()).max()) <= 1e-4 * max(1.0, float(want.abs().max()))
+
+
+def test_zoedepth_export_runs_at_any_batch_and_size(tmp_path):
+    """depthforge's export declares a dynamic batch; ZoeDepth's neck once split its stacked stages by the traced
+    batch size (2), so the file failed at batch 1 and 3."""
+    pytest.importorskip("onnxruntime")
+    from depthforge.inference.export import export_module
+    from depthforge.inference.onnx import session
+
+    model = MODELS.build("zoedepth", size="micro").eval()
+    liven(model.net)
+    path = export_module(model, {}, tmp_path / "zoe.onnx")["path"]
+    sess = session(path, ["CPUExecutionProvider"])
+    for batch in (1, 3):
+        for size in ((64, 96), (96, 64)):
+            x = torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(batch))
+            want = _run(model, x)
+            got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+            assert got.shape == tuple(want.shape), (batch, size)
+            assert float(np.abs(got - want.numpy()).max()) <= 1e-4 * max(1.0, float(want.abs().max())), (batch, size)
 
 
 @pytest.mark.slow
@@ -255,7 +274,11 @@ def test_relative_and_metric_depth_anything_are_told_apart(saved, caplog):
     assert all(torch.equal(got[k], want[k]) for k in want if k.startswith("backbone."))
     assert not torch.equal(got["head.conv3.weight"], want["head.conv3.weight"])  # a new head
     assert "loaded" in caplog.text and "(backbone.*)" in caplog.text and "initialised: head, neck" in caplog.text
-    assert float(_run(model.eval(), torch.rand(1, 3, 70, 98)).max()) <= 20  # sigmoid x max_depth
+    # sigmoid x max_depth: the same weights built for 10 m predict half the depth
+    other = MODELS.build("depth-anything-v2-metric", pretrained=str(folder), max_depth=10)
+    other.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 70, 98)
+    torch.testing.assert_close(_run(model.eval(), x), 2 * _run(other.eval(), x))
 
 
 def test_depthforge_load_takes_the_folder_and_the_cli_evaluates_it(saved, tmp_path):

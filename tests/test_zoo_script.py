@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,17 @@ def test_zoo_script_trains_each_model_and_compares_them(tmp_path):
     env = dict(os.environ, DEPTHFORGE=str(Path(sys.executable).parent / "depthforge"), ZOO_EXTRA=TINY,
                ZOO_COMPARE="--suite-n 2 --suites edges")
     out = tmp_path / "zoo"
+    start = time.monotonic()
     run = subprocess.run(["bash", str(ROOT / "scripts" / "zoo_table.sh"), str(out), "seed-unet", "zoedepth"], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - start
     assert run.returncode == 0, run.stderr[-2000:]
-    for name in ("seed-unet", "zoedepth"):
-        assert (out / name / "checkpoints" / "last.ckpt").is_file() and int((out / name / "wall_s").read_text()) >= 0
+    walls = {name: int((out / name / "wall_s").read_text()) for name in ("seed-unet", "zoedepth")}
+    for name, wall in walls.items():
+        assert (out / name / "checkpoints" / "last.ckpt").is_file()
+        assert f"{name}: trained in {wall} s" in run.stdout
+    # each run's own time: a Python start alone takes over a second, and both fit in the script's time
+    assert min(walls.values()) >= 1 and sum(walls.values()) <= elapsed + 1, (walls, elapsed)
     report = json.loads((out / "compare" / "compare.json").read_text())
     assert [m["label"] for m in report["models"]] == ["seed-unet", "zoedepth"]
     assert report["sets"]["test"]["images"] == 2 and list(report["sets"]) == ["test", "edges"]

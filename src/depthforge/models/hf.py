@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +383,11 @@ class ZoeDepth(HFDepth):
                  bottleneck_features=16, num_attractors=[4, 2, 2, 1], bin_embedding_dim=8,
                  bin_configurations=[{"n_bins": 16, "min_depth": 1e-3, "max_depth": 10.0}])
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        stage = self.net.neck.reassemble_stage
+        stage.forward = types.MethodType(_reassemble_any_batch, stage)
+
     def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
         if max_depth is not None:
             raise ValueError("ZoeDepth's depth range lives in its bin_configurations; max_depth cannot be set")
@@ -398,6 +404,31 @@ class ZoeDepth(HFDepth):
         # and crops the padding off
         return dict(super()._policy(p, size, multiple), resample=RESAMPLES[p.get("resample", 2)],
                     align_corners=True, pad="reflect" if p.get("do_pad") else "none")
+
+
+def _reassemble_any_batch(stage, hidden_states: list[torch.Tensor], patch_height, patch_width) -> list[torch.Tensor]:
+    """transformers' ZoeDepthReassembleStage.forward, the same numbers, but the stacked stages are taken apart by
+    their count, not by ``split(batch_size)``: tracing bakes that Python int into the ONNX graph, so an export
+    (traced at batch 2, its batch axis declared dynamic) failed at batch 1 or 3."""
+    n = len(hidden_states)
+    stacked = torch.cat(hidden_states, dim=0)
+    cls_token, stacked = stacked[:, 0], stacked[:, 1:]
+    channels = stacked.shape[-1]
+    stacked = stacked.reshape(-1, patch_height, patch_width, channels).permute(0, 3, 1, 2).contiguous()
+    if stage.readout_type == "project":
+        stacked = stacked.flatten(2).permute((0, 2, 1))
+        stacked = torch.cat((stacked, cls_token.unsqueeze(dim=1).expand_as(stacked)), -1)
+    elif stage.readout_type == "add":
+        stacked = stacked + cls_token.unsqueeze(-1)
+    per_stage = stacked.reshape(n, -1, *stacked.shape[1:])
+    out = []
+    for i, layer in enumerate(stage.layers):
+        hidden = per_stage[i]
+        if stage.readout_type == "project":
+            hidden = stage.readout_projects[i](hidden)
+            hidden = hidden.permute(0, 2, 1).reshape(-1, hidden.shape[-1], patch_height, patch_width)
+        out.append(layer(hidden))
+    return out
 
 
 @MODELS.register("glpn", family="GLPN (MiT encoder + global-local path decoder), metric",
