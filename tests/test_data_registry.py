@@ -46,7 +46,7 @@ def test_a_registered_dataset_brings_its_protocol_to_evaluation_and_recipes(toy,
 
 def test_a_protocol_no_dataset_registers_is_refused_in_one_line():
     base = load_config("quick")
-    with pytest.raises(DepthforgeError, match=r"^recipe: eval.protocol: unknown protocol 'toy-fa'.*known: .*nyu"):
+    with pytest.raises(DepthforgeError, match=r"^recipe: eval.protocol: unknown protocol 'toy-fa'.*allowed: .*nyu"):
         validate({**base, "eval": {**base.get("eval", {}), "protocol": "toy-fa"}})
     with pytest.raises(DepthforgeError, match="did you mean median"):
         validate({**base, "eval": {**base.get("eval", {}), "align": "medain"}})

@@ -126,7 +126,7 @@ class Train(_Closed):
 def _one_of(what: str, value: str, known) -> str:
     """``value`` if it is one of ``known``, else an "unknown_name" error whose message ``_error_line`` prints."""
     if value not in known:
-        message = _unknown(value, list(known), f" (known: {', '.join(known)})", what)
+        message = _unknown(value, list(known), f"; allowed: {', '.join(known)}", what)
         raise PydanticCustomError("unknown_name", "{message}", {"message": message})
     return value
 
