@@ -121,13 +121,14 @@ class HFDepth(DepthModel):
         """Re-initialise every convolution and linear layer outside the encoder with PyTorch's defaults.
 
         transformers initialises all of them with weights of σ ``initializer_range`` (0.02) and zero biases, which
-        no reference implementation does for these decoders: with that init a tiny DPT's or Depth Anything's
-        output is ≈ 1e-5 and its final ReLU shut for most pixels, so it never learns (ZoeDepth's and the metric
-        heads' outputs are constant to 1e-6). The papers' code builds the neck and head (DPT and MiDaS in
+        no reference implementation does for these decoders: with it a micro DPT's or Depth Anything's output is
+        at most 1e-4 and its final ReLU shut on most pixels, and DPT never learned (ZoeDepth's and DA-V2 metric's
+        outputs are constant to 1e-6). The papers' code builds the neck and head (DPT and MiDaS in
         isl-org/DPT, Depth-Anything-V2's DPTHead, ZoeDepth's bin layers, GLPN's decoder) from plain ``nn.Conv2d``
         / ``nn.Linear`` at PyTorch's default init (Kaiming-uniform weights, uniform biases), and so does this.
         The encoder keeps transformers' init: its ViTs (DINOv2, BEiT, ViT) and MiT are initialised in the
-        reference code with the same truncated-normal σ 0.02. Weights loaded afterwards overwrite all of it.
+        reference code with the same truncated-normal σ 0.02. Weights loaded afterwards overwrite all of it; a
+        sibling's checkpoint whose encoder alone is loaded (``_sibling``) gets this init for the rest.
 
         One departure: a head that ends in a ReLU (``_relu_output``) starts with its last bias at 1. PyTorch's
         default bias is uniform in ±1/√fan_in and the signal reaching it from a random encoder is far smaller, so
@@ -141,11 +142,11 @@ class HFDepth(DepthModel):
         if last is not None:
             nn.init.constant_(last.bias, 1.0)
 
+    # -- what subclasses specialise -------------------------------------------------------------------------
     def _relu_output(self) -> nn.Conv2d | None:
         """The last convolution when a ReLU follows it to make the output (None: another activation ends it)."""
         return None
 
-    # -- what subclasses specialise -------------------------------------------------------------------------
     def _sibling(self, cfg) -> str | None:
         """For a sibling family's checkpoint: make ``cfg`` this family's and return the prefix of the weights to
         keep (the rest is initialised). None: the checkpoint is loaded whole."""
