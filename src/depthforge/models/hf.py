@@ -96,6 +96,7 @@ class HFDepth(DepthModel):
             self._check_config(cfg, "config")
             self._set_max_depth(cfg, max_depth, "")
             self.net = _hf(self.model_class)(cfg)
+            self._init_from_scratch()
             if size is not None:
                 proc["size"] = None  # a micro network has no preferred size
         else:
@@ -106,6 +107,8 @@ class HFDepth(DepthModel):
             self._check_config(cfg, source)
             self._set_max_depth(cfg, max_depth, source)
             self.net = load_weights(_hf(self.model_class), folder, source, what, cfg, partial_weights, only=only)
+            if only is not None:  # the sibling's encoder was kept; the rest starts new, as from scratch
+                self._init_from_scratch()
             proc.update(_read_processor(str(folder)))
         proc.update(processor or {})
         self.processor = {k: proc[k] for k in PROCESSOR_KEYS if k in proc}
@@ -115,7 +118,36 @@ class HFDepth(DepthModel):
         self._disparity_max = float(max_depth if max_depth is not None else 10.0)
         self.set_contract(self._contract())
 
+    def _init_from_scratch(self) -> None:
+        """Re-initialise every convolution and linear layer outside the encoder with PyTorch's defaults.
+
+        transformers initialises all of them with weights of σ ``initializer_range`` (0.02) and zero biases, which
+        no reference implementation does for these decoders: with it a micro DPT's or Depth Anything's output is
+        at most 1e-4 and its final ReLU shut on most pixels, and DPT never learned (ZoeDepth's and DA-V2 metric's
+        outputs are constant to 1e-6). The papers' code builds the neck and head (DPT and MiDaS in
+        isl-org/DPT, Depth-Anything-V2's DPTHead, ZoeDepth's bin layers, GLPN's decoder) from plain ``nn.Conv2d``
+        / ``nn.Linear`` at PyTorch's default init (Kaiming-uniform weights, uniform biases), and so does this.
+        The encoder keeps transformers' init: its ViTs (DINOv2, BEiT, ViT) and MiT are initialised in the
+        reference code with the same truncated-normal σ 0.02. Weights loaded afterwards overwrite all of it; a
+        sibling's checkpoint whose encoder alone is loaded (``_sibling``) gets this init for the rest.
+
+        One departure: a head that ends in a ReLU (``_relu_output``) starts with its last bias at 1. PyTorch's
+        default bias is uniform in ±1/√fan_in and the signal reaching it from a random encoder is far smaller, so
+        a negative draw shuts the ReLU on every pixel and no gradient ever opens it (a micro DPT: seeds 0 and 4
+        of 8); at 1 every pixel starts open, and the ReLU still keeps the output ≥ 0."""
+        encoder = {id(p) for p in self.encoder().parameters()}
+        for module in self.net.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and id(module.weight) not in encoder:
+                module.reset_parameters()
+        last = self._relu_output()
+        if last is not None:
+            nn.init.constant_(last.bias, 1.0)
+
     # -- what subclasses specialise -------------------------------------------------------------------------
+    def _relu_output(self) -> nn.Conv2d | None:
+        """The last convolution when a ReLU follows it to make the output (None: another activation ends it)."""
+        return None
+
     def _sibling(self, cfg) -> str | None:
         """For a sibling family's checkpoint: make ``cfg`` this family's and return the prefix of the weights to
         keep (the rest is initialised). None: the checkpoint is loaded whole."""
@@ -271,6 +303,9 @@ class DepthAnythingV2(_DepthAnything):
     micro = dict(backbone_config=_micro_dinov2(), reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
                  fusion_hidden_size=16, head_hidden_size=8, patch_size=14)
 
+    def _relu_output(self) -> nn.Conv2d | None:
+        return self.net.head.conv3
+
 
 @MODELS.register("depth-anything-v2-metric", family="Depth Anything V2 metric (DINOv2 ViT + DPT head)",
                  weights="hub: depth-anything/Depth-Anything-V2-Metric-{Indoor,Outdoor}-{Small,Base,Large}-hf; "
@@ -354,6 +389,9 @@ class DPT(HFDepth):
     def _run_size(self, h: int, w: int) -> tuple[int, int]:
         side = self._fixed()
         return (h, w) if side is None else (side, side)
+
+    def _relu_output(self) -> nn.Conv2d | None:
+        return self.net.head.head[-2]
 
     def encoder(self) -> nn.Module | None:
         return self.net.backbone if self.net.backbone is not None else self.net.dpt
