@@ -26,7 +26,7 @@ declare -A recipe=(
                         train.precision=bf16-mixed data.size=[126,168]"
   [glpn]="-c depth-anything-v2-synth model.name=glpn $hw"
   [zoedepth]="-c depth-anything-v2-synth model={'name':'zoedepth','size':'micro'} loss={'name':'silog'} $hw"
-  [dpt]="-c depth-anything-v2-synth model.name=dpt loss={'name':'ssi-gradient'} $hw"
+  [dpt]="-c depth-anything-v2-synth model.name=dpt loss={'name':'ssi-gradient'} eval.align=lstsq-disparity $hw"
   [convnext-unet]="-c unet-synth model.name=convnext-unet $hw"
   [da-v2-metric-micro]="-c depth-anything-v2-synth data.size=[126,168]"
 )
