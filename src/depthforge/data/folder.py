@@ -48,7 +48,7 @@ def _visible(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
 
 
-def _rgb_dir(root: Path) -> Path | None:
+def rgb_dir(root: Path) -> Path | None:
     return next((root / d for d in RGB_DIRS if (root / d).is_dir()), None)
 
 
@@ -90,7 +90,7 @@ def _detect(path: Path) -> bool:
     if not path.is_dir():
         return False
     roots = [path] + [p for p in path.iterdir() if p.is_dir()]
-    if any(_rgb_dir(r) is not None and (r / "depth").is_dir() for r in roots):
+    if any(rgb_dir(r) is not None and (r / "depth").is_dir() for r in roots):
         return True
     if any(_list_file_ok(path / f"{s}{x}") for s in ("train", "val", "test") for x in LIST_SUFFIXES):
         return True
@@ -133,7 +133,7 @@ class FolderDataset(Dataset):
         else:
             assert root_p is not None
             base = root_p / split if (root_p / split).is_dir() else root_p
-            rgb = _rgb_dir(base)
+            rgb = rgb_dir(base)
             if rgb is not None:
                 depth_dir = base / "depth"
                 depths = {p.stem: p for p in _visible(depth_dir) if p.suffix.lower() in DEPTH_SUFFIXES} \
@@ -174,7 +174,7 @@ class FolderDataset(Dataset):
             raise DepthforgeError(f"{root}: dataset not found")
         if root.is_file():
             return root
-        if _rgb_dir(root / split) is not None or _rgb_dir(root) is not None:
+        if rgb_dir(root / split) is not None or rgb_dir(root) is not None:
             return None
         return next((root / n for n in names if (root / n).is_file()), None)
 

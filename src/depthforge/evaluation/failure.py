@@ -25,7 +25,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from ..errors import DepthforgeError
-from .metrics import Protocol, _image, _pair, compute_metrics, depth_mask, get_protocol
+from .metrics import Protocol, as_image, valid_pair, compute_metrics, depth_mask, get_protocol
 
 DBE_NAMES = ("dbe_acc", "dbe_comp")
 DDE_NAMES = ("dde_0", "dde_m", "dde_p")
@@ -48,7 +48,7 @@ def canny_edges(depth, sigma: float = math.sqrt(2), low: float = 0.15, high: flo
     """
     from skimage import feature
 
-    d = _image(depth, "depth", np.float32)  # float32 as the script ('f'): thresholds then fall on the same side
+    d = as_image(depth, "depth", np.float32)  # float32 as the script ('f'): thresholds then fall on the same side
     d = np.where(np.isfinite(d) & (d != 0), d, np.float32(np.nan))
     if not np.isfinite(d).any():
         return np.zeros(d.shape, bool)
@@ -77,8 +77,8 @@ def boundary_errors(pred, edges_gt, sigma: float = math.sqrt(2), low: float = 0.
     """
     if completeness not in ("symmetric", "directed"):
         raise DepthforgeError(f"boundary_errors: unknown completeness {completeness!r}; known: symmetric, directed")
-    pred = _image(pred, "pred")
-    gt_edges = _image(edges_gt, "edges_gt", bool)
+    pred = as_image(pred, "pred")
+    gt_edges = as_image(edges_gt, "edges_gt", bool)
     if gt_edges.shape != pred.shape:
         raise DepthforgeError(f"edges_gt is {gt_edges.shape[0]}x{gt_edges.shape[1]} but pred is "
                               f"{pred.shape[0]}x{pred.shape[1]}")
@@ -110,7 +110,7 @@ def occlusion_edges(depth, valid=None, ratio: float = 1.05) -> np.ndarray:
     so the edges are one pixel thin like the annotations. Jumps into invalid pixels are not edges (unknown).
     Returns bool (H,W).
     """
-    d = _image(depth, "depth")
+    d = as_image(depth, "depth")
     ok = depth_mask(d, valid)
     logd = np.log(np.where(ok, d, 1.0))
     edges = np.zeros(d.shape, bool)
@@ -138,7 +138,7 @@ def directed_depth_errors(pred, gt, valid=None, threshold: float = 3.0) -> dict[
     near (predicted too far). dde_0 + dde_m + dde_p = 1. Returns {"dde_0", "dde_m", "dde_p"}; NaN with no valid
     pixel. (The paper's tables print them ×100.)
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     mask &= np.isfinite(pred) & (pred > 0)
     if not mask.any():
         return dict.fromkeys(DDE_NAMES, float("nan"))
@@ -171,8 +171,8 @@ def plane_errors(pred, gt, labels, params, intrinsics, valid=None, min_area: flo
     the point-to-plane distances (cm); PE_orient = angle between the fitted and annotated normals (°, the fitted
     normal flipped to the annotated one's side).
     """
-    pred = _image(pred, "pred")
-    labels = _image(labels, "labels", np.int64)
+    pred = as_image(pred, "pred")
+    labels = as_image(labels, "labels", np.int64)
     if labels.shape != pred.shape:
         raise DepthforgeError(f"plane labels are {labels.shape[0]}x{labels.shape[1]} but pred is "
                               f"{pred.shape[0]}x{pred.shape[1]}")
@@ -184,10 +184,10 @@ def plane_errors(pred, gt, labels, params, intrinsics, valid=None, min_area: flo
     k = k.reshape(k.shape[-2:]) if k.ndim > 2 else k
     ok = np.isfinite(pred) & (pred > 0)
     if gt is not None:
-        _, gt, mask = _pair(pred, gt, valid)
+        _, gt, mask = valid_pair(pred, gt, valid)
         ok &= mask
     elif valid is not None:
-        ok &= _image(valid, "valid", bool)
+        ok &= as_image(valid, "valid", bool)
     h, w = pred.shape
     out = np.full((params.shape[0], 2), np.nan)
     for j in range(params.shape[0]):
@@ -236,7 +236,7 @@ def whdr(pred, gt, valid=None, n_pairs: int = 5000, tolerance: float = 0.02, see
     gt-equal pairs. Deterministic for a ``seed`` (numpy Generator). NaN with fewer than 2 valid pixels.
     Differs from ``metrics.ordinal_error``, which skips gt-equal pairs and counts ties as wrong.
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     mask &= np.isfinite(pred) & (pred > 0)
     idx = np.flatnonzero(mask)
     if idx.size < 2:
@@ -271,7 +271,7 @@ def distance_errors(pred, gt, valid=None, top: float = DISTANCE_TOP, step: float
     iBims-1 script (1-m bands to 20 m); deviation: pred and gt are masked together, where the script drops zeros of
     each separately (which misaligns them when the prediction has zeros).
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     mask &= np.isfinite(pred) & (pred > 0)
     p, g = pred[mask], gt[mask]
     edges = np.arange(0.0, top + step / 2, step)
@@ -313,8 +313,8 @@ def masked_metrics(pred, gt, valid, mask, protocol: str | Protocol = "none", nam
     "rest/abs_rel"). A region without valid pixels gives NaN. Booster's least-squares alignment in disparity is
     not done here: align before calling.
     """
-    pred, gt, ok = _pair(pred, gt, valid)
-    m = _image(mask, "mask", bool)
+    pred, gt, ok = valid_pair(pred, gt, valid)
+    m = as_image(mask, "mask", bool)
     if m.shape != gt.shape:
         raise DepthforgeError(f"mask is {m.shape[0]}x{m.shape[1]} but gt is {gt.shape[0]}x{gt.shape[1]}")
     proto = get_protocol(protocol)

@@ -93,7 +93,7 @@ def get_protocol(protocol: str | Protocol, max_depth: float | None = None) -> Pr
     return protocol if max_depth is None else protocol.with_max(max_depth)
 
 
-def _image(x, name: str, dtype=np.float64) -> np.ndarray:
+def as_image(x, name: str, dtype=np.float64) -> np.ndarray:
     """numpy or torch -> (H,W) array of ``dtype``; leading size-1 axes ([1,1,H,W], [1,H,W]) are dropped."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -105,9 +105,9 @@ def _image(x, name: str, dtype=np.float64) -> np.ndarray:
     return x
 
 
-def _pair(pred, gt, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def valid_pair(pred, gt, valid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """pred, gt as float64 (H,W) of the same size, and the mask of valid gt (finite, > 0, and ``valid``)."""
-    pred, gt = _image(pred, "pred"), _image(gt, "gt")
+    pred, gt = as_image(pred, "pred"), as_image(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"pred is {pred.shape[0]}x{pred.shape[1]} but gt is {gt.shape[0]}x{gt.shape[1]}; "
                          "resize pred to the ground truth's size before evaluating")
@@ -118,7 +118,7 @@ def depth_mask(depth: np.ndarray, valid=None) -> np.ndarray:
     """Bool (H,W): finite depth > 0, and ``valid`` (bool (H,W), numpy or torch) where given."""
     mask = np.isfinite(depth) & (depth > 0)
     if valid is not None:
-        valid = _image(valid, "valid", bool)
+        valid = as_image(valid, "valid", bool)
         if valid.shape != depth.shape:
             raise DepthforgeError(f"valid is {valid.shape[0]}x{valid.shape[1]} but depth is "
                                   f"{depth.shape[0]}x{depth.shape[1]}")
@@ -139,7 +139,7 @@ def compute_metrics(pred, gt, protocol: str | Protocol = "nyu", valid=None,
     metrics are computed in float32, which reproduces its numbers exactly.
     """
     proto = get_protocol(protocol, max_depth)
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     mask = proto.mask(gt, mask)
     if not mask.any():
         return dict.fromkeys(METRIC_NAMES, float("nan"))
@@ -190,7 +190,7 @@ def align(pred, gt, valid=None, mode: str = "median") -> np.ndarray:
     """
     if mode not in ("none", "median", "lstsq"):
         raise ValueError(f"unknown alignment {mode!r}; known: none, median, lstsq")
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     mask &= np.isfinite(pred)
     if mode == "none" or not mask.any():
         return pred
@@ -213,14 +213,14 @@ def to_metres(pred, gt, valid=None, output: str = "metric", mode: str | None = N
     mode = DEFAULT_ALIGN[output] if mode is None else mode
     if mode not in ALIGN_MODES:
         raise DepthforgeError(f"alignment {mode!r}: choose from {', '.join(ALIGN_MODES)}")
-    pred = _image(pred, "pred")
+    pred = as_image(pred, "pred")
     in_disparity = mode.endswith("-disparity")
     if (output == "disparity") != in_disparity:  # bring the output into the space of the fit
         with np.errstate(divide="ignore"):
             pred = np.where(pred > 0, 1.0 / np.maximum(pred, MIN_DISPARITY), 0.0)
     if not in_disparity:
         return align(pred, gt, valid, mode)
-    g = _image(gt, "gt")
+    g = as_image(gt, "gt")
     with np.errstate(divide="ignore"):
         inv_gt = np.where(np.isfinite(g) & (g > 0), 1.0 / np.where(g > 0, g, 1.0), 0.0)
     disp = align(pred, inv_gt, valid, mode.removesuffix("-disparity"))
@@ -233,7 +233,7 @@ def soft_accuracy(pred, gt, valid=None, max_depth: float = 10.0) -> float:
     This is Keras's ``accuracy`` on depth normalised to [0,1]: it only asks whether pred and gt fall on the same
     side of max_depth/2 (ties round half to even, as tf.round). pred, gt: (H,W) metres. NaN with no valid pixel.
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     if not mask.any():
         return float("nan")
     return float(np.mean(np.round(gt[mask] / max_depth) == np.round(pred[mask] / max_depth)))
@@ -247,7 +247,7 @@ def ordinal_error(pred, gt, valid=None, n_pairs: int = 20000, ratio: float = 1.0
     when sign(pred_a − pred_b) ≠ sign(gt_a − gt_b). pred, gt: (H,W) metres. 0 = every order right, 1 = all
     reversed (inverted depth); NaN when no pair qualifies.
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     idx = np.flatnonzero(mask)
     if idx.size < 2:
         return float("nan")
@@ -277,7 +277,7 @@ def edge_metrics(pred, gt, valid=None, threshold: float = 0.1, tolerance: float 
     predicted one does. pred, gt: (H,W) metres. Returns {"precision", "recall", "f1"}: a blurred boundary loses
     recall, spurious texture edges lose precision. NaN when neither side has an edge, 0 when only one has.
     """
-    pred, gt, mask = _pair(pred, gt, valid)
+    pred, gt, mask = valid_pair(pred, gt, valid)
     gt_edges, region = _log_edges(gt, mask, threshold)
     pred_edges, _ = _log_edges(pred, mask, threshold)
     pred_edges &= region

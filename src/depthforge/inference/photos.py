@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..data.folder import FolderDataset, _rgb_dir
+from ..data.folder import FolderDataset, rgb_dir
 from ..data.io import check_regular, is_image_file, read_depth, read_image
 from ..files import depth_png_name, image_bytes, png16_encoding, write_bytes
 from ..data.sample import check_same_size
@@ -59,7 +59,7 @@ def collect_inputs(inputs: list[str], exclude: str | os.PathLike | None = None) 
             check_regular(path)
             items.append(Item(path))
             continue
-        rgb = _rgb_dir(path)
+        rgb = rgb_dir(path)
         if rgb is not None:
             for f in sorted(rgb.iterdir()):  # the dataset reader lists the images; a pipe among them fails to read
                 if f.is_file() and not is_image_file(f):

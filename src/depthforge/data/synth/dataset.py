@@ -14,7 +14,7 @@ from ...errors import DepthforgeError
 from ..base import register
 from ...files import write_bytes
 from ..sample import make_sample
-from .scenes import _check_size, scene_rng
+from .scenes import check_size, scene_rng
 from .suites import check_suite, render_suite
 
 GLASS_VERSION = 1  # part of the cache folder's name: bump it when the glass suite renders differently
@@ -51,7 +51,7 @@ class SynthDataset(Dataset):
         scene_rng(0, split)  # checks the split
         if int(n) < 1:
             raise DepthforgeError(f"synth: n must be >= 1, got {n}")
-        self.split, self.n, self.size, self.holes = split, int(n), _check_size(size), bool(holes)
+        self.split, self.n, self.size, self.holes = split, int(n), check_size(size), bool(holes)
         self.suite = check_suite(suite)
         self.cache: dict[int, tuple] | None = {} if cache else None
         self.folder: Path | None = None

@@ -1,7 +1,7 @@
 """Furniture kinds as a table of builders, and the mix of kinds a room draws from.
 
 A builder ``(rng, lay, room, yaw_any) -> list of shapes`` places one object of its kind with the room's
-``_Layout`` (an empty list when it found no room); ``yaw_any`` is a turn drawn for it beforehand (a quarter turn
+``RoomLayout`` (an empty list when it found no room); ``yaw_any`` is a turn drawn for it beforehand (a quarter turn
 mostly, any angle sometimes) that builders of free-standing things may use. Builders draw from ``rng`` in a fixed
 order: changing one changes every scene after it (bump ``SEED_TAG`` then).
 """
@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from .layout import _Layout, _rot_xz
+from .layout import RoomLayout, rot_xz
 from .shapes import Box, Cylinder, Sphere
-from .textures import _texture, _wood
+from .textures import random_texture, wood_texture
 
 BUILDERS: dict[str, Callable[..., list]] = {}
 
@@ -38,7 +38,7 @@ def cabinet(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z, yaw, _ = at
-    tex = _wood(rng, (0, 1, 0)) if rng.random() < 0.5 else _texture(rng, "neutral", ("plain", "noise"))
+    tex = wood_texture(rng, (0, 1, 0)) if rng.random() < 0.5 else random_texture(rng, "neutral", ("plain", "noise"))
     if ht < 1.4:
         lay.add_top(ht, (x, z), wd / 2, dp / 2, yaw)
     return [Box((x, ht / 2, z), (wd / 2, ht / 2, dp / 2), yaw, tex)]
@@ -53,7 +53,7 @@ def sofa(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z, yaw, (nx, nz) = at
-    tex = _texture(rng, "any", ("plain", "noise", "stripes"), p=(0.4, 0.4, 0.2), scale=(0.02, 0.15))
+    tex = random_texture(rng, "any", ("plain", "noise", "stripes"), p=(0.4, 0.4, 0.2), scale=(0.02, 0.15))
     back_t, back_h = u(0.12, 0.25), u(0.3, 0.6)
     bx, bz = x - nx * (dp / 2 - back_t / 2), z - nz * (dp / 2 - back_t / 2)
     return [Box((x, ht / 2, z), (wd / 2, ht / 2, dp / 2), yaw, tex),
@@ -69,15 +69,15 @@ def table(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    top = _wood(rng) if rng.random() < 0.6 else _texture(rng, "any", ("plain", "checker", "noise"))
-    leg_tex = _texture(rng, "neutral", ("plain",))
+    top = wood_texture(rng) if rng.random() < 0.6 else random_texture(rng, "any", ("plain", "checker", "noise"))
+    leg_tex = random_texture(rng, "neutral", ("plain",))
     lay.add_top(ht, (x, z), wd / 2, dp / 2, yaw_any)
     prims = [Box((x, ht - th / 2, z), (wd / 2, th / 2, dp / 2), yaw_any, top)]
     r, inset = u(0.015, 0.035), u(0.04, 0.1)
     round_legs = rng.random() < 0.5
     for sx in (-1, 1):
         for sz in (-1, 1):
-            ox, oz = _rot_xz(yaw_any, sx * (wd / 2 - inset), sz * (dp / 2 - inset))
+            ox, oz = rot_xz(yaw_any, sx * (wd / 2 - inset), sz * (dp / 2 - inset))
             lh = ht - th
             prims.append(Cylinder((x + ox, 0.0, z + oz), lh, r, leg_tex) if round_legs else
                          Box((x + ox, lh / 2, z + oz), (r, lh / 2, r), yaw_any, leg_tex))
@@ -94,15 +94,15 @@ def chair(rng, lay, room: tuple, yaw_any: float) -> list:
         return []
     x, z = at
     yaw = u(0, 2 * math.pi)
-    tex = _wood(rng) if rng.random() < 0.5 else _texture(rng, "any", ("plain", "noise"))
+    tex = wood_texture(rng) if rng.random() < 0.5 else random_texture(rng, "any", ("plain", "noise"))
     prims = [Box((x, ht - 0.025, z), (s / 2, 0.025, s / 2), yaw, tex)]
     r = u(0.012, 0.025)
     for sx in (-1, 1):
         for sz in (-1, 1):
-            ox, oz = _rot_xz(yaw, sx * (s / 2 - 0.03), sz * (s / 2 - 0.03))
+            ox, oz = rot_xz(yaw, sx * (s / 2 - 0.03), sz * (s / 2 - 0.03))
             prims.append(Cylinder((x + ox, 0.0, z + oz), ht - 0.05, r, tex))
     bh = u(0.35, 0.5)
-    ox, oz = _rot_xz(yaw, 0.0, -(s / 2 - 0.02))
+    ox, oz = rot_xz(yaw, 0.0, -(s / 2 - 0.02))
     prims.append(Box((x + ox, ht + bh / 2, z + oz), (s / 2, bh / 2, 0.02), yaw, tex))
     return prims
 
@@ -116,10 +116,10 @@ def crate(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    prims = [Box((x, ht / 2, z), (wd / 2, ht / 2, dp / 2), yaw_any, _texture(rng))]
+    prims = [Box((x, ht / 2, z), (wd / 2, ht / 2, dp / 2), yaw_any, random_texture(rng))]
     if rng.random() < 0.4:
         w2, d2, h2 = wd * u(0.5, 0.95), dp * u(0.5, 0.95), u(0.15, 0.5)
-        prims.append(Box((x, ht + h2 / 2, z), (w2 / 2, h2 / 2, d2 / 2), yaw_any + u(-0.3, 0.3), _texture(rng)))
+        prims.append(Box((x, ht + h2 / 2, z), (w2 / 2, h2 / 2, d2 / 2), yaw_any + u(-0.3, 0.3), random_texture(rng)))
         ht += h2
         wd, dp = w2, d2
     if ht < 1.3:
@@ -133,7 +133,7 @@ def ball(rng, lay, room: tuple, yaw_any: float) -> list:
     u = rng.uniform
     r = u(0.1, 0.35)
     at = lay.spot(r)
-    return [] if at is None else [Sphere((at[0], r, at[1]), r, _texture(rng))]
+    return [] if at is None else [Sphere((at[0], r, at[1]), r, random_texture(rng))]
 
 
 @kind("round")
@@ -146,7 +146,7 @@ def upright(rng, lay, room: tuple, yaw_any: float) -> list:
     at = lay.spot(r)
     if at is None:
         return []
-    tex = _texture(rng, "wall" if pillar else "any")
+    tex = random_texture(rng, "wall" if pillar else "any")
     return [Cylinder((at[0], 0.0, at[1]), ht, r, tex)]
 
 
@@ -159,8 +159,8 @@ def lamp(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    metal = _texture(rng, "neutral", ("plain",))
-    shade = _texture(rng, "wall", ("plain", "noise"))
+    metal = random_texture(rng, "neutral", ("plain",))
+    shade = random_texture(rng, "wall", ("plain", "noise"))
     prims = [Cylinder((x, 0.0, z), u(0.015, 0.04), u(0.1, 0.18), metal),
              Cylinder((x, 0.0, z), pole_h, u(0.01, 0.022), metal)]
     if rng.random() < 0.5:
@@ -183,7 +183,7 @@ def picture(rng, lay, room: tuple, yaw_any: float) -> list:
         return []
     x, z, yaw, _ = at
     y = ht / 2 if door else u(0.9, room[1] - 0.15 - ht) + ht / 2
-    tex = _wood(rng, (0, 1, 0)) if door else _texture(rng, "any", scale=(0.02, 0.2))
+    tex = wood_texture(rng, (0, 1, 0)) if door else random_texture(rng, "any", scale=(0.02, 0.2))
     return [Box((x, y, z), (wd / 2, ht / 2, dp / 2), yaw, tex)]
 
 
@@ -195,7 +195,7 @@ def rug(rng, lay, room: tuple, yaw_any: float) -> list:
     x, z = lay._in_view()
     if not (wd / 2 < x < room[0] - wd / 2 and dp / 2 < z < room[2] - dp / 2):
         return []
-    return [Box((x, 0.005, z), (wd / 2, 0.005, dp / 2), yaw_any, _texture(rng, scale=(0.03, 0.3)))]
+    return [Box((x, 0.005, z), (wd / 2, 0.005, dp / 2), yaw_any, random_texture(rng, scale=(0.03, 0.3)))]
 
 
 @kind("item")
@@ -209,14 +209,14 @@ def item(rng, lay, room: tuple, yaw_any: float) -> list:
         return []
     x, y, z = at
     if shape == "ball":
-        return [Sphere((x, y + r, z), r, _texture(rng))]
+        return [Sphere((x, y + r, z), r, random_texture(rng))]
     if shape == "vase":
-        return [Cylinder((x, y, z), u(0.08, 0.4), r * 0.7, _texture(rng))]
+        return [Cylinder((x, y, z), u(0.08, 0.4), r * 0.7, random_texture(rng))]
     ht = u(0.03, 0.3)
     yaw = u(0, math.pi)
     if rng.random() < 0.5:
         lay.add_top(y + ht, (x, z), r * 0.7, r * 0.7, yaw)
-    return [Box((x, y + ht / 2, z), (r * 0.7, ht / 2, r * 0.7), yaw, _texture(rng, scale=(0.02, 0.1)))]
+    return [Box((x, y + ht / 2, z), (r * 0.7, ht / 2, r * 0.7), yaw, random_texture(rng, scale=(0.02, 0.1)))]
 
 
 
@@ -231,10 +231,10 @@ def shelf(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z, yaw, _ = at
-    tex = _wood(rng, (1, 0, 0)) if rng.random() < 0.6 else _texture(rng, "neutral", ("plain",))
+    tex = wood_texture(rng, (1, 0, 0)) if rng.random() < 0.6 else random_texture(rng, "neutral", ("plain",))
     prims = []
     for side in (-1, 1):
-        ox, oz = _rot_xz(yaw, side * (wd / 2 - th / 2), 0.0)
+        ox, oz = rot_xz(yaw, side * (wd / 2 - th / 2), 0.0)
         prims.append(Box((x + ox, ht / 2, z + oz), (th / 2, ht / 2, dp / 2), yaw, tex))
     n = int(rng.integers(3, 7))
     for y in np.linspace(u(0.05, 0.2), ht - th / 2, n):
@@ -252,10 +252,10 @@ def frame(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    tex = _texture(rng, "neutral", ("plain",)) if rng.random() < 0.5 else _wood(rng, (0, 1, 0))
+    tex = random_texture(rng, "neutral", ("plain",)) if rng.random() < 0.5 else wood_texture(rng, (0, 1, 0))
     prims = []
     for side in (-1, 1):
-        ox, oz = _rot_xz(yaw_any, side * (wd / 2 - bar), 0.0)
+        ox, oz = rot_xz(yaw_any, side * (wd / 2 - bar), 0.0)
         prims.append(Box((x + ox, ht / 2, z + oz), (bar, ht / 2, bar), yaw_any, tex))
     for y in [ht - bar] + ([u(0.3, ht - 0.3)] if rng.random() < 0.5 else []):
         prims.append(Box((x, y, z), (wd / 2 - 2 * bar, bar, bar), yaw_any, tex))
@@ -267,7 +267,7 @@ def pole(rng, lay, room: tuple, yaw_any: float) -> list:
     """A floor-to-ceiling rod 1-4 cm thick."""
     r = rng.uniform(0.01, 0.04)
     at = lay.spot(max(r, 0.1))
-    return [] if at is None else [Cylinder((at[0], 0.0, at[1]), room[1], r, _texture(rng, "neutral", ("plain",)))]
+    return [] if at is None else [Cylinder((at[0], 0.0, at[1]), room[1], r, random_texture(rng, "neutral", ("plain",)))]
 
 
 @kind("railing")
@@ -279,10 +279,10 @@ def railing(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    tex = _texture(rng, "neutral", ("plain",))
+    tex = random_texture(rng, "neutral", ("plain",))
     prims = [Box((x, ht - 0.02, z), (wd / 2, 0.02, 0.03), yaw_any, tex)]
     for lx in np.arange(-wd / 2 + 0.05, wd / 2 - 0.04, u(0.1, 0.2)):
-        ox, oz = _rot_xz(yaw_any, float(lx), 0.0)
+        ox, oz = rot_xz(yaw_any, float(lx), 0.0)
         prims.append(Cylinder((x + ox, 0.0, z + oz), ht - 0.04, r, tex))
     return prims
 
@@ -296,7 +296,7 @@ def stool(rng, lay, room: tuple, yaw_any: float) -> list:
     if at is None:
         return []
     x, z = at
-    tex = _wood(rng) if rng.random() < 0.5 else _texture(rng, "any", ("plain",))
+    tex = wood_texture(rng) if rng.random() < 0.5 else random_texture(rng, "any", ("plain",))
     legs = int(rng.integers(3, 5))
     prims = [Cylinder((x, ht - 0.03, z), 0.03, r, tex)]
     lr = u(0.01, 0.02)
@@ -316,7 +316,7 @@ CLUTTER = {"crate": 0.2, "ball": 0.1, "round": 0.1, "chair": 0.1, "table": 0.1, 
            "cabinet": 0.05, "item": 0.25}
 
 
-def build(kind: str, rng: np.random.Generator, lay: _Layout, room: tuple) -> list:
+def build(kind: str, rng: np.random.Generator, lay: RoomLayout, room: tuple) -> list:
     """The primitives of one object of ``kind`` placed in the room (empty if it found no room)."""
     u = rng.uniform
     yaw_any = u(0, math.pi) if rng.random() < 0.3 else float(rng.integers(4)) * math.pi / 2

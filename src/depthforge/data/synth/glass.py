@@ -20,11 +20,11 @@ import math
 import numpy as np
 
 from ...errors import DepthforgeError
-from .furniture import _rot_xz
+from .furniture import rot_xz
 from .raycast import first_hits, primary_hits
 from .scenes import random_scene
 from .shapes import Box, Cylinder, Room, Sphere
-from .textures import Texture, _texture
+from .textures import Texture, random_texture
 
 MIX = {"table": 0.15, "chair": 0.1, "cabinet": 0.15, "crate": 0.15, "round": 0.1, "ball": 0.1, "picture": 0.1,
        "sofa": 0.1, "lamp": 0.05}  # ordinary furniture around the glass
@@ -55,11 +55,11 @@ def _glass_pieces(rng, lay, room: tuple, materials: dict) -> list:
             at = lay.spot(math.hypot(wd, dp) / 2)
             if at is not None:
                 x, z = at
-                legs = _texture(rng, "neutral", ("plain",))
+                legs = random_texture(rng, "neutral", ("plain",))
                 piece = [Box((x, ht - th / 2, z), (wd / 2, th / 2, dp / 2), yaw, glass_tex)]
                 for sx in (-1, 1):
                     for sz in (-1, 1):
-                        ox, oz = _rot_xz(yaw, sx * (wd / 2 - 0.05), sz * (dp / 2 - 0.05))
+                        ox, oz = rot_xz(yaw, sx * (wd / 2 - 0.05), sz * (dp / 2 - 0.05))
                         piece.append(Cylinder((x + ox, 0.0, z + oz), ht - th, 0.015, legs))
                 lay.add_top(ht, (x, z), wd / 2, dp / 2, yaw)
         elif kind in ("bottle", "ball"):  # solid glass on a top if there is one, else on the floor

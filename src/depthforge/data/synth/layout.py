@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 
-class _Layout:
+class RoomLayout:
     """Floor footprints (circles) and support tops, so that new objects stand clear of others and the camera."""
 
     def __init__(self, rng, room: tuple, cam_xz: np.ndarray, yaw: float, hfov: float):
@@ -89,6 +89,6 @@ class _Layout:
         return None
 
 
-def _rot_xz(yaw: float, lx: float, lz: float) -> tuple[float, float]:
+def rot_xz(yaw: float, lx: float, lz: float) -> tuple[float, float]:
     c, s = math.cos(yaw), math.sin(yaw)
     return c * lx + s * lz, -s * lx + c * lz

@@ -15,11 +15,11 @@ import numpy as np
 from ...errors import DepthforgeError
 from ..sample import NYU_INTRINSICS_640, scale_intrinsics
 from .furniture import FURNITURE, build
-from .layout import _Layout
+from .layout import RoomLayout
 from .raycast import Camera, Light, Scene, camera_rotation, render
 from .sensor import kinect_holes
 from .shapes import Room
-from .textures import Texture, _shade, _texture, _wood
+from .textures import Texture, darker, random_texture, wood_texture
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 SEED_TAG = 0x5E7D  # part of every scene's seed; change it when the generator changes what a seed draws
@@ -58,27 +58,27 @@ def random_scene(rng: np.random.Generator, k: np.ndarray, size: tuple[int, int],
     u = rng.uniform
     room, camera, pos, yaw, hfov = _camera_in_room(rng, k, size)
     w, hgt, d = room
-    walls_base = _texture(rng, "wall", ("plain", "stripes", "noise"), p=(0.6, 0.2, 0.2), scale=(0.05, 0.4))
+    walls_base = random_texture(rng, "wall", ("plain", "stripes", "noise"), p=(0.6, 0.2, 0.2), scale=(0.05, 0.4))
     if walls_base.kind == "stripes":
         walls_base.axis = (math.sqrt(0.5), 0.0, math.sqrt(0.5))  # vertical stripes on every wall
     walls = [walls_base] * 4
     if rng.random() < 0.3:
-        walls[rng.integers(4)] = _texture(rng, "any", ("plain", "noise"))  # an accent wall
+        walls[rng.integers(4)] = random_texture(rng, "any", ("plain", "noise"))  # an accent wall
     floor_kind = rng.choice(["wood", "tiles", "carpet", "plain"], p=(0.4, 0.25, 0.2, 0.15))
     if floor_kind == "wood":
-        floor = _wood(rng, (1.0, 0.0, 0.0) if rng.random() < 0.5 else (0.0, 0.0, 1.0))
+        floor = wood_texture(rng, (1.0, 0.0, 0.0) if rng.random() < 0.5 else (0.0, 0.0, 1.0))
         floor.scale = float(u(0.08, 0.2))
         floor.warp = float(u(0.1, 0.4))
     elif floor_kind == "tiles":
-        floor = _texture(rng, "neutral", ("checker",), scale=(0.25, 0.6))
+        floor = random_texture(rng, "neutral", ("checker",), scale=(0.25, 0.6))
     else:
-        floor = _texture(rng, "any" if floor_kind == "carpet" else "neutral", ("noise",) if floor_kind == "carpet"
+        floor = random_texture(rng, "any" if floor_kind == "carpet" else "neutral", ("noise",) if floor_kind == "carpet"
                          else ("plain",), scale=(0.02, 0.2))
-    ceiling = Texture("plain", _shade(rng, (0.85, 0.85, 0.85), 0.8, 1.0))
+    ceiling = Texture("plain", darker(rng, (0.85, 0.85, 0.85), 0.8, 1.0))
     shapes: list = [Room(room, floor, ceiling, tuple(walls))]
 
     objects = [0]
-    lay = _Layout(rng, room, pos, yaw, hfov)
+    lay = RoomLayout(rng, room, pos, yaw, hfov)
     mix = FURNITURE if mix is None else mix
     kinds, probs = list(mix), np.array(list(mix.values()))
     chosen = rng.choice(kinds, size=rng.integers(*count), p=probs / probs.sum())
@@ -118,7 +118,7 @@ def scene_rng(index: int, split: str = "train") -> np.random.Generator:
 MAX_SIDE = 4096
 
 
-def _check_size(size) -> tuple[int, int]:
+def check_size(size) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in size)
     except (TypeError, ValueError, OverflowError):
@@ -140,7 +140,7 @@ def render_scene(index: int, split: str = "train", size=(240, 320), holes: bool 
     """Scene ``index`` of ``split``: {"image": (H,W,3) float32 in [0,1], "depth": (H,W) float32 metres along the
     optical axis (valid everywhere; with ``holes``, Kinect-like holes are 0 and valid depth is noisy),
     "intrinsics": (3,3) float32 at this size}."""
-    size = _check_size(size)
+    size = check_size(size)
     rng = scene_rng(index, split)
     k = synth_intrinsics(size)
     out = render(random_scene(rng, k, size))

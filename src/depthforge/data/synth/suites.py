@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import DepthforgeError
 from .furniture import CLUTTER, THIN
 from .raycast import render
-from .scenes import SEED_TAG, SPLITS, _check_size, random_scene, render_scene, scene_rng, synth_intrinsics
+from .scenes import SEED_TAG, SPLITS, check_size, random_scene, render_scene, scene_rng, synth_intrinsics
 from .sensor import kinect_holes
 
 SUITES = ("rooms", "edges", "clutter", "glass")
@@ -92,7 +92,7 @@ def render_suite(suite: str, index: int, split: str = "train", size=(240, 320), 
     check_suite(suite)
     if suite == "rooms":
         return render_scene(index, split, size, holes)
-    size = _check_size(size)
+    size = check_size(size)
     rng = suite_rng(suite, index, split)
     k = synth_intrinsics(size)
     if suite == "glass":

@@ -84,22 +84,22 @@ def _color(rng, kind: str) -> tuple:
     return tuple(c ** 2.2 for c in colorsys.hsv_to_rgb(*hsv))  # picked in display space, stored linear
 
 
-def _shade(rng, c: tuple, lo: float = 0.45, hi: float = 0.85) -> tuple:
+def darker(rng, c: tuple, lo: float = 0.45, hi: float = 0.85) -> tuple:
     return tuple(v * rng.uniform(lo, hi) for v in c)
 
 
-def _texture(rng, palette: str = "any", kinds=("plain", "stripes", "checker", "noise"), p=None,
+def random_texture(rng, palette: str = "any", kinds=("plain", "stripes", "checker", "noise"), p=None,
              scale=(0.04, 0.3), warp: float = 0.0) -> Texture:
     kind = str(rng.choice(kinds, p=p))
     c0 = _color(rng, palette)
-    c1 = _shade(rng, c0) if kind != "checker" or rng.random() < 0.5 else _color(rng, "any")
+    c1 = darker(rng, c0) if kind != "checker" or rng.random() < 0.5 else _color(rng, "any")
     axis = [(1, 0, 0), (0, 1, 0), (0, 0, 1)][rng.integers(3)] if rng.random() < 0.7 else rng.normal(size=3)
     axis = np.asarray(axis, float) / np.linalg.norm(axis)
     return Texture(kind, c0, c1, float(np.exp(rng.uniform(*np.log(scale)))), tuple(axis), warp,
                    tuple(rng.uniform(0, 16, 3)))
 
 
-def _wood(rng, along: tuple = (1.0, 0.0, 0.0)) -> Texture:
+def wood_texture(rng, along: tuple = (1.0, 0.0, 0.0)) -> Texture:
     c0 = _color(rng, "wood")
-    return Texture("stripes", c0, _shade(rng, c0, 0.6, 0.85), float(rng.uniform(0.01, 0.04)), along,
+    return Texture("stripes", c0, darker(rng, c0, 0.6, 0.85), float(rng.uniform(0.01, 0.04)), along,
                    float(rng.uniform(1.0, 3.0)), tuple(rng.uniform(0, 16, 3)))

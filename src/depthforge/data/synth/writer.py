@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from ...errors import DepthforgeError
 from ...files import remove_partial_writes, write_bytes, write_depth_png, write_image
-from .scenes import _check_size, render_scene, scene_rng, synth_intrinsics
+from .scenes import check_size, render_scene, scene_rng, synth_intrinsics
 
 MAX_SCENES = 100_000  # file names hold 5 digits, so that they sort in scene order
 
@@ -19,7 +19,7 @@ def write_dataset(out, n: int, size=(240, 320), split: str = "train", holes: boo
     ``rgb/NNNNN.png`` (8-bit RGB), ``depth/NNNNN.png`` (16-bit millimetres, 0 = invalid), ``intrinsics.txt``.
     Temp files that a killed earlier run left in these folders are removed first."""
     out = Path(out)
-    size = _check_size(size)
+    size = check_size(size)
     scene_rng(0, split)
     if not 1 <= int(n) <= MAX_SCENES:
         raise DepthforgeError(f"synth: number of scenes must be 1..{MAX_SCENES}, got {n}")
