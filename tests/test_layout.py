@@ -64,3 +64,15 @@ def test_every_stage_folder_says_what_it_holds():
             doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
             assert doc and doc.split(":")[0] == folder.name + "/", folder.name
             assert folder.name in RANK, f"{folder.name}: place it in LAYERS"
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A leading underscore means "only this module uses it": importing one from elsewhere is a hidden coupling
+    (issue 15 found `compare` importing `evaluate._open`, `_protocol_for`, `_test_spec`)."""
+    found = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                found += [f"{path.relative_to(PKG)}: {a.name} from {'.' * node.level}{node.module or ''}"
+                          for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, found

@@ -12,7 +12,7 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.number))
 
 
-class _Params:
+class Params:
     """Turns numeric dataclass fields into Python numbers (vectors into tuples): NumPy float64 scalars would
     turn every per-pixel float32 operation they touch into float64."""
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .params import _Params
+from .params import Params
 
 SHADOW_BIAS = 1e-3  # metres; shadow rays start this far off the surface
 BACKGROUND = 0.0  # image value where a ray hits nothing (only in hand-made scenes without a room)
@@ -51,7 +51,7 @@ def camera_rays(k: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass
-class Camera(_Params):
+class Camera(Params):
     """Pinhole camera: ``position`` (3,) metres, ``rotation`` (3,3) camera-to-world, ``k`` (3,3) at ``size``."""
 
     position: tuple
@@ -61,7 +61,7 @@ class Camera(_Params):
 
 
 @dataclass
-class Light(_Params):
+class Light(Params):
     """A point light: irradiance ``intensity * cos / distance^2`` (per RGB channel) on a surface it sees."""
 
     position: tuple

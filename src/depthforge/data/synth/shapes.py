@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .params import EPS, _Params
+from .params import EPS, Params
 from .textures import Texture
 
 
-class Shape(_Params):
+class Shape(Params):
     """A surface. intersect(o, d) -> t: o is a point (3,) or points (3,...), d directions (3,...) of any length;
     t (...) float32 is the smallest ray parameter > EPS with o + t*d on the surface, inf where the ray misses.
     normal_at(p) -> (3,M) unit normals at surface points p (3,M); local(p) -> (3,M) object-frame coordinates

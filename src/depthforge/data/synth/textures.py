@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DepthforgeError
-from .params import _Params
+from .params import Params
 
 _LATTICE = np.random.default_rng(1234).random(16 ** 3, dtype=np.float32)  # fixed: noise is a function of position
 
@@ -34,7 +34,7 @@ def value_noise(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Texture(_Params):
+class Texture(Params):
     """An albedo pattern fixed in object coordinates: ``kind`` is plain, stripes, checker or noise.
 
     Colours are linear RGB in [0,1]; ``scale`` is metres per stripe period / checker cell / noise feature;
