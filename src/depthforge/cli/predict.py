@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+from . import path_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (a dataset folder with rgb/ and depth/ brings its ground truth), "
                         "a video file, or a camera index such as 0")
-    p.add_argument("--checkpoint", required=True, help="a depthforge checkpoint (.ckpt) or exported .onnx")
-    p.add_argument("--out", default="outputs/predict", help="output folder (default: outputs/predict)")
-    p.add_argument("--gt", help="ground-truth depth file (or folder matched by file stem) for the panel")
+    p.add_argument("--checkpoint", required=True, type=path_arg, help="a depthforge checkpoint (.ckpt) or exported .onnx")
+    p.add_argument("--out", default="outputs/predict", type=path_arg, help="output folder (default: outputs/predict)")
+    p.add_argument("--gt", type=path_arg, help="ground-truth depth file (or folder matched by file stem) for the panel")
     p.add_argument("--gt-encoding", default="mm", help="ground truth encoding: mm, kitti256, tum5000, sunrgbd, "
                    "nyu8bit, metres (.npy)")
     p.add_argument("--ply", action="store_true", help="also write a coloured point cloud (PLY) per image")
@@ -26,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.io import check_encoding
     from ..data.sample import intrinsics_matrix
     from ..errors import DepthforgeError
     from ..files import ensure_dir
@@ -33,8 +37,16 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.load import load
     from ..inference.video import is_video_source, predict_video
 
+    # every option checked before the model loads: a bad one costs one line, not a model load and a half run
     if args.intrinsics and not all(0 < v < float("inf") for v in args.intrinsics[:2]):
         raise DepthforgeError(f"--intrinsics: fx and fy must be positive numbers, got {args.intrinsics[:2]}")
+    if args.intrinsics and not all(math.isfinite(v) for v in args.intrinsics):
+        raise DepthforgeError(f"--intrinsics: cx and cy must be finite numbers, got {args.intrinsics[2:]}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise DepthforgeError(f"--max-frames: at least 1 frame, got {args.max_frames}")
+    if args.gt is not None and not Path(args.gt).exists():
+        raise DepthforgeError(f"--gt {args.gt}: no such file or folder")
+    check_encoding(args.gt_encoding, "--gt-encoding")
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
     out = ensure_dir(args.out)
     videos = [a for a in args.inputs if is_video_source(a)]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import path_arg
+
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default="quick", help="recipe name in configs/ or path to a YAML file "
@@ -25,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_recipe_arguments(p)
     p.epilog = ("One run writes into a folder at a time. Ctrl-C (SIGINT) or SIGTERM stops at the end of the step, "
                 "saves OUT/checkpoints/last.ckpt and exits 130 or 143; --resume continues exactly.")
-    p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
+    p.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT", type=path_arg,
                    help="resume an interrupted run exactly (default: OUT/checkpoints/last.ckpt)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in the output folder")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe (YAML) and exit")
