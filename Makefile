@@ -21,9 +21,9 @@ demo: $(STAMP)
 # Mitsuba's renderer tests and the multi-process training tests run in pytest processes of their own (their
 # files say why); `make test` is still the one command
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not mitsuba and not processes"
+	$(PY) -m pytest -q --durations=10 -m "not mitsuba and not processes"
 	$(PY) -m pytest -q -m mitsuba
-	$(PY) -m pytest -q -m processes
+	$(PY) -m pytest -q --durations=5 -m processes
 
 bench: $(STAMP)
 	$(VENV)/bin/depthforge bench
