@@ -197,6 +197,27 @@ def _check_resumable(path: Path, module: DepthModule, recipe: Recipe) -> None:
                               f"{recipe.train.epochs}; resume with train.epochs >= {done}")
 
 
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it oneDNN emulates bf16, and a
+    training step is ~12x slower than in fp32 (seed U-Net, batch 16 at 96x128: 11 s against 0.9 s on an AVX2-only
+    AMD EPYC), where with it bf16 is ~3.5x faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: keep what the recipe says
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _precision(t) -> str:
+    """The recipe's precision, except bf16 on a CPU without native bf16: fp32 there, said once in the log."""
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    if t.precision.startswith("bf16") and on_cpu and not _cpu_has_bf16():
+        log.warning("train.precision=%s: this CPU has no native bf16 (AVX512-BF16/AMX), where bf16 runs ~12x "
+                    "slower than fp32; training in 32-true", t.precision)
+        return "32-true"
+    return t.precision
+
+
 def _trainer(recipe: Recipe, **kwargs) -> L.Trainer:
     """L.Trainer with the recipe's hardware keys; what Lightning refuses (no such device, strategy ...) in one
     line naming them."""
@@ -284,7 +305,7 @@ def _train(recipe: Recipe, out: Path, resume: str | None, progress: bool, stoppe
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     trainer = _trainer(
         recipe, max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time and {"minutes": t.max_time},
-        precision=t.precision, callbacks=callbacks, logger=loggers,
+        precision=_precision(t), callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, num_sanity_val_steps=0, deterministic=t.deterministic,
