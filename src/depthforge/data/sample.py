@@ -14,14 +14,15 @@ MAX_PLAUSIBLE_DEPTH = 1000.0
 
 
 def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
-                intrinsics: np.ndarray | None = None) -> dict:
+                intrinsics: np.ndarray | None = None, pose: np.ndarray | None = None) -> dict:
     """Arrays -> sample dict of tensors.
 
     image: float32 (H,W,3) in [0,1]; depth: float32 metres (H,W), 0/non-finite = invalid (None: no ground truth,
     stored as all-invalid zeros; beyond ``MAX_PLAUSIBLE_DEPTH`` it raises, so training skips the file and
-    ``depthforge data check`` lists it); intrinsics: (3,3) pixels at this image size.
+    ``depthforge data check`` lists it); intrinsics: (3,3) pixels at this image size; pose: (4,4) camera-to-world
+    (x right, y down, z forward, metres), as video metrics reproject one frame into the next with it.
     Returns {"image": [3,H,W] float32, "depth": [1,H,W] float32, "valid": [1,H,W] bool, "name": str,
-    "intrinsics": [3,3] float32 (only when given)}.
+    "intrinsics": [3,3] float32, "pose": [4,4] float32 (each only when given)}.
     """
     h, w = image.shape[:2]
     if depth is None:
@@ -38,6 +39,8 @@ def make_sample(image: np.ndarray, depth: np.ndarray | None, name: str,
     sample["valid"] = sample["depth"] > 0
     if intrinsics is not None:
         sample["intrinsics"] = torch.tensor(np.asarray(intrinsics, dtype=np.float32))  # a copy: k may be shared
+    if pose is not None:
+        sample["pose"] = torch.tensor(np.asarray(pose, dtype=np.float32).reshape(4, 4))
     return sample
 
 
