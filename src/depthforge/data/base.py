@@ -24,14 +24,17 @@ GENERIC_PROTOCOLS = {"none": ("none", 1e-3, 10.0)}
 
 
 def register(name: str, detect: Callable[[Path], bool] | None = None,
-             protocols: dict[str, tuple[str, float, float]] | None = None):
+             protocols: dict[str, tuple[str, float, float]] | None = None, benchmark: dict[str, Any] | None = None):
     """Class/function decorator adding a dataset factory ``factory(split=..., **options)`` under ``name``, with
     its facts: ``detect(path)`` tells whether a path holds this format (tried in registration order), and
     ``protocols`` maps each protocol it is evaluated with to (crop "eigen"|"garg"|"none", min depth, max depth)
-    in metres: the valid depth range; the first is its default (see ``default_protocol``)."""
+    in metres: the valid depth range; the first is its default (see ``default_protocol``).
+
+    ``benchmark`` marks a zero-shot benchmark set that ``depthforge benchmark`` finds under a data root:
+    ``{"folder": name of its folder under the root, "split": split to evaluate, **options for the factory}``."""
 
     def wrap(factory):
-        DATASETS.register(name, factory, detect=detect, protocols=dict(protocols or {}))
+        DATASETS.register(name, factory, detect=detect, protocols=dict(protocols or {}), benchmark=benchmark)
         return factory
 
     return wrap
