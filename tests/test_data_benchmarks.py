@@ -295,10 +295,136 @@ def test_hypersim_split_csv_and_pose(tmp_path):
     assert len(build_dataset({"name": "hypersim", "root": str(root)}, split="train")) == 1
 
 
+# --- DA-2K and pair accuracy --------------------------------------------------------------------------------
+
+def write_da2k(root):
+    save_png(root / "images" / "indoor" / "0001.png", rgb(1))
+    save_png(root / "images" / "transparent_reflective" / "0002.png", rgb(2))
+    ann = {
+        "images/indoor/0001.png": [{"point1": [1, 2], "point2": [5, 7], "closer_point": "point1"},
+                                   {"point1": [0, 0], "point2": [3, 3], "closer_point": "point2"}],
+        "images/transparent_reflective/0002.png": [{"point1": [2, 1], "point2": [4, 6], "closer_point": "point1"}],
+    }
+    (root / "annotations.json").write_text(json.dumps(ann))
+
+
+def test_da2k_pairs_and_categories(tmp_path):
+    root = tmp_path / "da2k"
+    write_da2k(root)
+    assert detect_format(root) == "da2k"
+    ds = build_dataset({"name": "da2k", "root": str(root)})
+    assert len(ds) == 2 and ds.categories() == {"indoor": [0], "transparent_reflective": [1]}
+    s = ds[0]
+    assert s["name"] == "indoor_0001" and s["category"] == "indoor" and not s["valid"].any()
+    assert s["pairs"].dtype == torch.int64 and s["pairs"].tolist() == [[1, 2, 5, 7], [0, 0, 3, 3]]
+    assert s["closer"].tolist() == [0, 1]
+    glass = build_dataset({"name": "da2k", "root": str(root), "category": "transparent_reflective"})
+    assert len(glass) == 1 and glass[0]["pairs"].tolist() == [[2, 1, 4, 6]]
+    ann = json.loads((root / "annotations.json").read_text())
+    ann["images/indoor/0001.png"][0]["point2"] = [6, 7]  # row 6 of a 6-row image
+    (root / "annotations.json").write_text(json.dumps(ann))
+    with pytest.raises(DepthforgeError, match=r"annotations\.json: images/indoor/0001\.png: a point lies outside "
+                                              r"the 8x6 image"):
+        build_dataset({"name": "da2k", "root": str(root)})[0]
+    (root / "annotations.json").write_text(json.dumps({"images/indoor/0001.png": [{"point1": [1, 2]}]}))
+    with pytest.raises(DepthforgeError, match=r"expected point1 \[h, w\], point2"):
+        build_dataset({"name": "da2k", "root": str(root)})
+
+
+def test_pair_accuracy_by_hand():
+    from depthforge.evaluation.metrics import pair_accuracy
+
+    depth = np.array([[1.0, 2.0, 3.0],
+                      [4.0, 5.0, 5.0]])
+    pairs = torch.tensor([[0, 0, 1, 1],   # 1 m vs 5 m: first closer
+                          [1, 0, 0, 2],   # 4 m vs 3 m: second closer
+                          [0, 1, 1, 2],   # 2 m vs 5 m: first closer
+                          [1, 1, 1, 2]])  # 5 m vs 5 m: a tie
+    closer = torch.tensor([0, 1, 1, 0])   # the third label disagrees with the depths; the tie is always wrong
+    assert pair_accuracy(depth, pairs, closer, "metric") == 0.5
+    assert pair_accuracy(3 * depth + 7, pairs, closer, "relative") == 0.5  # the order survives scale and shift
+    assert pair_accuracy(1 / depth, pairs, closer, "disparity") == 0.5
+    # depth read as disparity: every order flips, so only the disagreeing third pair is right
+    assert pair_accuracy(depth, pairs, closer, "disparity") == 0.25
+    assert pair_accuracy(depth, pairs, 1 - closer, "metric") == 0.25  # the tie is wrong either way
+    nan = depth.copy()
+    nan[0, 0] = np.nan
+    assert pair_accuracy(nan, pairs, closer, "metric") == 0.25
+    assert np.isnan(pair_accuracy(depth, np.zeros((0, 4)), np.zeros(0), "metric"))
+    with pytest.raises(DepthforgeError, match="outside the 3x2 prediction"):
+        pair_accuracy(depth, [[0, 0, 2, 0]], [0], "metric")
+    with pytest.raises(DepthforgeError, match="unknown output kind 'depth'"):
+        pair_accuracy(depth, pairs, closer, "depth")
+
+
+# --- MoGe's evaluation sets ---------------------------------------------------------------------------------
+
+def moge_png(path, depth, near, far, unit=None):
+    """MoGe's log encoding, written by hand: 0 unknown, 65535 infinite, 1..65534 log-spaced from near to far."""
+    from PIL import PngImagePlugin
+
+    code = 1 + np.round(np.log(np.clip(np.nan_to_num(depth, nan=near, posinf=far), near, far) / near)
+                        / np.log(far / near) * 65533)
+    code = code.astype(np.uint16)
+    code[np.isnan(depth)] = 0
+    code[np.isinf(depth)] = 65535
+    info = PngImagePlugin.PngInfo()
+    info.add_text("near", str(near))
+    info.add_text("far", str(far))
+    if unit is not None:
+        info.add_text("unit", str(unit))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(code).save(path, pnginfo=info)
+
+
+def write_moge(root):
+    for name, instances in (("Sintel", ["alley_1/0001"]), ("NYUv2", ["0001", "0002"])):
+        (root / name).mkdir(parents=True)
+        (root / name / ".index.txt").write_text("\n".join(instances) + "\n")
+        for j, inst in enumerate(instances):
+            folder = root / name / inst
+            save_png(folder / "image.jpg", rgb(j))
+            depth = np.full((H, W), 2.0, np.float64)
+            depth[0, 0], depth[0, 1], depth[0, 2] = 1.0, np.nan, np.inf
+            depth[5, 7] = 4000.0  # beyond 1000 x its 1st percentile: MoGe drops it
+            moge_png(folder / "depth.png", depth, near=1.0, far=4000.0)
+            (folder / "meta.json").write_text(json.dumps({"intrinsics": [[0.5, 0, 0.5], [0, 0.75, 0.5], [0, 0, 1]]}))
+
+
+def test_moge_layout(tmp_path):
+    from depthforge.data.moge import METRIC_SETS
+
+    root = tmp_path / "moge"
+    write_moge(root)
+    assert detect_format(root) == "moge" and detect_format(root / "Sintel") == "moge"
+    ds = build_dataset({"name": "moge", "root": str(root)})
+    assert ds.subsets() == {"NYUv2": [0, 1], "Sintel": [2]}  # MoGe's order of its sets
+    assert "NYUv2" in METRIC_SETS and "Sintel" not in METRIC_SETS
+    s = ds[2]
+    assert s["name"] == "Sintel_alley_1_0001" and s["subset"] == "Sintel"
+    d, v = s["depth"][0].numpy(), s["valid"][0].numpy()
+    # code 1 + round(ln(2)/ln(4000)*65533) decoded back: exact to the 16-bit step
+    code = 1 + np.round(np.log(2.0) / np.log(4000.0) * 65533)
+    assert d[3, 3] == pytest.approx(4000.0 ** ((code - 1) / 65533), rel=1e-6) and abs(d[3, 3] - 2) < 1e-3
+    assert d[0, 0] == pytest.approx(1.0) and not v[0, 1] and not v[0, 2] and not v[5, 7] and v.sum() == H * W - 3
+    assert np.allclose(s["intrinsics"].numpy(), [[4, 0, 3.5], [0, 4.5, 2.5], [0, 0, 1]])
+    only = build_dataset({"name": "moge", "root": str(root), "sets": ["NYUv2"]})
+    assert len(only) == 2
+    with pytest.raises(DepthforgeError, match="set 'KITTI' not found"):
+        build_dataset({"name": "moge", "root": str(root), "sets": "KITTI"})
+    moge_png(root / "NYUv2" / "0001" / "depth.png", np.full((H, W), 2.0), 1.0, 4.0, unit=0.5)  # legacy 'unit'
+    assert ds[0]["depth"][0, 3, 3].item() == pytest.approx(1.0, rel=1e-4)
+    Image.fromarray(np.ones((H, W), np.uint16)).save(root / "NYUv2" / "0002" / "depth.png")
+    with pytest.raises(DepthforgeError, match=r"0002/depth\.png: no 'near'/'far' text fields"):
+        ds[1]
+    (root / "NYUv2" / "0001" / "meta.json").unlink()
+    assert SkipBad(ds)[0] is None
+
+
 # --- detection and the benchmark facts ----------------------------------------------------------------------
 
 def test_each_benchmark_is_registered_with_its_folder(tmp_path):
-    for name in ("eth3d", "diode", "scannet", "sintel", "hypersim"):
+    for name in ("eth3d", "diode", "scannet", "sintel", "hypersim", "da2k", "moge"):
         bench = DATASETS.info[name]["benchmark"]
         assert bench["folder"] == name and bench["split"] == "test"
     with pytest.raises(DepthforgeError, match="no known dataset layout"):

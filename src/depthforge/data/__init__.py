@@ -11,7 +11,7 @@ from .base import DATASETS, SkipBad, build_dataset, collate, default_protocol, d
 from .sample import make_sample
 # Benchmark layouts first: detection tries formats in this order, and the generic folder reader would also claim
 # some of them (ETH3D's rgb/ + depth/, DIODE's NAME.png + NAME_depth.npy).
-from . import eth3d, diode, scannet, sintel, hypersim  # noqa: E402,F401
+from . import eth3d, diode, scannet, sintel, hypersim, da2k, moge  # noqa: E402,F401
 from . import folder, ibims, kitti, nyu, synth  # noqa: E402,F401  (formats register themselves)
 
 __all__ = ["DATASETS", "build_dataset", "detect_format", "register", "protocols", "default_protocol", "make_sample",

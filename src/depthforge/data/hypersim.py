@@ -16,8 +16,8 @@ Layout (apple/ml-hypersim's download script; ROOT holds the scenes)::
 Conversion (each array is the HDF5 dataset ``dataset``), as Marigold's preprocessing:
 
 - depth: Hypersim stores the Euclidean distance from the camera centre; planar depth is
-  distance · f / ‖(u − (W−1)/2, v − (H−1)/2, f)‖ with f = 886.81 px at 1024 wide (a 60° horizontal field of view;
-  scaled with the width for other sizes); invalid where render_entity_id == −1 or the distance is not finite;
+  distance · f / ‖(u − (W−1)/2, v − (H−1)/2, f)‖ with f = 886.81 px at 1024 wide (a 60° horizontal field of
+  view; scaled with the width for other sizes); invalid where render_entity_id == −1 or the distance is not finite;
 - image: ml-hypersim's tone map: scale so that the 90th percentile of the brightness 0.3R + 0.59G + 0.11B over
   valid pixels becomes 0.8 after the gamma 1/2.2, then (scale·rgb)^(1/2.2) clipped to [0, 1], and quantised to
   8 bits as Marigold's PNGs are (⌊255·v⌋/255);
@@ -90,7 +90,8 @@ def _frames_from_list(path: Path) -> list[tuple[str, str, int]]:
     for row in read_columns(path, 1):
         m = _MARIGOLD_ROW.search(row[0])
         if m is None:
-            raise DepthforgeError(f"{path}: {row[0]!r} is not a Marigold Hypersim row (ai_XXX_XXX/rgb_cam_XX_frXXXX.png)")
+            raise DepthforgeError(f"{path}: {row[0]!r} is not a Marigold Hypersim row "
+                                  "(ai_XXX_XXX/rgb_cam_XX_frXXXX.png)")
         out.append((m[1], m[2], int(m[3])))
     return out
 
