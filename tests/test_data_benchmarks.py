@@ -51,6 +51,14 @@ def test_eth3d_raw_float_depth(tmp_path):
     assert s["depth"][0, 1, 2].item() == 3.5 and not s["valid"][0, 0, 0] and s["valid"].sum() == H * W - 1
     assert torch.equal(s["image"], torch.from_numpy(rgb(1)).permute(2, 0, 1).float() / 255)
     assert DATASETS.info["eth3d"]["protocols"]["eth3d"] == ("none", 1e-5, float("inf"))
+    # ETH3D's own downloads side by side: <scene>/images/dslr_images_undistorted + <scene>/ground_truth_depth
+    official = tmp_path / "official"
+    save_png(official / "pipes" / "images" / "dslr_images_undistorted" / "DSC_0634.JPG", rgb(3))
+    (official / "pipes" / "ground_truth_depth" / "dslr_images").mkdir(parents=True)
+    (official / "pipes" / "ground_truth_depth" / "dslr_images" / "DSC_0634.JPG").write_bytes(depths[0].tobytes())
+    assert detect_format(official) == "eth3d"
+    s = build_dataset(str(official))[0]
+    assert s["name"] == "pipes_DSC_0634" and s["depth"][0, 5, 7].item() == 2.5
     # a depth raster whose size does not match its photo: one line naming it, before anything is decoded
     bad = root / "depth/office_dslr_depth/office/ground_truth_depth/dslr_images/DSC_0219.JPG"
     bad.write_bytes(depths[0][:-1].astype("<f4").tobytes())
@@ -102,6 +110,21 @@ def test_diode_missing_mask_is_skipped_and_counted(tmp_path):
     assert e.value.kind == "missing"
     safe = SkipBad(ds)
     assert safe[1] is None and safe[0] is not None and safe.num_skipped == 1
+
+
+def test_diode_npy_size_checked_from_its_header(tmp_path):
+    root = tmp_path / "diode"
+    stems = write_diode(root, kinds=("indoors",))
+    ds = build_dataset({"name": "diode", "root": str(root)})
+    depth = root / "val/indoors/scene_00010/scan_00180" / f"{stems['indoors']}_depth.npy"
+    # the header alone, claiming 10 GP (its padding has room for the longer shape)
+    depth.write_bytes(depth.read_bytes()[:128].replace(b"(6, 8, 1)", b"(100000, 100000, 1)"))
+    with pytest.raises(DepthforgeError, match=r"_depth\.npy: image is 100000x100000 .*decompression bomb guard"):
+        ds[0]
+    np.save(depth, np.ones((H, W, 1), np.float32))
+    depth.write_bytes(depth.read_bytes()[:-8])
+    with pytest.raises(DepthforgeError, match=r"_depth\.npy: truncated \.npy \(184 bytes of data, its header says 192\)"):
+        ds[0]
 
 
 # --- ScanNet ------------------------------------------------------------------------------------------------
