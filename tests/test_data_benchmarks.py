@@ -121,6 +121,8 @@ def test_diode_npy_size_checked_from_its_header(tmp_path):
     depth.write_bytes(depth.read_bytes()[:128].replace(b"(6, 8, 1)", b"(100000, 100000, 1)"))
     with pytest.raises(DepthforgeError, match=r"_depth\.npy: image is 100000x100000 .*decompression bomb guard"):
         ds[0]
+    np.save(depth, np.full((1, H, W), 3.0, np.float32))  # a leading axis of 1 is one image too
+    assert ds[0]["depth"][0, 0, 0].item() == 3.0
     np.save(depth, np.ones((H, W, 1), np.float32))
     depth.write_bytes(depth.read_bytes()[:-8])
     with pytest.raises(DepthforgeError, match=r"_depth\.npy: truncated \.npy \(184 bytes of data, its header says 192\)"):

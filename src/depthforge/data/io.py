@@ -223,7 +223,8 @@ def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.nda
 
 def load_npy(f: BinaryIO, path: str | os.PathLike, limit: int = MAX_PIXELS) -> np.ndarray:
     """A numeric ``.npy`` array from the open file ``f``, its header checked first: beyond ``limit`` pixels (the
-    first two axes) or more values than the file holds, nothing is allocated. Errors name ``path``."""
+    first two axes of more than 1), more than 4 channels, or more values than the file holds, nothing is
+    allocated. Errors name ``path``."""
     try:
         version = np.lib.format.read_magic(f)
         header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
@@ -232,9 +233,10 @@ def load_npy(f: BinaryIO, path: str | os.PathLike, limit: int = MAX_PIXELS) -> n
         raise file_error(f"{path}: not a .npy file ({e})", "unreadable") from None
     if dtype.kind not in "uifb":
         raise file_error(f"{path}: dtype {dtype} is not numeric", "unreadable")
-    if len(shape) >= 2:
-        check_pixels(path, shape[1], shape[0], limit)
-    if math.prod(shape[2:]) > 4:
+    dims = [d for d in shape if d != 1]  # as squeezed: (1,H,W) and (H,W,1) are one image too
+    if len(dims) >= 2:
+        check_pixels(path, dims[1], dims[0], limit)
+    if math.prod(dims[2:]) > 4:
         raise file_error(f"{path}: array of shape {shape} is not one image", "unreadable")
     here = f.tell()
     f.seek(0, os.SEEK_END)
