@@ -312,7 +312,7 @@ def test_hypersim_split_csv_and_pose(tmp_path):
     h5(detail / "cam_00" / "camera_keyframe_orientations.hdf5", rot)
     h5(detail / "cam_00" / "camera_keyframe_positions.hdf5", np.array([[0.0, 0, 0], [100.0, 0, 50]]))
     ds = build_dataset({"name": "hypersim", "root": str(root)})
-    assert len(ds) == 1 and ds[0]["name"] == "ai_001_010_cam_00_0001"
+    assert len(ds) == 1 and ds[0]["name"] == "ai_001_010_cam_00_0001" and ds.sequences() == {"ai_001_010_cam_00": [0]}
     pose = ds[0]["pose"].numpy()
     # Hypersim's camera y up / z backward -> y down / z forward: columns 2 and 3 of R change sign
     assert np.allclose(pose[:3, :3], [[0, 0, -1], [0, -1, 0], [-1, 0, 0]])

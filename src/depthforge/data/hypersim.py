@@ -168,6 +168,14 @@ class Hypersim(Dataset):
     def __len__(self) -> int:
         return len(self.frames)
 
+    def sequences(self) -> dict[str, list[int]]:
+        """Camera trajectory (``<scene>_<camera>``) -> its sample indices in frame order."""
+        order = sorted(range(len(self.frames)), key=lambda i: self.frames[i])
+        out: dict[str, list[int]] = {}
+        for i in order:
+            out.setdefault(f"{self.frames[i][0]}_{self.frames[i][1]}", []).append(i)
+        return out
+
     def __getitem__(self, i: int) -> dict:
         scene, cam, frame = self.frames[i]
         images = self.root / scene / "images"
