@@ -58,7 +58,20 @@ def test_eth3d_raw_float_depth(tmp_path):
     (official / "pipes" / "ground_truth_depth" / "dslr_images" / "DSC_0634.JPG").write_bytes(depths[0].tobytes())
     assert detect_format(official) == "eth3d"
     s = build_dataset(str(official))[0]
-    assert s["name"] == "pipes_DSC_0634" and s["depth"][0, 5, 7].item() == 2.5
+    assert s["name"] == "pipes_DSC_0634" and s["depth"][0, 5, 7].item() == 2.5 and "intrinsics" not in s
+    # its COLMAP calibration: a camera turned 90 degrees about z (q = (cos 45, 0, 0, sin 45)), t = (1, 2, 3)
+    calib = official / "pipes" / "dslr_calibration_undistorted"
+    calib.mkdir()
+    (calib / "cameras.txt").write_text("# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n0 PINHOLE 8 6 5.0 5.5 4.0 3.0\n")
+    c = np.sqrt(0.5)
+    (calib / "images.txt").write_text(f"# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
+                                      f"7 {c} 0 0 {c} 1 2 3 0 dslr_images_undistorted/DSC_0634.JPG\n"
+                                      "1.0 2.0 -1 3.0 4.0 12\n")
+    s = build_dataset(str(official))[0]
+    assert np.allclose(s["intrinsics"].numpy(), [[5, 0, 3.5], [0, 5.5, 2.5], [0, 0, 1]])  # centres at +0.5 in COLMAP
+    rot = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])  # world-to-camera
+    assert np.allclose(s["pose"][:3, :3].numpy(), rot.T, atol=1e-6)
+    assert np.allclose(s["pose"][:3, 3].numpy(), -rot.T @ [1, 2, 3], atol=1e-6)
     # a depth raster whose size does not match its photo: one line naming it, before anything is decoded
     bad = root / "depth/office_dslr_depth/office/ground_truth_depth/dslr_images/DSC_0219.JPG"
     bad.write_bytes(depths[0][:-1].astype("<f4").tobytes())
@@ -125,7 +138,8 @@ def test_diode_npy_size_checked_from_its_header(tmp_path):
     assert ds[0]["depth"][0, 0, 0].item() == 3.0
     np.save(depth, np.ones((H, W, 1), np.float32))
     depth.write_bytes(depth.read_bytes()[:-8])
-    with pytest.raises(DepthforgeError, match=r"_depth\.npy: truncated \.npy \(184 bytes of data, its header says 192\)"):
+    with pytest.raises(DepthforgeError, match=r"_depth\.npy: truncated \.npy \(184 bytes of data, its header "
+                                              r"says 192\)"):
         ds[0]
 
 
