@@ -203,3 +203,35 @@ def test_glass_suite_is_deterministic():
         np.testing.assert_array_equal(a[key], b[key])
     with pytest.raises(DepthforgeError, match="holes"):
         render_suite("glass", 0, "train", (24, 32), holes=True)
+
+
+@pytest.mark.mitsuba
+@needs_mitsuba
+def test_the_glass_twin_differs_only_by_its_glass():
+    """Each glass scene comes with its twin rendered without glass and mirrors by the same renderer, camera, light
+    and samples: the twin's depth is the depth seen straight through the glass, and off the glass a model that
+    reads the image (here depth from brightness) errs on both alike — the renderer's look cancels in the pair —
+    while inside the glass it does not."""
+    from depthforge.evaluation.evaluate import paired_glass
+    from depthforge.evaluation.failure import masked_metrics
+    from depthforge.evaluation.metrics import get_protocol
+
+    proto = get_protocol("none")
+    rest, twin_rest, gaps = [], [], []
+    for i in range(3):
+        s = render_suite("glass", i, "test", GLASS_SIZE, spp=8)
+        glass, depth = s["glass"], s["depth"]
+        assert glass.any() and s["twin_image"].shape == s["image"].shape
+        mirror = glass & (np.abs(s["twin_depth"] - s["depth_through"]) > 1e-4)
+        np.testing.assert_allclose(s["twin_depth"][~mirror], s["depth_through"][~mirror], rtol=1e-5)
+
+        def model(image):
+            return 1 + 4 * image.mean(-1)  # brighter = farther: any model that reads the picture
+
+        row = masked_metrics(model(s["image"]), depth, None, glass, proto)
+        paired = paired_glass(row, model(s["twin_image"]), s["twin_depth"], glass, proto, "metric", "none")
+        rest.append(row["rest/abs_rel"])
+        twin_rest.append(paired["twin_rest/abs_rel"])
+        gaps.append(abs(paired["glass_gap/abs_rel"]))
+    assert np.mean(rest) == pytest.approx(np.mean(twin_rest), rel=0.05)
+    assert np.mean(gaps) > 0.05 * np.mean(rest)  # the glass itself does change what the model sees

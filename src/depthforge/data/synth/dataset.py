@@ -17,9 +17,9 @@ from ..sample import make_sample
 from .scenes import check_size, scene_rng
 from .suites import check_suite, render_suite
 
-GLASS_VERSION = 1  # part of the cache folder's name: bump it when the glass suite renders differently
+GLASS_VERSION = 2  # part of the cache folder's name: bump it when the glass suite renders differently
 MASKS = ("edges", "glass")  # bool (H,W) -> [1,H,W] bool tensors
-DEPTHS = ("depth_through",)  # float32 (H,W) metres -> [1,H,W] tensors
+DEPTHS = ("depth_through", "twin_depth")  # float32 (H,W) metres -> [1,H,W] tensors
 SCORES = ("clutter", "overlaps")  # per-sample floats
 
 
@@ -36,7 +36,8 @@ class SynthDataset(Dataset):
 
     ``suite``: ``rooms`` (default: the everyday scenes), ``edges``, ``clutter`` or ``glass`` (see
     ``suites.py``); their samples carry masks ``edges`` / ``glass`` ([1,H,W] bool), ``depth_through``
-    ([1,H,W] float32 metres) and scores ``clutter`` / ``overlaps`` (floats) besides the usual keys.
+    ([1,H,W] float32 metres) and scores ``clutter`` / ``overlaps`` (floats) besides the usual keys; a glass
+    sample also its twin without glass, ``twin_image`` ([3,H,W]) and ``twin_depth`` ([1,H,W] metres).
 
     Images are kept as 8 bits, like a camera's and like the files ``write_dataset`` writes. With ``cache`` each
     rendered sample is kept in memory (about 0.55 MB at 240x320), per DataLoader worker process. The glass suite
@@ -69,7 +70,8 @@ class SynthDataset(Dataset):
             for i in tqdm(missing, desc=f"rendering glass {split} scenes", unit="scene", disable=not progress):
                 s = render_suite("glass", i, split, self.size, spp=self.spp)
                 buf = io.BytesIO()
-                np.savez_compressed(buf, **{**s, "image": _to_uint8(s["image"])})
+                np.savez_compressed(buf, **{**s, "image": _to_uint8(s["image"]),
+                                            "twin_image": _to_uint8(s["twin_image"])})
                 write_bytes(self._file(i), buf.getvalue())
 
     def _file(self, i: int) -> Path:
@@ -101,6 +103,9 @@ class SynthDataset(Dataset):
                 self.cache[i] = arrays
         name = f"synth-{self.split}-{i:05d}" if self.suite == "rooms" else f"synth-{self.suite}-{self.split}-{i:05d}"
         sample = make_sample(arrays["image"].astype(np.float32) / 255, arrays["depth"], name, arrays["intrinsics"])
+        if "twin_image" in arrays:
+            sample["twin_image"] = torch.from_numpy(np.ascontiguousarray(
+                arrays["twin_image"].transpose(2, 0, 1), np.float32) / 255)
         for key in MASKS:
             if key in arrays:
                 sample[key] = torch.from_numpy(np.ascontiguousarray(arrays[key], bool))[None]
