@@ -38,18 +38,18 @@ def is_video_source(arg: str) -> bool:
     return arg.isdigit() or Path(arg).suffix.lower() in VIDEO_SUFFIXES
 
 
-class SourceLost(Exception):
-    """A source that stopped before its end (a camera unplugged, a file damaged mid-way); its text says how."""
-
-
 class _Source:
     """Frames of a file (PyAV) or a camera (OpenCV) as RGB uint8 (H,W,3): ``name``, ``fps``, ``total`` frames
-    (0: unknown, a camera), ``size`` (H, W) from the header, and ``frames()``."""
+    (0: unknown, a camera), ``size`` (H, W) from the header, and ``frames()``. A source that stops before its
+    end after giving frames (a camera unplugged or Ctrl-C while waiting for it, a file damaged mid-way) ends
+    ``frames()`` early with ``lost`` saying how, so that what came before is still written."""
 
     def __init__(self, source: int | str | os.PathLike, max_frames: int | None):
         if isinstance(source, str) and source.isdigit():
             source = int(source)
         self.camera = isinstance(source, int)
+        self.lost: str | None = None
+        self.interrupted = False
         self._container = self._cap = None
         if self.camera:
             self._open_camera(source)
@@ -109,10 +109,17 @@ class _Source:
         n, limit = 0, self.max_frames or MAX_FRAMES
         if self.camera:
             while n < limit:
-                ok, bgr = self._cap.read()
+                try:
+                    ok, bgr = self._cap.read()
+                except KeyboardInterrupt:
+                    if not n:
+                        raise
+                    self.lost, self.interrupted = "interrupted", True
+                    return
                 if not ok:
                     if n:
-                        raise SourceLost("stopped delivering frames (disconnected?)")
+                        self.lost = "stopped delivering frames (disconnected?)"
+                        return
                     raise DepthforgeError(f"{self.name}: no frame could be read")
                 n += 1
                 yield bgr[..., ::-1]
@@ -127,7 +134,8 @@ class _Source:
                 break
             except (av.error.FFmpegError, ValueError) as e:
                 if n:
-                    raise SourceLost(f"cannot be decoded after frame {n} ({error_line(e, 120)})") from None
+                    self.lost = f"cannot be decoded after frame {n} ({error_line(e, 120)})"
+                    return
                 raise DepthforgeError(f"{self.name}: cannot be decoded ({error_line(e, 120)})") from None
             check_pixels(self.name, frame.width, frame.height)
             n += 1
@@ -210,13 +218,17 @@ def video_files(out: str | os.PathLike, outputs: tuple[str, ...], encoding: str)
 
 
 def _batches(frames, batch_size: int):
-    """Consecutive frames of one size, up to ``batch_size`` at a time."""
+    """Consecutive frames of one size, up to ``batch_size`` at a time; a full batch goes at once (a camera's
+    frame is not held back waiting for the next)."""
     batch: list[np.ndarray] = []
     for frame in frames:
-        if batch and (len(batch) == batch_size or frame.shape != batch[0].shape):
+        if batch and frame.shape != batch[0].shape:
             yield batch
             batch = []
         batch.append(frame)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
     if batch:
         yield batch
 
@@ -251,7 +263,7 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
         from tqdm import tqdm
 
         bar = tqdm(total=src.total or None, unit="frame", desc=f"depth {Path(src.name).name}", leave=False)
-    frames, vrange, lost, exit_code = 0, None, None, 1
+    frames, vrange, interrupted = 0, None, False
     start = last_log = time.perf_counter()
     try:
         with contextlib.ExitStack() as files:
@@ -281,12 +293,10 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
                             if now - last_log > LOG_EVERY_S:
                                 log.info("%s: %d frames, %.1f frames/s", src.name, frames, frames / (now - start))
                                 last_log = now
-                except SourceLost as e:
-                    lost = str(e)
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # in the model: the frames written so far are kept
                     if not frames:
                         raise
-                    lost, exit_code = "interrupted", 130
+                    interrupted = True
             finally:
                 for w in writers.values():
                     w.close()
@@ -295,15 +305,16 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - start
-    result = {"path": str(paths.get("color", next(iter(paths.values())))), "files": [str(p) for p in paths.values()],
+    result = {"path": str(paths.get("color", next(iter(paths.values())))),
+              "files": [str(p) for p in dict.fromkeys(paths.values())],
               "frames": frames, "fps": frames / max(seconds, 1e-9), "video_fps": src.fps, "seconds": seconds,
               "size": list(src.size), "stabilize_ms": stab.ms_per_frame if stab else 0.0}
     log.info("%s: %d frames at %.1f frames/s%s", src.name, frames, result["fps"],
              f", stabilising {result['stabilize_ms']:.1f} ms/frame" if stab else "")
-    if lost is not None:
-        e = DepthforgeError(f"{src.name}: {lost}; kept the {frames} frames written in "
-                            f"{', '.join(result['files'])}")
-        e.exit_code = exit_code
+    if src.lost or interrupted:
+        e = DepthforgeError(f"{src.name}: {'interrupted' if interrupted else src.lost}; kept the {frames} frames "
+                            f"written in {', '.join(result['files'])}")
+        e.exit_code = 130 if interrupted or src.interrupted else 1  # Ctrl-C: as the shell reports it
         raise e
     return result
 
