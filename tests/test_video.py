@@ -1,6 +1,8 @@
 """predict_video: a tiny synthetic mp4 in, a side-by-side depth video with every frame out."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -210,3 +212,32 @@ def test_videos_that_cannot_be_decoded(predictor, tmp_path, monkeypatch):
     with pytest.raises(DepthforgeError, match="clip.mp4: the header says 10 frames, more than 8; use --max-frames"):
         predict_video(predictor, clip, tmp_path / "o" / "clip_depth.mp4", progress=False)
     assert predict_video(predictor, clip, tmp_path / "o" / "clip_depth.mp4", progress=False, max_frames=3)["frames"] == 3
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")
+def test_depth_video_plays_in_chromium(predictor, tmp_path):
+    """The written mp4 in a <video>: Chromium decodes it (readyState reaches HAVE_ENOUGH_DATA, the size is the
+    side-by-side panel's) and plays it (currentTime advances)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    clip = write_clip(tmp_path / "clip.mp4", frames=12, size=(48, 64), fps=12.0)
+    predict_video(predictor, clip, tmp_path / "clip_depth.mp4", progress=False)
+    (tmp_path / "page.html").write_text('<video id="v" src="clip_depth.mp4" muted playsinline></video>')
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "page.html").as_uri())
+            state = "() => { const v = document.getElementById('v'); return v.readyState >= 4 || v.error !== null; }"
+            page.wait_for_function(state, timeout=15_000)
+            facts = page.evaluate("() => { const v = document.getElementById('v'); return "
+                                  "[v.readyState, v.error && v.error.code, v.videoWidth, v.videoHeight, v.duration]; }")
+            assert facts[:4] == [4, None, 128, 48] and facts[4] == pytest.approx(1.0, abs=0.1), facts
+            page.evaluate("document.getElementById('v').play()")
+            page.wait_for_function("document.getElementById('v').currentTime > 0.25", timeout=15_000)
+        finally:
+            browser.close()
