@@ -177,7 +177,8 @@ class FakeCamera:
 def test_a_lost_camera_keeps_a_playable_video_and_says_so(predictor, tmp_path, monkeypatch, then, code, said):
     monkeypatch.setattr(cv2, "VideoCapture", type("Cam", (FakeCamera,), {"then": then}))
     out = tmp_path / "camera0_depth.mp4"
-    with pytest.raises(DepthforgeError, match=f"camera 0: {said}.*kept the 3 frames written in .*camera0_depth.mp4") as e:
+    kept = f"camera 0: {said}.*kept the 3 frames written in .*camera0_depth.mp4"
+    with pytest.raises(DepthforgeError, match=kept) as e:
         predict_video(predictor, 0, out, progress=False)
     assert getattr(e.value, "exit_code", 1) == code and "\n" not in str(e.value)
     facts = video_facts(out)
@@ -204,14 +205,15 @@ def test_videos_that_cannot_be_decoded(predictor, tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "clip.mp4", frames=10)
     data = clip.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # mp4v from OpenCV: its index is at the end
-    with pytest.raises(DepthforgeError, match=r"cut.mp4: (cannot be opened as a video|cannot be decoded|no frame)") as e:
+    with pytest.raises(DepthforgeError, match=r"cut.mp4: (cannot be opened as a video|cannot be decoded)") as e:
         predict_video(predictor, tmp_path / "cut.mp4", tmp_path / "o" / "cut_depth.mp4", progress=False)
     assert "\n" not in str(e.value) and not (tmp_path / "o").exists()
     # the header's frame count is bounded before a frame is decoded
     monkeypatch.setattr("depthforge.inference.video.MAX_FRAMES", 8)
     with pytest.raises(DepthforgeError, match="clip.mp4: the header says 10 frames, more than 8; use --max-frames"):
         predict_video(predictor, clip, tmp_path / "o" / "clip_depth.mp4", progress=False)
-    assert predict_video(predictor, clip, tmp_path / "o" / "clip_depth.mp4", progress=False, max_frames=3)["frames"] == 3
+    short = predict_video(predictor, clip, tmp_path / "o" / "clip_depth.mp4", progress=False, max_frames=3)
+    assert short["frames"] == 3
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -38,6 +38,11 @@ def is_video_source(arg: str) -> bool:
     return arg.isdigit() or Path(arg).suffix.lower() in VIDEO_SUFFIXES
 
 
+def _why(e: BaseException) -> str:
+    """FFmpeg's words for an error, without the errno and file name PyAV wraps them in."""
+    return getattr(e, "strerror", None) or error_line(e, 120)
+
+
 class _Source:
     """Frames of a file (PyAV) or a camera (OpenCV) as RGB uint8 (H,W,3): ``name``, ``fps``, ``total`` frames
     (0: unknown, a camera), ``size`` (H, W) from the header, and ``frames()``. A source that stops before its
@@ -83,7 +88,7 @@ class _Source:
         try:
             self._container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-            raise DepthforgeError(f"{self.name}: cannot be opened as a video ({error_line(e, 120)})") from None
+            raise DepthforgeError(f"{self.name}: cannot be opened as a video ({_why(e)})") from None
         try:
             if not self._container.streams.video:
                 raise DepthforgeError(f"{self.name}: has no video stream")
@@ -134,9 +139,9 @@ class _Source:
                 break
             except (av.error.FFmpegError, ValueError) as e:
                 if n:
-                    self.lost = f"cannot be decoded after frame {n} ({error_line(e, 120)})"
+                    self.lost = f"cannot be decoded after frame {n} ({_why(e)})"
                     return
-                raise DepthforgeError(f"{self.name}: cannot be decoded ({error_line(e, 120)})") from None
+                raise DepthforgeError(f"{self.name}: cannot be decoded ({_why(e)})") from None
             check_pixels(self.name, frame.width, frame.height)
             n += 1
             yield frame.to_ndarray(format="rgb24")
@@ -164,7 +169,7 @@ class VideoWriter:
             self._container = av.open(str(path), "w", format="matroska" if depth_scale else "mp4",
                                       options={} if depth_scale else {"movflags": "+faststart"})
         except (av.error.FFmpegError, OSError) as e:
-            raise DepthforgeError(f"{path}: cannot write a video there ({error_line(e, 120)})") from None
+            raise DepthforgeError(f"{path}: cannot write a video there ({_why(e)})") from None
 
     def _open_stream(self, h: int, w: int) -> None:
         rate = Fraction(self.fps).limit_denominator(1001)  # 29.97 -> 30000/1001, as cameras record it
@@ -251,7 +256,8 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
     outputs = tuple(dict.fromkeys(outputs))
     bad = [o for o in outputs if o not in VIDEO_OUTPUTS]
     if bad or not outputs:
-        raise DepthforgeError(f"video outputs must be some of {', '.join(VIDEO_OUTPUTS)}, got {', '.join(bad) or 'none'}")
+        raise DepthforgeError(f"video outputs must be some of {', '.join(VIDEO_OUTPUTS)}, "
+                              f"got {', '.join(bad) or 'none'}")
     src = _Source(source, max_frames)
     encoding = png16_encoding(predictor.max_depth)
     paths = video_files(out, outputs, encoding)
@@ -274,8 +280,8 @@ def predict_video(predictor, source: int | str | os.PathLike, out: str | os.Path
             if "depth" in tmp:
                 writers["depth"] = VideoWriter(tmp["depth"], src.fps, depth_scale=PNG16_SCALES[encoding])
             frame_dir = paths.get("npy") or paths.get("png")
-            log.info("%s: %s frames/s -> %s%s", src.name, f"{src.fps:g}", ", ".join(str(p) for p in paths.values()),
-                     "" if stab else " (not stabilised)")
+            log.info("%s: %s frames/s -> %s%s", src.name, f"{src.fps:g}",
+                     ", ".join(map(str, dict.fromkeys(paths.values()))), "" if stab else " (not stabilised)")
             try:
                 try:
                     for batch in _batches(src.frames(), batch_size):
