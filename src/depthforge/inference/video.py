@@ -19,7 +19,8 @@ import numpy as np
 
 from ..data.io import check_pixels, check_regular
 from ..errors import DepthforgeError, error_line
-from ..files import PNG16_SCALES, atomic_path, depth_png_name, png16_encoding, write_depth_png, write_npy
+from ..files import (PNG16_SCALES, atomic_path, depth_png_name, depth_to_uint16, png16_encoding, write_depth_png,
+                     write_npy)
 from ..viz.colors import colorize, depth_range
 from .stabilize import Stabilizer
 
@@ -189,10 +190,7 @@ class VideoWriter:
         if self._stream is None:
             self._open_stream(*image.shape[:2])
         if self.depth_scale:
-            d = np.asarray(image, np.float64)
-            ok = np.isfinite(d) & (d > 0)
-            v = np.where(ok, np.clip(np.round(np.where(ok, d, 0) * self.depth_scale), 1, 65535), 0)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(v.astype(np.uint16)), format="gray16le")
+            frame = av.VideoFrame.from_ndarray(depth_to_uint16(image, self.depth_scale), format="gray16le")
         else:
             h, w = image.shape[:2]
             if h % 2 or w % 2:
