@@ -243,3 +243,21 @@ def test_depth_video_plays_in_chromium(predictor, tmp_path):
             page.wait_for_function("document.getElementById('v').currentTime > 0.25", timeout=15_000)
         finally:
             browser.close()
+
+
+def test_a_file_damaged_mid_way_keeps_the_frames_before(predictor, tmp_path):
+    """An H.264 file cut in the middle (its index is at the front): the frames before the cut are written and
+    kept, playable, and the run fails in one line saying where decoding stopped."""
+    writer = VideoWriter(tmp_path / "full.mp4", 10)
+    rng = np.random.default_rng(0)
+    for _ in range(12):  # noise: every frame is large, so the cut falls between frames, not in the index
+        writer.write((rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    writer.close()
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o" / "cut_depth.mp4"
+    with pytest.raises(DepthforgeError, match=r"cut.mp4: cannot be decoded after frame (\d+) \(.*\); kept the \1 "
+                                              r"frames written in .*cut_depth.mp4$") as e:
+        predict_video(predictor, tmp_path / "cut.mp4", out, progress=False)
+    kept = int(str(e.value).split("after frame ")[1].split()[0])
+    assert 0 < kept < 12 and len(video_facts(out)["frames"]) == kept
