@@ -91,10 +91,9 @@ class Stabilizer:
             raise DepthforgeError(f"stabilizer: frame {frame.shape} and depth {depth.shape} must be (H,W,3) and "
                                   "(H,W) of one size")
         gray = self._small_gray(frame)
-        if self._out is None or self._out.shape != depth.shape:
+        if self._out is None or self._out.shape != depth.shape:  # the first frame, or a new size: a new reference
             self.reset()
             out = depth.copy()
-            gray = self._small_gray(frame)  # after reset: the working size may have changed with the frame
         else:
             out = self._step(gray, depth)
         self._gray, self._out = gray, out
