@@ -1,4 +1,4 @@
-"""predict_video: a tiny synthetic mp4 in, a side-by-side depth video with every frame out."""
+"""predict_video: tiny synthetic clips in; H.264 side-by-side, 16-bit depth video and frame files out; lost sources."""
 from __future__ import annotations
 
 import os
