@@ -67,9 +67,14 @@ def depth_to_png16(depth: np.ndarray, scale: float = 1000.0) -> bytes:
     Invalid depth (0, negative, NaN, inf) becomes 0. A valid depth is never written as 0: values beyond the
     16-bit range are clipped to 65535 (65.535 m in millimetres, 255.996 m at x256) and tiny ones raised to 1.
     """
+    buf = io.BytesIO()
+    Image.fromarray(depth_to_uint16(depth, scale)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def depth_to_uint16(depth: np.ndarray, scale: float = 1000.0) -> np.ndarray:
+    """Depth in metres (H,W) -> uint16 round(depth x scale), invalid as 0, valid never 0 (``depth_to_png16``);
+    also the values of the 16-bit depth video (``inference.video``)."""
     d = np.asarray(depth, dtype=np.float64)
     valid = np.isfinite(d) & (d > 0)
-    d = np.where(valid, np.clip(np.round(np.where(valid, d, 0) * scale), 1, 65535), 0).astype(np.uint16)
-    buf = io.BytesIO()
-    Image.fromarray(d).save(buf, format="PNG")
-    return buf.getvalue()
+    return np.where(valid, np.clip(np.round(np.where(valid, d, 0) * scale), 1, 65535), 0).astype(np.uint16)

@@ -25,6 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize", choices=("train", "pad"), default="train",
                    help="run at the training size (default) or pad the full image")
     p.add_argument("--max-frames", type=int, help="videos/cameras: stop after N frames")
+    p.add_argument("--video-out", nargs="+", choices=("color", "depth", "npy", "png"), default=["color"],
+                   metavar="KIND", help="videos/cameras: what to write, one or more of color (the frame beside its "
+                   "colour-mapped depth, H.264 NAME_depth.mp4; the default), depth (16-bit depth video, lossless "
+                   "FFV1 NAME_depth.mkv, encoded as the 16-bit PNGs), npy (float32 per frame) and png (16-bit PNG "
+                   "per frame), the last two in NAME_depth_frames/")
+    p.add_argument("--no-stabilize", action="store_true",
+                   help="videos/cameras: per-frame depth as the model gives it (default: stabilised over time)")
+    p.add_argument("--stabilize-scale", action="store_true",
+                   help="videos/cameras: rescale a metric model's frames to a running reference too (relative "
+                        "and disparity outputs always are; a metric one is only smoothed by default)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
 
@@ -56,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
     k = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
     written = failed = 0
     for source, name in [*((c, f"camera{c}") for c in cameras), *zip(files, output_names(files))]:
-        stats = predict_video(predictor, source, out / f"{name}_depth.mp4", max_frames=args.max_frames)
-        print(f"{source}: {stats['frames']} frames at {stats['fps']:.1f} frames/s -> {stats['path']}")
+        stats = predict_video(predictor, source, out / f"{name}_depth.mp4", max_frames=args.max_frames,
+                              stabilize=not args.no_stabilize, align=True if args.stabilize_scale else None,
+                              outputs=tuple(args.video_out))
+        print(f"{source}: {stats['frames']} frames at {stats['fps']:.1f} frames/s "
+              f"({stats['video_fps']:g} frames/s video) -> {', '.join(stats['files'])}")
         written += 1
     if images:
         d, f = predict_images(predictor, collect_inputs(images, exclude=out), out, gt=args.gt, gt_encoding=args.gt_encoding,

@@ -1,0 +1,211 @@
+"""Temporal stabilisation of per-frame depth: causal, streaming (one frame in, one frame out), bounded memory.
+
+    stab = Stabilizer(output=predictor.output)
+    for rgb in frames:
+        depth = stab.push(rgb, predictor(rgb))
+
+Two steps per frame, both against the previous *stabilised* output warped into the current frame by optical flow
+(OpenCV's DIS flow, computed at a small working size):
+
+1. **Scale alignment** (relative and disparity outputs; metric ones only with ``align=True``): a per-frame model
+   rescales the scene from frame to frame; each frame is brought to the running reference — a robust median of
+   ratios (scale only) for relative depth, a trimmed least-squares scale and shift for disparity, the same split
+   evaluation uses (``evaluation.metrics``: "median" for relative, "lstsq-disparity" for disparity). Only pixels
+   whose flow is trusted take part, so moving objects and occlusions do not pull the fit. The reference is the
+   first frame's scale carried forward; the fit is done on block-averaged maps, where the per-pixel noise is
+   small, because a least-squares slope fitted against a noisy regressor shrinks toward zero (regression
+   dilution), and a per-frame shrink would compound over a clip.
+2. **Flow-guided smoothing**: ``out = w·warped_previous + (1-w)·aligned_current`` with ``w = strength·trust``.
+   The trust is 1 where the pixel is seen in both frames and falls toward 0 where the forward-backward flow
+   check fails (occlusion, disocclusion), the photometric error after warping is high (the flow is wrong), or
+   the warped depth disagrees with the new one by more than ``depth_tolerance`` (something moved in depth): there
+   the new prediction is taken as it is, so moving edges are not smeared.
+
+State kept between frames: the previous frame's grey image at the working size, the previous output, and two
+constant coordinate grids — a fixed number of arrays whatever the clip's length (``state``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..errors import DepthforgeError
+
+log = logging.getLogger(__name__)
+
+ALIGN_KINDS = ("relative", "disparity", "metric")
+FIT_PIXELS = 4096  # pixels of the block-averaged maps used in a fit: enough for a stable median, cheap
+
+
+class Stabilizer:
+    """Causal temporal stabiliser: ``push(frame, depth) -> depth``, one frame at a time (see the module).
+
+    ``frame``: RGB (H,W,3) uint8 or float in [0,1]; ``depth``: (H,W) the model's output of kind ``output``
+    ("metric" | "relative" | "disparity"); 0 or non-finite is invalid and passes through untouched.
+    ``align``: rescale each frame to the running reference (default: relative and disparity outputs only;
+    a metric output keeps its scale and is only smoothed). ``strength`` in [0,1): the weight of the warped
+    previous output where it is fully trusted. ``work_size``: the longest side the flow is computed at.
+    """
+
+    def __init__(self, output: str = "relative", align: bool | None = None, strength: float = 0.7,
+                 work_size: int = 320, flow_tolerance: float = 1.0, photo_tolerance: float = 20.0,
+                 depth_tolerance: float = 0.15):
+        if output not in ALIGN_KINDS:
+            raise DepthforgeError(f"stabilizer: output must be one of {', '.join(ALIGN_KINDS)}, got {output!r}")
+        if not 0 <= strength < 1:
+            raise DepthforgeError(f"stabilizer: strength must be in [0, 1), got {strength}")
+        if work_size < 16:
+            raise DepthforgeError(f"stabilizer: work_size must be at least 16 pixels, got {work_size}")
+        self.output = output
+        self.align = output != "metric" if align is None else bool(align)
+        self.strength, self.work_size = float(strength), int(work_size)
+        self.flow_tolerance, self.photo_tolerance = float(flow_tolerance), float(photo_tolerance)
+        self.depth_tolerance = float(depth_tolerance)
+        self.frames, self.seconds = 0, 0.0  # frames pushed and the time spent on them
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next frame starts a new reference (a cut, a new clip)."""
+        self._gray = self._out = None
+        self._grid = self._small_grid = None
+        self._flow = None
+
+    @property
+    def state(self) -> list[np.ndarray]:
+        """The arrays kept between frames (for memory checks): a fixed number, whatever was pushed."""
+        grids = [*(self._grid or ()), *(self._small_grid or ())]
+        return [a for a in (self._gray, self._out, *grids) if a is not None]
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000 * self.seconds / max(self.frames, 1)
+
+    def push(self, frame: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """The next frame and its depth -> the stabilised depth (H,W) float32, the input's kind and units."""
+        start = time.perf_counter()
+        depth = np.asarray(depth, np.float32)
+        frame = np.asarray(frame)
+        if depth.ndim != 2 or frame.shape[:2] != depth.shape:
+            raise DepthforgeError(f"stabilizer: frame {frame.shape} and depth {depth.shape} must be (H,W,3) and "
+                                  "(H,W) of one size")
+        gray = self._small_gray(frame)
+        if self._out is None or self._out.shape != depth.shape:  # the first frame, or a new size: a new reference
+            self.reset()
+            out = depth.copy()
+        else:
+            out = self._step(gray, depth)
+        self._gray, self._out = gray, out
+        self.frames += 1
+        self.seconds += time.perf_counter() - start
+        return out.copy()
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _small_gray(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if frame.dtype != np.uint8:
+            frame = (np.clip(frame.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+        h, w = gray.shape
+        k = min(1.0, self.work_size / max(h, w))
+        size = (max(8, round(w * k)), max(8, round(h * k)))
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA) if size != (w, h) else gray
+
+    def _grids(self, h: int, w: int, sh: int, sw: int):
+        if self._grid is None or self._grid[0].shape != (h, w):
+            self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+        if self._small_grid is None or self._small_grid[0].shape != (sh, sw):
+            self._small_grid = tuple(np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32)))
+        return self._grid, self._small_grid
+
+    def _dis(self):
+        import cv2
+
+        if self._flow is None:  # the DIS object holds no frames, only its settings and scratch buffers
+            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        return self._flow
+
+    def _step(self, gray: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = depth.shape
+        sh, sw = gray.shape
+        if self._gray.shape != gray.shape:  # the frame's size changed under an unchanged depth size: start over
+            self.reset()
+            return depth.copy()
+        (gx, gy), (sx, sy) = self._grids(h, w, sh, sw)
+        dis = self._dis()
+        back = dis.calc(gray, self._gray, None)  # where each current pixel was in the previous frame
+        fwd = dis.calc(self._gray, gray, None)
+        mx, my = sx + back[..., 0], sy + back[..., 1]
+        # forward-backward check: following back then forward must return to the start
+        fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        fb = np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1])
+        photo = np.abs(gray.astype(np.float32) - cv2.remap(self._gray, mx, my, cv2.INTER_LINEAR,
+                                                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32))
+        inside = (mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)
+        trust = np.exp(-(fb / self.flow_tolerance) ** 2 - (photo / self.photo_tolerance) ** 2) * inside
+        trust = trust.astype(np.float32)
+
+        # the previous output warped into this frame, at the full size (flow scaled up with the map)
+        if (sh, sw) != (h, w):
+            fx, fy = w / sw, h / sh
+            flow = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
+            mapx, mapy = gx + flow[..., 0] * fx, gy + flow[..., 1] * fy
+            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            mapx, mapy = mx, my
+        prev = self._out
+        prev_ok = np.isfinite(prev) & (prev > 0)
+        warped = cv2.remap(np.where(prev_ok, prev, 0).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        seen = cv2.remap(prev_ok.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+        valid = np.isfinite(depth) & (depth > 0)
+        trust = np.where(valid & (seen > 0.999), trust, 0).astype(np.float32)
+        cur = np.where(valid, depth, 0).astype(np.float32)
+        if self.align:
+            cur = self._aligned(cur, warped, trust, valid)
+        # a depth change beyond the tolerance is motion the flow missed (or a real change): do not average it away
+        rel = np.abs(cur - warped) / np.maximum(np.maximum(warped, cur), 1e-12)
+        weight = self.strength * trust * np.exp(-(rel / self.depth_tolerance) ** 2)
+        out = weight * warped + (1 - weight) * cur
+        return np.where(valid, out, depth).astype(np.float32)
+
+    def _aligned(self, cur: np.ndarray, ref: np.ndarray, trust: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``cur`` brought to the scale (and shift, for disparity) of the warped reference ``ref``."""
+        import cv2
+
+        h, w = cur.shape
+        k = max(1, int(np.sqrt(h * w / FIT_PIXELS)))  # block size: about FIT_PIXELS blocks
+        size = (max(1, w // k), max(1, h // k))
+        use = (trust > 0.5).astype(np.float32)
+        # block means over the trusted pixels only: an untrusted pixel must not leak into a block's value
+        n = cv2.resize(use, size, interpolation=cv2.INTER_AREA)
+        c = cv2.resize(cur * use, size, interpolation=cv2.INTER_AREA)
+        r = cv2.resize(ref * use, size, interpolation=cv2.INTER_AREA)
+        ok = n > 0.9
+        if ok.sum() < 16:  # nothing trustworthy in common (a cut, a fast pan): keep the frame's own scale
+            return cur
+        c, r = c[ok] / n[ok], r[ok] / n[ok]
+        if self.output == "disparity":
+            s, t = _trimmed_lstsq(c, r)
+        else:
+            s, t = float(np.median(r / np.maximum(c, 1e-12))), 0.0
+        if not (np.isfinite(s) and np.isfinite(t) and s > 0):
+            return cur
+        return np.where(valid, cur * s + t, 0).astype(np.float32)
+
+
+def _trimmed_lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``y ≈ s·x + t`` by least squares, refitted once without the residuals beyond 3 × their median absolute
+    value (moving objects the flow check let through)."""
+    a = np.stack([x, np.ones_like(x)], axis=1).astype(np.float64)
+    (s, t), *_ = np.linalg.lstsq(a, y, rcond=None)
+    res = np.abs(a @ (s, t) - y)
+    keep = res <= 3 * np.median(res) + 1e-12
+    if keep.sum() >= 8:
+        (s, t), *_ = np.linalg.lstsq(a[keep], y[keep], rcond=None)
+    return float(s), float(t)

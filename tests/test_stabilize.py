@@ -1,0 +1,159 @@
+"""Stabilizer: on a constructed clip (a camera panning over a textured surface, an object moving across it) with a
+simulated per-frame model (ground truth x a random scale per frame x noise), stabilisation cuts the frame-to-frame
+error, keeps the per-sequence error, does not smear the moving object, and streams with bounded state."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from depthforge import DepthforgeError
+from depthforge.inference.stabilize import Stabilizer
+
+STEP = 3  # pixels the camera pans per frame
+
+
+def clip(n=30, h=96, w=128, seed=0):
+    """RGB frames, ground-truth depth (metres) and the moving object's mask per frame. The background pans by STEP
+    pixels a frame (frame t+1 at x sees what frame t saw at x + STEP); a textured square at 0.9 m moves down."""
+    rng = np.random.default_rng(seed)
+    wide = w + STEP * n
+    tex = cv2.GaussianBlur(rng.random((h, wide)).astype(np.float32), (0, 0), 2.0)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    x, y = np.meshgrid(np.arange(wide), np.arange(h))
+    depth = (2.5 + np.sin(x / 23.0) + 0.01 * y).astype(np.float32)
+    depth[20:50, 60:90], depth[30:70, 200:230] = 1.5, 1.2
+    patch = cv2.GaussianBlur(rng.random((24, 24)).astype(np.float32), (0, 0), 1.0)
+    frames, gts, masks = [], [], []
+    for t in range(n):
+        img, d = tex[:, t * STEP:t * STEP + w].copy(), depth[:, t * STEP:t * STEP + w].copy()
+        oy = 10 + (2 * t) % 60
+        img[oy:oy + 24, 40:64], d[oy:oy + 24, 40:64] = patch, 0.9
+        m = np.zeros((h, w), bool)
+        m[oy:oy + 24, 40:64] = True
+        frames.append((np.repeat(img[..., None], 3, axis=2) * 255).astype(np.uint8))
+        gts.append(d)
+        masks.append(m)
+    return frames, gts, masks
+
+
+def per_frame_model(gts, jitter=0.1, noise=0.03, seed=1):
+    """A per-frame model: ground truth x exp(N(0, jitter)) per frame x (1 + N(0, noise)) per pixel."""
+    rng = np.random.default_rng(seed)
+    return [(g * np.exp(rng.normal(0, jitter)) * (1 + noise * rng.standard_normal(g.shape))).astype(np.float32)
+            for g in gts]
+
+
+def temporal_error(preds, masks):
+    """TAE-like, x100: mean |p_t+1(x) - p_t(x + STEP)| / p_t+1(x) over the static background seen in both frames
+    (the exact correspondence of the pan), averaged over frame pairs. Scale-free, so no alignment is needed."""
+    errs = []
+    for t in range(len(preds) - 1):
+        a, b = preds[t][:, STEP:], preds[t + 1][:, :-STEP]
+        moving = masks[t][:, STEP:] | masks[t + 1][:, :-STEP] | masks[t][:, :-STEP] | masks[t + 1][:, STEP:]
+        errs.append((np.abs(a - b) / b)[~moving].mean())
+    return 100 * float(np.mean(errs))
+
+
+def sequence_abs_rel(preds, gts, masks=None):
+    """AbsRel after ONE median scale for the whole clip (a video metric must not re-align every frame); with
+    ``masks``, only within 3 px of the moving object's edges."""
+    s = np.median(np.concatenate([(g / p).ravel() for p, g in zip(preds, gts)]))
+    out = []
+    for i, (p, g) in enumerate(zip(preds, gts)):
+        keep = np.ones(g.shape, bool)
+        if masks is not None:
+            m = masks[i].astype(np.uint8)
+            keep = (cv2.dilate(m, np.ones((7, 7), np.uint8)) - cv2.erode(m, np.ones((7, 7), np.uint8))) > 0
+        out.append((np.abs(s * p - g) / g)[keep].mean())
+    return float(np.mean(out))
+
+
+def run(stab, frames, depths):
+    return [stab.push(f, d) for f, d in zip(frames, depths)]
+
+
+def test_relative_jitter_is_removed_and_sequence_error_kept():
+    frames, gts, masks = clip()
+    raw = per_frame_model(gts)
+    out = run(Stabilizer("relative"), frames, raw)
+    before, after = temporal_error(raw, masks), temporal_error(out, masks)
+    assert after <= 0.7 * before, (before, after)  # at least 30 % lower
+    assert sequence_abs_rel(out, gts) <= sequence_abs_rel(raw, gts) + 0.02, (sequence_abs_rel(raw, gts),
+                                                                           sequence_abs_rel(out, gts))
+    # the per-frame scale itself is held (smoothing alone would only damp it a little)
+    assert scale_spread(out, gts) < 0.2 * scale_spread(raw, gts), (scale_spread(raw, gts), scale_spread(out, gts))
+
+
+def scale_spread(preds, gts):
+    """How much the per-frame scale (median prediction / truth) varies over the clip: std / mean."""
+    scales = [np.median(p / g) for p, g in zip(preds, gts)]
+    return float(np.std(scales) / np.mean(scales))
+
+
+def test_flow_guided_smoothing_lowers_per_pixel_noise():
+    """A metric model without scale jitter, only noise: nothing to align, the smoothing alone must cut the
+    frame-to-frame error and the error against the truth."""
+    frames, gts, masks = clip()
+    raw = per_frame_model(gts, jitter=0, noise=0.05)
+    out = run(Stabilizer("metric"), frames, raw)
+    assert temporal_error(out, masks) <= 0.7 * temporal_error(raw, masks)
+    assert sequence_abs_rel(out, gts) < 0.8 * sequence_abs_rel(raw, gts)
+
+
+def test_disparity_scale_and_shift_jitter_is_removed():
+    frames, gts, masks = clip(n=24, seed=3)
+    rng = np.random.default_rng(5)
+    raw = [((1 / g) * np.exp(rng.normal(0, 0.1)) + rng.normal(0, 0.05)
+            + 0.02 * rng.standard_normal(g.shape)).astype(np.float32) for g in gts]
+    out = run(Stabilizer("disparity"), frames, raw)
+    depth = lambda ds: [1 / np.maximum(d, 1e-3) for d in ds]  # noqa: E731
+    before, after = temporal_error(depth(raw), masks), temporal_error(depth(out), masks)
+    assert after <= 0.7 * before, (before, after)
+
+
+def test_moving_object_edges_are_not_smeared():
+    """A perfect model: whatever the stabiliser blends from the previous frame must not drag the object's old
+    position (or the background it uncovers) into the new frame."""
+    frames, gts, masks = clip(n=20)
+    out = run(Stabilizer("metric", strength=0.9), frames, gts)
+    assert sequence_abs_rel(out, gts, masks) < 0.01, sequence_abs_rel(out, gts, masks)
+
+
+def test_metric_output_keeps_its_scale_unless_asked():
+    """Metric depth is smoothed, not rescaled: when the model's scale changes for good, the output follows it;
+    with align=True it is held to the running reference."""
+    frames, gts, _ = clip(n=16)
+    raw = [g * (1.0 if t < 8 else 1.5) for t, g in enumerate(gts)]
+    follows = run(Stabilizer("metric"), frames, raw)[-1]
+    held = run(Stabilizer("metric", align=True), frames, raw)[-1]
+    assert np.median(follows / gts[-1]) == pytest.approx(1.5, rel=0.02)
+    assert np.median(held / gts[-1]) == pytest.approx(1.0, rel=0.05)
+
+
+def test_streaming_state_is_bounded():
+    frames, gts, _ = clip(n=40)
+    stab = Stabilizer("relative")
+    held = []
+    for t, (f, d) in enumerate(zip(frames, per_frame_model(gts))):
+        out = stab.push(f, d)
+        assert out.shape == d.shape and out.dtype == np.float32
+        if t in (4, 39):
+            held.append((len(stab.state), sum(a.nbytes for a in stab.state)))
+    assert held[0] == held[1] and held[0][0] <= 6, held
+    assert stab.frames == 40 and stab.ms_per_frame > 0
+
+
+def test_invalid_pixels_pass_through_and_bad_shapes_are_refused():
+    frames, gts, _ = clip(n=3)
+    stab = Stabilizer("relative")
+    for f, g in zip(frames, gts):
+        g = g.copy()
+        g[:5, :5] = 0
+        g[6, 6] = np.nan
+        out = stab.push(f, g)
+        assert (out[:5, :5] == 0).all() and np.isnan(out[6, 6]) and np.isfinite(out[10:, 10:]).all()
+    with pytest.raises(DepthforgeError, match="one size"):
+        stab.push(frames[0], gts[0][:50])
+    with pytest.raises(DepthforgeError, match="output must be one of"):
+        Stabilizer("inverse")
