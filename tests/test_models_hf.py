@@ -466,7 +466,7 @@ def test_no_code_from_a_model_folder_runs_and_nothing_prompts(tmp_path):
 
 
 @pytest.mark.parametrize("saved", ["depth-anything-v2"], indirect=True)  # one family shows the path
-def test_export_and_bench_take_a_hugging_face_folder(saved, tmp_path):
+def test_export_and_bench_take_a_hugging_face_folder(saved, tmp_path, monkeypatch):
     """`depthforge export` and `bench --checkpoint` accept every source `depthforge.load` accepts: the exported
     ONNX (and its int8 twin, calibrated on the synthetic rooms: a folder carries no recipe) predicts as the
     folder does; bench refuses an exported file with one line before its timed subprocess."""
@@ -476,7 +476,11 @@ def test_export_and_bench_take_a_hugging_face_folder(saved, tmp_path):
 
     case, folder, _ = saved
     onnx = tmp_path / "da.onnx"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     assert main(["export", "--checkpoint", str(folder), "--onnx", str(onnx), "--int8", "2"]) == 0
+    assert not list(cwd.iterdir())  # nothing written outside the output (quantisation's temporary files)
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
     ref = depthforge.load(str(folder), device="cpu")(image)
     for path in (onnx, tmp_path / "da-int8.onnx"):

@@ -125,6 +125,28 @@ def _work_dir(dst: Path) -> tempfile.TemporaryDirectory:
         raise DepthforgeError(f"{dst.parent}: cannot write there ({e.strerror or e})") from None
 
 
+@contextlib.contextmanager
+def _inside(folder: str | os.PathLike) -> Iterator[None]:
+    """Work in ``folder``: onnxruntime's symbolic shape inference saves ``sym_shape_infer_temp.onnx`` and
+    ``<uuid>.data`` files into the working folder, which must not be the user's (nothing outside the output)."""
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _prepare(quant_pre_process, src: Path, prepared: Path) -> None:
+    """onnxruntime's recommended pre-processing (graph optimisation and shape inference) of ``src`` into
+    ``prepared``; ONNX's own shape inference where the symbolic one gives up (DA-V2's dynamic axes)."""
+    try:
+        quant_pre_process(str(src.resolve()), str(prepared))
+    except Exception as e:
+        log.info("int8: symbolic shape inference failed (%s); quantising with ONNX's own", error_line(e))
+        quant_pre_process(str(src.resolve()), str(prepared), skip_symbolic_shape=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -185,16 +207,13 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     with _work_dir(dst) as tmp:
         prepared = src
         if preprocess:
-            prepared = Path(tmp) / "prepared.onnx"
+            prepared = Path(tmp).resolve() / "prepared.onnx"  # absolute: prepared inside tmp as the working folder
             try:
-                quant_pre_process(model, str(prepared))
-            except Exception as e:  # symbolic inference gives up on some transformer graphs (DA-V2's dynamic axes)
-                log.info("int8: symbolic shape inference failed (%s); quantising with ONNX's own", error_line(e))
-                try:
-                    quant_pre_process(model, str(prepared), skip_symbolic_shape=True)
-                except Exception as e:
-                    raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {error_line(e)}") \
-                        from None
+                with _inside(tmp):
+                    _prepare(quant_pre_process, src, prepared)
+            except Exception as e:
+                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {error_line(e)}") \
+                    from None
         del model
         out = Path(tmp) / "int8.onnx"
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
