@@ -133,7 +133,8 @@ class SkipBad(Dataset):
         i, seed = item if isinstance(item, tuple) else (item, None)
         try:
             sample = self.dataset[i]
-            if not bool(sample["valid"].any()):
+            # a sample scored by annotated point pairs (DA-2K) has no depth to be valid
+            if "pairs" not in sample and not bool(sample["valid"].any()):
                 raise DepthforgeError(f"{sample['name']}: depth map has no valid pixel")
         except DepthforgeError as e:
             if self._first_time(i):

@@ -214,12 +214,12 @@ def run_pair(predictor, dataset, crop: Protocol, mode: str, limit: int | None, b
 
 def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: list[str] | None = None,
               protocol: str | None = None, out: str | os.PathLike = "outputs/benchmark", limit: int | None = None,
-              device: str | None = None, overwrite: bool = False, progress: bool = True,
+              device: str | None = None, overwrite: bool = False, progress: bool = True, pictures: bool = True,
               command: str | None = None) -> dict[str, Any]:
     """Evaluate ``models`` (checkpoints, exports, Hugging Face folders or hub ids) on the benchmark sets under
     ``root`` (all found, or those ``sets`` names) with alignment ``protocol`` (default: by each model's output
     kind), at most ``limit`` images per set; write OUT/benchmark.md, benchmark.json and index.html (the table
-    and each set's worst images). Finished pairs stored in OUT/pairs are reused when their settings match; one
+    and each set's worst images; ``pictures`` False: the table only). Finished pairs stored in OUT/pairs are reused when their settings match; one
     with other settings is an error unless ``overwrite`` (then every pair is computed again). Returns the report
     dict (what benchmark.json holds)."""
     if not models:
@@ -285,15 +285,16 @@ def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: li
                 rows, bad, worst = run_pair(predictor, datasets[name], crop, mode, limit, bar)
                 folder = out / "pairs" / e["key"]
                 picture = None
-                if worst:
+                if worst and pictures:
                     from ..viz.benchmark import worst_figure
 
                     picture = f"pairs/{e['key']}/{name}_worst.png"
                     worst_figure(worst, f"{e['label']} on {name}: the {len(worst)} worst images "
-                                 f"(protocol {proto_name}, crop {crop_name})", out / picture)
+                                 f"(protocol {proto_name}, crop {crop.crop})", out / picture)
                 record = {"model": e["label"], "source": e["source"], "output": predictor.output,
                           "protocol": proto_name, "align": mode, "limit": limit, "set": name,
-                          "crop": crop.crop, "range_protocol": crop_name, "min_depth": crop.min_depth, "max_depth": crop.max_depth,
+                          "crop": crop.crop, "range_protocol": crop_name, "min_depth": crop.min_depth,
+                          "max_depth": crop.max_depth,
                           "images": len(rows), "skipped": bad, "means": mean_metrics(
                               [{k: v for k, v in r.items() if k != "name"} for r in rows]) if rows else {},
                           "picture": picture, "per_image": rows}
