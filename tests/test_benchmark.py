@@ -181,6 +181,8 @@ def test_figures_equal_hand_computations_and_a_second_call_recomputes_nothing(ro
     sets = {"ibims1": build_dataset({"name": "ibims1", "root": str(root / "ibims1")}),
             "realdata-tum": build_dataset({"name": "realdata-tum", "root": str(root / "realdata")})}
     assert list(report["sets"]) == ["ibims1", "realdata-tum"]
+    tum = np.asarray(Image.open(root / "realdata" / "tum" / "depth_1.png"), np.float64) / 5000  # TUM: 1/5000 m
+    np.testing.assert_allclose(sets["realdata-tum"][0]["depth"][0].numpy(), tum, rtol=1e-6)
     want = {m: {n: by_hand(m, ds, 10.0) for n, ds in sets.items()} for m in models}
     labels = [m["label"] for m in report["models"]]
     for label, m in zip(labels, models):
