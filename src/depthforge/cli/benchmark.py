@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation.benchmark import benchmark
 
+    from ..errors import DepthforgeError
+
     sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets is not None else None
+    if sets == []:
+        raise DepthforgeError("--sets: name at least one benchmark set, or leave it out for every set found")
     report = benchmark(args.model, root=args.root, sets=sets, protocol=args.protocol, out=args.out,
                        limit=args.limit, device=args.device, overwrite=args.overwrite,
                        progress=not args.no_progress, command=shlex.join(["depthforge", *sys.argv[1:]]))
