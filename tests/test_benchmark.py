@@ -306,3 +306,13 @@ def test_realdata_sets_read_the_shared_frames(realdata):
         assert (top < 10 if subset != "kitti" else 70 < top < 90), (subset, top)
     found, skipped = bm.find_sets(realdata.parent, ["realdata"])
     assert set(found) == {f"realdata-{s}" for s in counts} and not skipped
+
+
+def test_eval_and_compare_take_a_benchmark_set_by_name_under_the_data_root(root, monkeypatch):
+    """``--data realdata-tum`` (eval, compare beside its suites) finds the set where ``benchmark`` does."""
+    from depthforge.evaluation.evaluate import dataset_spec
+
+    monkeypatch.setenv(bm.ENV, str(root))
+    spec = dataset_spec(None, "realdata-tum")
+    assert spec == {"name": "realdata-tum", "root": str(root / "realdata"), "subset": "tum", "size": (240, 320)}
+    assert len(build_dataset(spec)) == 2

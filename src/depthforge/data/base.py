@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DATASETS = Registry("dataset")
 # The protocol of a dataset without its own (synthetic scenes, a folder of files): the full image, 10 m cap.
 GENERIC_PROTOCOLS = {"none": ("none", 1e-3, 10.0)}
+DATA_ROOT_ENV = "DEPTHFORGE_DATA"  # the data root holding the benchmark sets' folders (``benchmark_spec``)
 
 
 def register(name: str, detect: Callable[[Path], bool] | None = None,
@@ -38,6 +39,15 @@ def register(name: str, detect: Callable[[Path], bool] | None = None,
         return factory
 
     return wrap
+
+
+def benchmark_spec(name: str, root: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """(dataset spec, split) of benchmark set ``name`` under the data root ``root``, from its ``benchmark``
+    fact: ``{"name": name, "root": ROOT/FOLDER, **options}``."""
+    fact = dict(DATASETS.info[name]["benchmark"])
+    folder = Path(root) / fact.pop("folder")
+    split = fact.pop("split", "test")
+    return {"name": name, "root": str(folder), **fact}, split
 
 
 def protocols() -> dict[str, tuple[str, float, float]]:

@@ -43,7 +43,7 @@ from scipy.stats import rankdata
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from ..data import DATASETS, SkipBad, build_dataset, collate, default_protocol
+from ..data import DATA_ROOT_ENV, DATASETS, SkipBad, benchmark_spec, build_dataset, collate, default_protocol
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from .compare import model_label, unique_label
@@ -70,7 +70,7 @@ COLUMNS = {"depth": ("abs_rel", "d1"), "pairs": ("pair_acc",)}  # the table's co
 HEADS = {"abs_rel": "AbsRel ↓", "d1": "δ1 ↑", "pair_acc": "acc ↑"}
 LOWER_IS_BETTER = {"abs_rel"}
 WORST = 3  # images pictured per (model, set)
-ENV = "DEPTHFORGE_DATA"
+ENV = DATA_ROOT_ENV
 
 
 def alignment_for(protocol: str | None, output: str, model: str) -> tuple[str, str]:
@@ -158,11 +158,9 @@ def find_sets(root: Path, names: list[str] | None = None) -> tuple[dict[str, Pat
     return found, skipped
 
 
-def build_set(name: str, folder: Path) -> torch.utils.data.Dataset:
-    fact = dict(benchmark_sets()[name])
-    fact.pop("folder")
-    split = fact.pop("split", "test")
-    return build_dataset({"name": name, "root": str(folder), **fact}, split=split)
+def build_set(name: str, root: Path) -> torch.utils.data.Dataset:
+    spec, split = benchmark_spec(name, root)
+    return build_dataset(spec, split=split)
 
 
 def model_key(source: str) -> str:
@@ -254,7 +252,7 @@ def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: li
     for name in list(found):
         if any(name in t for t in todo.values()):
             try:
-                datasets[name] = build_set(name, found[name])
+                datasets[name] = build_set(name, root)
             except DepthforgeError as err:
                 skipped[name] = str(err)
                 del found[name]
