@@ -217,9 +217,9 @@ def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: li
     """Evaluate ``models`` (checkpoints, exports, Hugging Face folders or hub ids) on the benchmark sets under
     ``root`` (all found, or those ``sets`` names) with alignment ``protocol`` (default: by each model's output
     kind), at most ``limit`` images per set; write OUT/benchmark.md, benchmark.json and index.html (the table
-    and each set's worst images; ``pictures`` False: the table only). Finished pairs stored in OUT/pairs are reused when their settings match; one
-    with other settings is an error unless ``overwrite`` (then every pair is computed again). Returns the report
-    dict (what benchmark.json holds)."""
+    and each set's worst images; ``pictures`` False: the table only). Finished pairs stored in OUT/pairs are
+    reused when their settings match; one with other settings is an error unless ``overwrite`` (then every pair
+    is computed again). Returns the report dict (what benchmark.json holds)."""
     if not models:
         raise DepthforgeError("nothing to benchmark: give --model")
     check_limit(limit)
@@ -239,8 +239,8 @@ def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: li
     for e in entries:
         for name in found:
             path = out / "pairs" / e["key"] / f"{name}.json"
-            record = read_record(path)
-            if record is not None and not overwrite:
+            record = None if overwrite else read_record(path)
+            if record is not None:
                 if not same_settings(record, protocol, limit):
                     raise DepthforgeError(f"{path}: stored by a run with protocol {record.get('protocol')} and limit "
                                           f"{record.get('limit')}; pass --overwrite to compute it again, or give "

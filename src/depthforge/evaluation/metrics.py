@@ -21,7 +21,8 @@ from ..errors import DepthforgeError
 
 # The table order of Eigen et al. and most papers since.
 METRIC_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
-HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1", "pair_acc"})  # the rest: lower
+# the rest: lower is better
+HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1", "pair_acc"})
 
 
 @dataclass(frozen=True)
