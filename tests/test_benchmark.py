@@ -277,8 +277,10 @@ def test_bad_input_is_one_line(root, models, tmp_path, monkeypatch):
     model.set_contract(replace(model.contract, output="disparity", input_size=(32, 48)))
     disp = tmp_path / "disp.ckpt"
     save_model(disp, model, meta("seed-unet", TINY, model))
-    rc, err = run_cli("--model", str(disp), "--root", str(root), "--protocol", "marigold", "--out", out)
+    rc, err = run_cli("--model", models[0], "--model", str(disp), "--root", str(root), "--protocol", "marigold",
+                      "--out", out)
     assert rc == 1 and "predicts disparity depth, which protocol 'marigold' cannot align" in one_line(err)
+    assert not list(Path(out).glob("pairs/*/*.json"))  # refused before the first model ran
 
     # a set whose folder lacks its files is skipped and counted; the others run
     (root / "nyu").mkdir()

@@ -268,15 +268,19 @@ def benchmark(models: list[str], root: str | os.PathLike | None = None, sets: li
     log.info("%d (model, set) pairs: %d stored, %d to run (%d images)", len(entries) * len(found), done_pairs,
              sum(map(len, todo.values())), total)
 
+    # every model that has work, opened and checked against the protocol before any of it runs (as compare)
+    opened = {}
+    for e in entries:
+        if todo.get(e["label"]):
+            predictor = open_for_eval(e["source"], device, flip=False).predictor
+            opened[e["label"]] = (predictor, *alignment_for(protocol, predictor.output, e["label"]))
     bar = tqdm(total=total, disable=not progress or total == 0, unit="img", desc="benchmark")
     try:
         for e in entries:
-            names = todo.get(e["label"], [])
-            if not names:
+            if e["label"] not in opened:
                 continue
-            predictor = open_for_eval(e["source"], device, flip=False).predictor
-            proto_name, mode = alignment_for(protocol, predictor.output, e["label"])
-            for name in names:
+            predictor, proto_name, mode = opened[e["label"]]
+            for name in todo[e["label"]]:
                 crop_name = default_protocol(name) or "none"
                 crop = get_protocol(crop_name)
                 bar.set_description(f"{e['label']} on {name}")
