@@ -3,8 +3,10 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 
 from depthforge import allocator
 from depthforge.bench import DEFAULT_SETTINGS, bench
@@ -19,7 +21,7 @@ def finite(x) -> bool:
 
 
 def test_bench_reports_every_figure_on_a_tiny_setting():
-    r = bench(size=(32, 48), batch=2, steps=1, width=0.125, models=["seed-unet", "glpn"], model_size=(32, 32),
+    r = bench(size=(32, 48), batch=2, steps=1, width=0.125, models=["glpn"], model_size=(32, 32),
               model_kwargs="test", predict_size=(32, 48), predict_train_steps=2, test_n=2, calib_n=1, workers=0,
               data_n=4, synth_n=2, file_size=(48, 64), progress=False)
     json.dumps(r)  # one JSON object
@@ -32,7 +34,7 @@ def test_bench_reports_every_figure_on_a_tiny_setting():
         assert all(finite(row[k]) and row[k] > 0 for k in TRAIN_KEYS), row
         assert row["peak_rss_mb"] > 50 and finite(row["loss"])
     assert finite(t["speedup_fastest_vs_fp32"])
-    for name in ("seed-unet", "glpn"):
+    for name in ("glpn",):  # one family: each runs in a process of its own (~30 s here); the seed U-Net is in "train"
         row = r["models"][name]
         assert all(finite(row[k]) and row[k] > 0 for k in ("step_s", "peak_rss_mb", "parameters", "gflop_per_step",
                                                             "fraction_of_ceiling")), row
@@ -127,3 +129,20 @@ def test_python_m_depthforge_runs():
     proc = subprocess.run([sys.executable, "-m", "depthforge", "bench", "--help"], capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"})
     assert proc.returncode == 0 and "--json" in proc.stdout and "--models" in proc.stdout
+
+
+def test_the_ceiling_shrinks_its_matrix_where_a_dtype_is_slow(monkeypatch):
+    """bf16 without AVX512-BF16/AMX is emulated (one 2048² multiply: 200 s on an AVX2-only AMD EPYC): the ceiling
+    must stop growing its matrix once one multiply takes a quarter of its time budget, not run the full size."""
+    from depthforge.bench import machine
+
+    sizes, mm = [], torch.mm
+
+    def slow_mm(a, b):  # from 1024² on, a multiply takes 0.3 s: more than a quarter of the 0.8 s budget
+        sizes.append(a.shape[0])
+        time.sleep(0.3 if a.shape[0] >= 1024 else 0)
+        return mm(a, b)
+
+    monkeypatch.setattr(machine.torch, "mm", slow_mm)
+    gflops, size = machine.matmul_gflops(torch.float32, n=2048, seconds=0.8)
+    assert size == 1024 and max(sizes) == 1024 and gflops > 0

@@ -98,9 +98,9 @@ def test_a_sample_with_point_pairs_is_scored_by_pair_accuracy():
     closer = torch.tensor([[0, 1, 0, 0]])  # the last one is wrong: x=20 is nearer than x=30
     sample = {"image": torch.zeros(1, 3, H, W), "pairs": pairs, "closer": closer, "name": ["p"]}
     row, _ = score_image(depth, sample, get_protocol("none"), "lstsq", "metric")
-    assert row == {"pair_acc": 0.75}
+    assert row == {"pair_accuracy": 0.75}
     row, _ = score_image(1 / depth, sample, get_protocol("none"), "lstsq-disparity", "disparity")
-    assert row == {"pair_acc": 0.75}
+    assert row == {"pair_accuracy": 0.75}
 
     class Constant:
         output = "metric"
@@ -111,7 +111,7 @@ def test_a_sample_with_point_pairs_is_scored_by_pair_accuracy():
     rows, skipped, worst = bm.run_pair(Constant(), [{**{k: v[0] for k, v in sample.items() if k != "name"},
                                                      "name": "p", "valid": torch.zeros(1, H, W, dtype=bool)}],
                                        get_protocol("none"), "none", None, _NoBar())
-    assert rows == [{"name": "p", "pair_acc": 0.75}] and skipped == 0 and worst[0]["gt"] is None
+    assert rows == [{"name": "p", "pair_accuracy": 0.75}] and skipped == 0 and worst[0]["gt"] is None
 
 
 class _NoBar:
@@ -318,3 +318,26 @@ def test_eval_and_compare_take_a_benchmark_set_by_name_under_the_data_root(root,
     spec = dataset_spec(None, "realdata-tum")
     assert spec == {"name": "realdata-tum", "root": str(root / "realdata"), "subset": "tum", "size": (240, 320)}
     assert len(build_dataset(spec)) == 2
+
+
+def test_da2k_runs_end_to_end_scored_by_pair_accuracy(models, tmp_path):
+    """A DA-2K root: the set has no valid depth, is kept, and its column is the share of pairs in the right order
+    of the raw prediction (smaller depth = closer for a metric model), computed here by hand."""
+    from test_data_benchmarks import write_da2k
+
+    write_da2k(tmp_path / "data" / "da2k")
+    report = benchmark(models[:1], root=tmp_path / "data", out=tmp_path / "out", progress=False, pictures=False)
+    ds = build_dataset({"name": "da2k", "root": str(tmp_path / "data" / "da2k")})
+    predictor = open_model(models[0], resize="train").predictor
+    right = []
+    for i in range(len(ds)):
+        s = ds[i]
+        raw = predictor.predict_tensor(s["image"][None])[0, 0].numpy()
+        for (y1, x1, y2, x2), c in zip(s["pairs"].tolist(), s["closer"].tolist()):
+            near, far = ((y1, x1), (y2, x2)) if c == 0 else ((y2, x2), (y1, x1))
+            right.append(raw[near] < raw[far])
+    got = report["results"][report["models"][0]["label"]]["da2k"]
+    assert report["sets"]["da2k"]["columns"] == ["pair_accuracy"] and got["images"] == 2
+    # per image, then the mean, as every figure of the table
+    assert got["pair_accuracy"] == pytest.approx(np.mean([np.mean(right[:2]), np.mean(right[2:])]))
+    assert "da2k acc ↑" in (tmp_path / "out" / "benchmark.md").read_text()

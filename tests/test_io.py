@@ -56,7 +56,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 
 def test_depth_png_never_writes_valid_depth_as_invalid(tmp_path):
-    from depthforge.files import depth_to_png16
+    from depthforge.encode import depth_to_png16
 
     depth = np.array([[100.0, 0.0001, -1.0, np.inf, 65.5349]], np.float32)
     raw = np.asarray(Image.open(io.BytesIO(depth_to_png16(depth))))
@@ -67,7 +67,7 @@ def test_depth_png_never_writes_valid_depth_as_invalid(tmp_path):
 
 
 def test_png16_encoding_follows_max_depth_and_names_the_file(tmp_path):
-    from depthforge.files import PNG16_SCALES, depth_png_name, png16_encoding
+    from depthforge.encode import PNG16_SCALES, depth_png_name, png16_encoding
 
     assert png16_encoding(10.0) == "mm" and png16_encoding(65.535) == "mm"
     assert png16_encoding(80.0) == "kitti256" and png16_encoding(float("inf")) == "kitti256"
@@ -82,7 +82,7 @@ def test_png16_encoding_follows_max_depth_and_names_the_file(tmp_path):
 
 
 def test_image_and_npy_bytes():
-    from depthforge.files import image_bytes, npy_bytes, to_uint8
+    from depthforge.encode import image_bytes, npy_bytes, to_uint8
 
     u8 = np.array([[[0, 128, 255]]], np.uint8)
     assert to_uint8(u8) is u8

@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "src" / "depthforge"
 # low to high; a module may import its own layer and lower ones
 LAYERS = [
-    {"errors", "registry", "files", "allocator"},
+    {"errors", "registry", "encode", "files", "allocator"},
     {"data", "viz"},
     {"losses"},
     {"models"},
@@ -76,3 +76,10 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{path.relative_to(PKG)}: {a.name} from {'.' * node.level}{node.module or ''}"
                           for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
     assert not found, found
+
+
+def test_top_level_modules_stay_small():
+    """A module beside the stage folders is shared plumbing (errors, registry, files, encoders); past 150 lines it
+    is a stage of its own and belongs in a folder that says what it holds."""
+    big = {p.name: n for p in PKG.glob("*.py") if (n := len(p.read_text().splitlines())) > 150}
+    assert not big, big

@@ -158,3 +158,18 @@ def test_edge_metrics():
     valid = np.ones(gt.shape, bool)
     valid[:, 40:56] = False
     assert all(math.isnan(v) for v in edge_metrics(blurred, gt, valid).values())
+
+
+def test_an_image_smaller_than_the_seed_ssim_window_is_scored_without_the_seed_figures():
+    """The seed loss's SSIM needs 11×11 pixels (as tf.image.ssim); a tinier image (a benchmark fixture, a crop) gets
+    every other column and NaN seed figures, not a traceback."""
+    import math
+
+    from depthforge.evaluation.evaluate import image_row
+    from depthforge.evaluation.metrics import get_protocol
+    from depthforge.losses import build_loss
+
+    gt = np.linspace(1.0, 3.0, 8 * 9).reshape(8, 9).astype(np.float32)
+    proto = get_protocol("none")
+    row = image_row(gt * 1.1, gt, proto.mask(gt), proto, build_loss("seed"))
+    assert math.isnan(row["seed_loss"]) and row["abs_rel"] == pytest.approx(0.1, rel=1e-5)

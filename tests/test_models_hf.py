@@ -463,3 +463,29 @@ def test_no_code_from_a_model_folder_runs_and_nothing_prompts(tmp_path):
         assert r["rc"] == 1 and len(errors) == 1 and "Traceback" not in r["stderr"], (name, r)
         reason = "does not run a model folder's own code" if "remote" in name else "pickle"
         assert reason in errors[0] or "evilnet model, not a resnet backbone" in errors[0], (name, errors[0])
+
+
+@pytest.mark.parametrize("saved", ["depth-anything-v2"], indirect=True)  # one family shows the path
+def test_export_and_bench_take_a_hugging_face_folder(saved, tmp_path):
+    """`depthforge export` and `bench --checkpoint` accept every source `depthforge.load` accepts: the exported
+    ONNX (and its int8 twin, calibrated on the synthetic rooms: a folder carries no recipe) predicts as the
+    folder does; bench refuses an exported file with one line before its timed subprocess."""
+    import depthforge
+    from depthforge.bench import check_args
+    from depthforge.cli import main
+
+    case, folder, _ = saved
+    onnx = tmp_path / "da.onnx"
+    assert main(["export", "--checkpoint", str(folder), "--onnx", str(onnx), "--int8", "2"]) == 0
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    ref = depthforge.load(str(folder), device="cpu")(image)
+    for path in (onnx, tmp_path / "da-int8.onnx"):
+        got = depthforge.load(str(path))(image)
+        assert got.shape == ref.shape and np.isfinite(got).all()
+    assert np.abs(depthforge.load(str(onnx))(image) - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
+    args = dict(size=(32, 48), batch=2, steps=1, width=0.125, settings=("fp32",), rounds=1, models=None,
+                model_size=(32, 32), model_batch=2, predict_size=(32, 48), predict_train_steps=0, test_n=1,
+                workers=0, data_n=4, sections=("predict",))
+    check_args(**args, checkpoint=str(folder))  # a folder is a source
+    with pytest.raises(DepthforgeError, match="exported model"):
+        check_args(**args, checkpoint=str(onnx))

@@ -23,6 +23,7 @@ object):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,10 +68,19 @@ def check_args(*, size, batch: int, steps: int, width: float, settings, rounds: 
         raise DepthforgeError(f"bench --width {width}: the U-Net width multiplier must be in (0, 4]")
     if not sections:
         raise DepthforgeError("bench --only: name at least one section")
-    if checkpoint is not None and "predict" in sections:
+    if checkpoint is not None and "predict" in sections:  # one line for a bad source, before the timed subprocess
+        from ..inference.load import kind_of
         from ..models.checkpoint import read_checkpoint
 
-        read_checkpoint(checkpoint)  # one line for a missing or foreign file, before the timed subprocess
+        kind = kind_of(checkpoint)
+        if kind == "export":
+            raise DepthforgeError(f"bench --checkpoint {checkpoint}: an exported model; give the checkpoint, Hugging "
+                                  "Face folder or hub id it came from (bench exports it to every runtime itself)")
+        if kind == "checkpoint":
+            read_checkpoint(checkpoint)
+        elif Path(checkpoint).is_dir() and not (Path(checkpoint) / "config.json").is_file():
+            raise DepthforgeError(f"bench --checkpoint {checkpoint}: a folder without config.json, so neither a "
+                                  "checkpoint nor a Hugging Face model folder")
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         raise DepthforgeError(f"bench --settings: unknown setting(s) {', '.join(unknown)}; "

@@ -44,7 +44,7 @@ def write_formats(root: Path, n: int, k: int = 4, size=NYU_HW) -> dict[str, dict
     import h5py
     import scipy.io
 
-    from ..files import depth_to_png16, image_bytes
+    from ..encode import depth_to_png16, image_bytes
 
     rgbs, depths = _photos(k, size)
     png = [image_bytes(r, "png") for r in rgbs]

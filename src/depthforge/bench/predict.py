@@ -81,10 +81,10 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
     from ..inference.quantize import quantize_onnx
 
     if checkpoint is not None:
-        from ..models.checkpoint import load_checkpoint
+        from ..inference.load import open_module
 
-        model, info = load_checkpoint(checkpoint)
-        source = f"checkpoint {checkpoint}"
+        model, info, _ = open_module(checkpoint)
+        source = f"model {checkpoint}"
     else:
         say(progress, f"prediction: training a seed U-Net for {steps} steps ...")
         model, info = brief_training(width, size, steps)

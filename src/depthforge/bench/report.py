@@ -20,7 +20,8 @@ def print_report(r: dict) -> None:
     m, c = r["machine"], r["ceiling"]
     print(f"threads {m['threads']}, allocator {m['allocator']} (training: {m['training_allocator']}), "
           f"load {m['load_before']:.2f} -> {m['load_after']:.2f}")
-    print(f"matmul ceiling: bf16 {c['bf16_gflops']:.0f} GFLOP/s, fp32 {c['fp32_gflops']:.0f} GFLOP/s")
+    print(f"matmul ceiling: bf16 {c['bf16_gflops']:.3g} GFLOP/s (at {c['bf16_matmul_size']}²), "
+          f"fp32 {c['fp32_gflops']:.3g} GFLOP/s (at {c['matmul_size']}²)")
     if "train" in r:
         t = r["train"]
         _table(f"training step, {t['model']}, batch {t['batch']} at {t['size'][0]}x{t['size'][1]} "

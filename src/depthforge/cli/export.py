@@ -9,7 +9,7 @@ from . import path_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=path_arg, help="depthforge checkpoint to export")
+    parser.add_argument("--checkpoint", required=True, type=path_arg, help="model to export: a depthforge checkpoint, Hugging Face folder or hub id")
     parser.add_argument("--onnx", required=True, type=path_arg, help="output file, e.g. model.onnx")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; 18 with --exporter dynamo)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
         diff = result.get("int8_max_abs_diff")
         print(f"wrote {result['int8_path']} (int8, calibrated on {result['int8_images']} training images)"
               + (f"; max |difference| vs PyTorch {diff:.3g}" if diff is not None else ""))
-    print(f"use it: depthforge.load({str(result['path'])!r})  # same API as the checkpoint")
+    print(f"use it: depthforge.load({str(result['path'])!r})  # same API as the source model")
     return 0

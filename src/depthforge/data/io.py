@@ -211,9 +211,7 @@ def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.nda
                 if path_s.lower().endswith(".exr"):
                     raw = _read_exr(f.read())
                 else:
-                    raw = np.asarray(np.load(f, allow_pickle=False)).squeeze()
-                    if raw.dtype.kind not in "uif":
-                        raise ValueError(f"dtype {raw.dtype} is not numeric")
+                    raw = load_npy(f, path).squeeze()
         except DepthforgeError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -221,6 +219,107 @@ def read_depth_raw(path: str | os.PathLike, data: bytes | None = None) -> np.nda
     if raw.ndim != 2:
         raise file_error(f"{path}: depth must be 2-D, got shape {raw.shape}", "unreadable")
     return raw
+
+
+def load_npy(f: BinaryIO, path: str | os.PathLike, limit: int = MAX_PIXELS) -> np.ndarray:
+    """A numeric ``.npy`` array from the open file ``f``, its header checked first: beyond ``limit`` pixels (the
+    first two axes of more than 1), more than 4 channels, or more values than the file holds, nothing is
+    allocated. Errors name ``path``."""
+    try:
+        version = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else np.lib.format.read_array_header_1_0
+        shape, _, dtype = header(f)
+    except (ValueError, OSError, EOFError) as e:
+        raise file_error(f"{path}: not a .npy file ({e})", "unreadable") from None
+    if dtype.kind not in "uifb":
+        raise file_error(f"{path}: dtype {dtype} is not numeric", "unreadable")
+    dims = [d for d in shape if d != 1]  # as squeezed: (1,H,W) and (H,W,1) are one image too
+    if len(dims) >= 2:
+        check_pixels(path, dims[1], dims[0], limit)
+    if math.prod(dims[2:]) > 4:
+        raise file_error(f"{path}: array of shape {shape} is not one image", "unreadable")
+    here = f.tell()
+    f.seek(0, os.SEEK_END)
+    if f.tell() - here < math.prod(shape) * dtype.itemsize:
+        raise file_error(f"{path}: truncated .npy ({f.tell() - here} bytes of data, its header says "
+                         f"{math.prod(shape) * dtype.itemsize})", "unreadable")
+    f.seek(0)
+    return np.asarray(np.load(f, allow_pickle=False))
+
+
+def read_npy(path: str | os.PathLike, limit: int = MAX_PIXELS) -> np.ndarray:
+    """A numeric ``.npy`` image-like array (H,W[,C]) from ``path``, size checked before it is read (``load_npy``)."""
+    try:
+        with open_regular(path) as f:
+            return load_npy(f, path, limit)
+    except DepthforgeError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise file_error(f"{path}: unreadable .npy ({e})", "unreadable") from None
+
+
+def read_float32_raw(path: str | os.PathLike, h: int, w: int, offset: int = 0) -> np.ndarray:
+    """A headerless little-endian float32 (h,w) raster from ``path`` after ``offset`` bytes (ETH3D depth, the body
+    of a Sintel .dpt); the file size must match exactly, checked before a byte is read."""
+    check_pixels(path, w, h)
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != offset + h * w * 4:
+                raise file_error(f"{path}: {size} bytes, expected {offset + h * w * 4} for a {w}x{h} float32 "
+                                 "depth map", "wrong size")
+            f.seek(offset)
+            data = f.read()
+    except OSError as e:
+        raise _os_error(path, e) from None
+    return np.frombuffer(data, dtype="<f4").reshape(h, w).astype(np.float32)
+
+
+def read_h5(path: str | os.PathLike, key: str = "dataset", limit: int = MAX_PIXELS) -> np.ndarray:
+    """Array ``key`` of an HDF5 file (Hypersim's frames), its shape checked against ``limit`` pixels before it is
+    read. Errors are one line naming the file."""
+    import h5py
+
+    check_regular(path)
+    try:
+        with h5py.File(path, "r") as f:
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise file_error(f"{path}: no array {key!r} in this HDF5 file", "unreadable")
+            shape = f[key].shape
+            if len(shape) < 2:
+                raise file_error(f"{path}: {key!r} has shape {shape}, not an image", "unreadable")
+            check_pixels(path, shape[1], shape[0], limit)
+            return np.asarray(f[key][()])
+    except DepthforgeError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise file_error(f"{path}: not a readable HDF5 file ({e})", "unreadable") from None
+
+
+def read_columns(path: Path, min_fields: int = 2) -> list[list[str]]:
+    """A whitespace-separated file list (Marigold's ``data_split/*.txt``: paths relative to the data root, one
+    sample a line) -> its rows; blank lines and ``#`` comments skipped."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        raise DepthforgeError(f"{path}: cannot read the list ({e.strerror or e})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) < min_fields:
+            raise DepthforgeError(f"{path}: line {n}: expected {min_fields} paths, got {len(fields)}")
+        rows.append(fields)
+    if not rows:
+        raise DepthforgeError(f"{path}: the list is empty")
+    return rows
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of an image file from its header, nothing decoded."""
+    with open_pil(path) as im:
+        return im.size[1], im.size[0]
 
 
 def decode_depth(raw: np.ndarray, encoding: str = "mm") -> np.ndarray:

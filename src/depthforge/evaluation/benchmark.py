@@ -66,8 +66,8 @@ ALIGNMENTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "metric": ("none", ("metric",), "no alignment: metric depth as predicted"),
 }
 DEFAULT_ALIGNMENT = {"metric": "metric", "relative": "marigold", "disparity": "depth-anything"}
-COLUMNS = {"depth": ("abs_rel", "d1"), "pairs": ("pair_acc",)}  # the table's columns of a set, by its kind
-HEADS = {"abs_rel": "AbsRel ↓", "d1": "δ1 ↑", "pair_acc": "acc ↑"}
+COLUMNS = {"depth": ("abs_rel", "d1"), "pairs": ("pair_accuracy",)}  # the table's columns of a set, by its kind
+HEADS = {"abs_rel": "AbsRel ↓", "d1": "δ1 ↑", "pair_accuracy": "acc ↑"}
 LOWER_IS_BETTER = {"abs_rel"}
 WORST = 3  # images pictured per (model, set)
 ENV = DATA_ROOT_ENV
@@ -95,7 +95,7 @@ def score_image(raw: np.ndarray, sample: dict, crop: Protocol, mode: str, output
     (``to_metres`` with ``mode``) over the crop's pixels with valid ground truth and scored by
     ``compute_metrics``."""
     if "pairs" in sample:
-        return {"pair_acc": pair_accuracy(raw, sample["pairs"][0], sample["closer"][0], output)}, \
+        return {"pair_accuracy": pair_accuracy(raw, sample["pairs"][0], sample["closer"][0], output)}, \
             np.asarray(raw, np.float64)
     gt, valid = sample["depth"][0, 0].numpy(), sample["valid"][0, 0].numpy()
     mask = crop.mask(gt, valid)
@@ -200,12 +200,12 @@ def run_pair(predictor, dataset, crop: Protocol, mode: str, limit: int | None, b
         raw = predictor.predict_tensor(sample["image"])[0, 0].cpu().numpy()
         row, depth = score_image(raw, sample, crop, mode, predictor.output)
         rows.append({"name": sample["name"][0], **row})
-        key = row.get("abs_rel", -row.get("pair_acc", math.nan))  # larger is worse
+        key = row.get("abs_rel", -row.get("pair_accuracy", math.nan))  # larger is worse
         gt = None if "pairs" in sample else np.where(sample["valid"][0, 0].numpy(), sample["depth"][0, 0].numpy(), 0)
         worst.append((key, {"name": sample["name"][0], "image": sample["image"][0].permute(1, 2, 0).numpy(),
                             "pred": depth.astype(np.float32), "gt": gt,
                             "score": f"AbsRel {number(row['abs_rel'], '.3f')}" if "abs_rel" in row
-                            else f"pair accuracy {number(row['pair_acc'], '.3f')}"}))
+                            else f"pair accuracy {number(row['pair_accuracy'], '.3f')}"}))
         worst = sorted(worst, key=lambda t: -t[0] if not math.isnan(t[0]) else math.inf)[:WORST]
     return rows, safe.num_skipped, [s for _, s in worst]
 
@@ -343,7 +343,7 @@ def make_report(entries, found, skipped, records, root, command) -> dict[str, An
                        "protocol": first.get("protocol"), "align": first.get("align")})
     for name in found:
         recs = [records[m, name] for m in labels if (m, name) in records]
-        kind = "pairs" if any("pair_acc" in r["means"] for r in recs) else "depth"
+        kind = "pairs" if any("pair_accuracy" in r["means"] for r in recs) else "depth"
         r0 = recs[0]
         sets[name] = {"folder": str(found[name]), "kind": kind, "columns": list(COLUMNS[kind]), "crop": r0["crop"],
                       "min_depth": r0["min_depth"], "max_depth": r0["max_depth"],

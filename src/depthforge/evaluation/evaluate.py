@@ -101,9 +101,10 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     cap = protocol.max_depth
     row: dict[str, Any] = compute_metrics(pred, gt, protocol, valid=mask)
     # the seed's two figures are in units of the cap (depth / max_depth): none without a finite cap
-    # (ibims1-official), and iBims-1's distance bands then reach 20 m, as its newer script's
+    # (ibims1-official), and iBims-1's distance bands then reach 20 m, as its newer script's; none either for an
+    # image smaller than the seed's 11×11 SSIM window
     row["seed_loss"] = row["seed_acc"] = math.nan
-    if seed_loss is not None and mask.any():
+    if seed_loss is not None and mask.any() and min(gt.shape) >= 11:
         p = torch.from_numpy(np.clip(pred, 0, cap))[None, None].float()
         row["seed_loss"] = float(seed_loss(p, torch.from_numpy(gt)[None, None].float(),
                                            torch.from_numpy(mask)[None, None]))

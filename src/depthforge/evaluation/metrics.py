@@ -21,8 +21,8 @@ from ..errors import DepthforgeError
 
 # The table order of Eigen et al. and most papers since.
 METRIC_NAMES: tuple[str, ...] = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
-# the rest: lower is better
-HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1", "pair_acc"})
+HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "d105", "d110", "seed_acc", "dde_0", "edge_f1",
+                              "pair_accuracy"})  # the rest: lower
 
 
 @dataclass(frozen=True)
@@ -228,30 +228,6 @@ def to_metres(pred, gt, valid=None, output: str = "metric", mode: str | None = N
     return np.where(disp > MIN_DISPARITY, 1.0 / np.maximum(disp, MIN_DISPARITY), 0.0)
 
 
-def pair_accuracy(pred, pairs, closer, output: str = "metric") -> float:
-    """Share of annotated point pairs whose depth order the prediction gets right (DA-2K's metric).
-
-    pred: (H,W) model output of kind ``output`` (larger = nearer for "disparity", larger = farther otherwise);
-    pairs: [P,4] integer pixel coordinates (y1, x1, y2, x2); closer: [P], 0 when the first point is the closer
-    one, 1 when the second is. A tie counts as wrong. NaN with no pair; a coordinate outside the image raises a
-    one-line DepthforgeError."""
-    pred = as_image(pred, "pred")
-    pairs = np.asarray(pairs.detach().cpu() if hasattr(pairs, "detach") else pairs).reshape(-1, 4).astype(np.int64)
-    closer = np.asarray(closer.detach().cpu() if hasattr(closer, "detach") else closer).reshape(-1)
-    if len(pairs) != len(closer):
-        raise DepthforgeError(f"pair accuracy: {len(pairs)} pairs but {len(closer)} 'closer' labels")
-    if not len(pairs):
-        return float("nan")
-    h, w = pred.shape
-    ys, xs = pairs[:, [0, 2]], pairs[:, [1, 3]]
-    if (ys < 0).any() or (ys >= h).any() or (xs < 0).any() or (xs >= w).any():
-        raise DepthforgeError(f"pair accuracy: a point lies outside the {w}x{h} image")
-    a, b = pred[ys[:, 0], xs[:, 0]], pred[ys[:, 1], xs[:, 1]]
-    first_nearer = a > b if output == "disparity" else a < b
-    second_nearer = b > a if output == "disparity" else b < a
-    return float(np.mean(np.where(closer == 0, first_nearer, second_nearer)))
-
-
 def soft_accuracy(pred, gt, valid=None, max_depth: float = 10.0) -> float:
     """The seed's "accuracy": mean(round(gt/max_depth) == round(pred/max_depth)) over valid pixels.
 
@@ -316,5 +292,35 @@ def edge_metrics(pred, gt, valid=None, threshold: float = 0.1, tolerance: float 
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+def pair_accuracy(pred, pairs, closer, output: str) -> float:
+    """Share of annotated point pairs whose depth order the prediction gets right (DA-2K's metric).
+
+    pred: (H,W) model output at the image's size; pairs: (P,4) integer pixel coordinates (y1, x1, y2, x2);
+    closer: (P,) 0 when the first point is the closer one, 1 when the second is; output: "disparity" (larger is
+    closer) or "metric"/"relative" (depth: smaller is closer). The order needs no alignment: any positive scale
+    and shift keeps it. A tie, or a non-finite value at either point, counts as wrong. NaN when there is no pair.
+    """
+    if output not in ("disparity", "metric", "relative"):
+        raise DepthforgeError(f"pair_accuracy: unknown output kind {output!r}; known: disparity, metric, relative")
+    pred = as_image(pred, "pred")
+    pairs = np.asarray(pairs.detach().cpu() if hasattr(pairs, "detach") else pairs, dtype=np.int64).reshape(-1, 4)
+    closer = np.asarray(closer.detach().cpu() if hasattr(closer, "detach") else closer, dtype=np.int64).ravel()
+    if len(closer) != len(pairs):
+        raise DepthforgeError(f"pair_accuracy: {len(pairs)} pairs but {len(closer)} 'closer' labels")
+    if not len(pairs):
+        return float("nan")
+    h, w = pred.shape
+    ys, xs = pairs[:, 0::2], pairs[:, 1::2]
+    if (ys < 0).any() or (ys >= h).any() or (xs < 0).any() or (xs >= w).any():
+        raise DepthforgeError(f"pair_accuracy: a point lies outside the {w}x{h} prediction (coordinates are pixels "
+                              "of the image the prediction must match)")
+    a, b = pred[pairs[:, 0], pairs[:, 1]], pred[pairs[:, 2], pairs[:, 3]]
+    first_closer = a > b if output == "disparity" else a < b
+    second_closer = b > a if output == "disparity" else b < a
+    right = np.where(closer == 0, first_closer, second_closer) & np.isfinite(a) & np.isfinite(b)
+    return float(np.mean(right))
+
+
 __all__ = ["METRIC_NAMES", "HIGHER_IS_BETTER", "Protocol", "PROTOCOLS", "get_protocol", "compute_metrics",
-           "mean_metrics", "ALIGN_MODES", "align", "pair_accuracy", "soft_accuracy", "ordinal_error", "edge_metrics"]
+           "mean_metrics", "ALIGN_MODES", "align", "soft_accuracy", "ordinal_error", "edge_metrics",
+           "pair_accuracy"]

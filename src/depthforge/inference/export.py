@@ -112,10 +112,11 @@ def check_target(path: Path) -> None:
 
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
                 exporter: str = "torchscript", check: bool = True, int8: int = 0) -> dict[str, Any]:
-    """Checkpoint -> ONNX file; see ``export_module``. With ``int8`` > 0, also a static int8 model beside it
-    (``NAME-int8.onnx``), calibrated on up to that many images of the checkpoint's training data (``int8_path``,
+    """A checkpoint, Hugging Face folder or hub id -> ONNX file; see ``export_module``. With ``int8`` > 0, also a
+    static int8 model beside it (``NAME-int8.onnx``), calibrated on up to that many images of the checkpoint's
+    training data, or of the built-in synthetic rooms for a model without a recipe (``int8_path``,
     ``int8_images``: how many it was, ``int8_max_abs_diff`` in the result)."""
-    from ..models.checkpoint import load_checkpoint
+    from .load import open_module
 
     if int8 < 0:
         raise DepthforgeError(f"int8: the number of calibration images must be positive, got {int8}")
@@ -123,7 +124,7 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
     int8_path = path.with_name(f"{path.stem}-int8.onnx")
     if int8:
         check_target(int8_path)
-    model, info = load_checkpoint(checkpoint)
+    model, info, _ = open_module(checkpoint)
     result = export_module(model, info, onnx_path, opset, exporter, check)
     if int8:
         from .quantize import quantize_onnx
@@ -144,22 +145,29 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
 
 
 def calibration_from_recipe(info: dict, model: DepthModel, n: int) -> list[np.ndarray]:
-    """``n`` images spread evenly over the training split of the checkpoint's recipe, at the model's input size
-    (what ``resize="train"`` predicts at), as calibration batches [1,3,H,W]."""
+    """``n`` images spread evenly over the training split of the checkpoint's recipe (a model without one, as a
+    Hugging Face folder: the default recipe's synthetic rooms), at the model's input size (what
+    ``resize="train"`` predicts at), as calibration batches [1,3,H,W]."""
     from ..data import SkipBad, build_dataset
     from ..data.transforms import resize
     from ..recipe import validate
 
-    recipe = validate(info.get("config") or {}, "checkpoint recipe")
-    data = SkipBad(build_dataset(recipe.data.spec(recipe.size), split="train"))
-    size = model.contract.input_size or recipe.size
+    if info.get("config"):
+        recipe = validate(info["config"], "checkpoint recipe")
+        data = SkipBad(build_dataset(recipe.data.spec(recipe.size), split="train"))
+        size, name = model.contract.input_size or recipe.size, recipe.data.name
+    else:  # a Hugging Face folder: no training data of its own
+        size, name = model.contract.input_size or (240, 320), "synth"
+        log.info("int8: the model carries no recipe; calibrating on %d built-in synthetic rooms", n)
+        data = SkipBad(build_dataset({"name": "synth", "n": n, "cache": False, "progress": False}, split="train",
+                                     size=size))
     out = []
     for k in range(min(n, len(data))):
         sample = data[int(k * len(data) / min(n, len(data)))]
         if sample is not None:
             out.append(resize(sample, size)["image"][None].numpy())
     if not out:
-        raise DepthforgeError(f"{recipe.data.name}: no training image could be read for int8 calibration")
+        raise DepthforgeError(f"{name}: no training image could be read for int8 calibration")
     return out
 
 

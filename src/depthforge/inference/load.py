@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..errors import DepthforgeError
+from ..models.base import DepthModel
 from ..models.hub import HUB_ID
 from ..recipe import Recipe, validate
 from .predictor import Predictor, from_module
@@ -56,6 +57,28 @@ def load(source: str | os.PathLike, device: str | torch.device | None = None, ru
     return open_model(source, device, runtime, **options).predictor
 
 
+def open_module(source: str | os.PathLike) -> tuple[DepthModel, dict, dict | None]:
+    """A source PyTorch runs (a depthforge checkpoint, a Hugging Face folder or hub id) -> (model in eval mode on
+    CPU, its ``depthforge`` metadata, a training checkpoint's baselines or None): what ``load``, ``export`` and
+    ``bench`` start from."""
+    kind = kind_of(source)
+    if kind == "export":
+        raise DepthforgeError(f"{source}: an exported model cannot be opened as a PyTorch module; give the checkpoint "
+                              "or Hugging Face folder it was exported from")
+    if kind == "pretrained":
+        from ..models import MODELS
+        from ..models.checkpoint import meta
+        from ..models.hf import from_pretrained_path
+
+        model = from_pretrained_path(str(source))
+        return model, meta(MODELS.name_of(model), {}, model), None
+    from ..models.checkpoint import model_from, read_checkpoint
+
+    ckpt = read_checkpoint(Path(source))
+    model, info = model_from(ckpt, source)
+    return model, info, ckpt.get("baselines")
+
+
 def open_model(source: str | os.PathLike, device: str | torch.device | None = None, runtime: str | None = None,
                **options: Any) -> Opened:
     """``source`` (as for ``load``) -> ``Opened``: the predictor (``device``, ``runtime``, ``options`` as for
@@ -80,18 +103,7 @@ def open_model(source: str | os.PathLike, device: str | torch.device | None = No
         if runtime not in (None, "torch"):
             raise DepthforgeError(f"{path}: runtime {runtime!r} needs an exported model; export it first "
                                   "(depthforge export --onnx model.onnx)")
-        if kind == "pretrained":
-            from ..models import MODELS
-            from ..models.checkpoint import meta
-            from ..models.hf import from_pretrained_path
-
-            model = from_pretrained_path(str(source))
-            info = meta(MODELS.name_of(model), {}, model)
-        else:
-            from ..models.checkpoint import model_from, read_checkpoint
-
-            ckpt = read_checkpoint(path)
-            (model, info), baselines = model_from(ckpt, path), ckpt.get("baselines")
+        model, info, baselines = open_module(source)
         predictor = from_module(model, info, device, **options)
         predictor.source = str(source)
     cfg = predictor.info.get("config") or {}

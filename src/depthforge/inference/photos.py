@@ -23,7 +23,8 @@ import numpy as np
 
 from ..data.folder import FolderDataset, rgb_dir
 from ..data.io import check_regular, is_image_file, read_depth, read_image
-from ..files import depth_png_name, image_bytes, png16_encoding, write_bytes
+from ..files import write_bytes
+from ..encode import depth_png_name, image_bytes, png16_encoding
 from ..data.sample import check_same_size
 from ..errors import DepthforgeError
 from .results import result_files

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ import numpy as np
 from ..errors import DepthforgeError, error_line
 from ..files import write_bytes
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY
+
+log = logging.getLogger(__name__)
 
 META_KEYS = (META_KEY, CONTRACT_KEY, LEGACY_KEY)  # the metadata_props export.py writes
 METHODS = ("minmax", "percentile", "entropy")
@@ -185,9 +188,13 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             prepared = Path(tmp) / "prepared.onnx"
             try:
                 quant_pre_process(model, str(prepared))
-            except Exception as e:
-                raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {error_line(e)}") \
-                    from None
+            except Exception as e:  # symbolic inference gives up on some transformer graphs (DA-V2's dynamic axes)
+                log.info("int8: symbolic shape inference failed (%s); quantising with ONNX's own", error_line(e))
+                try:
+                    quant_pre_process(model, str(prepared), skip_symbolic_shape=True)
+                except Exception as e:
+                    raise DepthforgeError(f"{src}: ONNX shape inference for quantisation failed: {error_line(e)}") \
+                        from None
         del model
         out = Path(tmp) / "int8.onnx"
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}

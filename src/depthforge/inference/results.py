@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..files import PNG16_SCALES, depth_to_png16, image_bytes, npy_bytes
+from ..encode import PNG16_SCALES, depth_to_png16, image_bytes, npy_bytes
 from ..viz.colors import colorize
 from ..viz.pointcloud import backproject, ply_bytes
 

@@ -40,7 +40,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..viz.colors import depth_range, legend
 from ..data.io import read_image
-from ..files import depth_png_name, image_bytes, png16_encoding, write_bytes
+from ..files import write_bytes
+from ..encode import depth_png_name, image_bytes, png16_encoding
 from ..errors import DepthforgeError
 from ..inference.results import result_files
 from ..viz.pointcloud import estimate_intrinsics
@@ -221,7 +222,7 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
                   depth_encoding: str = "mm") -> tuple[dict[str, bytes], dict[str, Any]]:
     """Photo and its depth -> the result files (``inference.results.result_files``, the same as ``depthforge
     predict`` writes, plus the photo and the hover depth) and the summary the page shows; ``depth.png`` is written
-    in ``depth_encoding`` ("mm" or "kitti256", see ``files.png16_encoding``)."""
+    in ``depth_encoding`` ("mm" or "kitti256", see ``encode.png16_encoding``)."""
     h, w = depth.shape
     good = np.isfinite(depth) & (depth > 0)  # the pixels with a depth, as ``backproject`` takes them
     valid = depth[good]

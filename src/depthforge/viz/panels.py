@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .colors import colorize, depth_range
-from ..files import to_uint8
+from ..encode import to_uint8
 
 def _shared_range(*depths: np.ndarray | None) -> tuple[float, float]:
     """``colors.depth_range`` of the valid pixels of all ``depths`` together (None skipped)."""

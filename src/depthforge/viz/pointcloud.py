@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from .colors import colorize
-from ..files import to_uint8, write_bytes
+from ..files import write_bytes
+from ..encode import to_uint8
 from ..errors import DepthforgeError
 
 log = logging.getLogger(__name__)
