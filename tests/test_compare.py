@@ -107,9 +107,10 @@ class GlassScene(torch.utils.data.Dataset):
         edges = np.zeros_like(glass)
         edges[6, 8:24] = edges[17, 8:24] = edges[6:18, 8] = edges[6:18, 23] = True
         t = lambda a: torch.from_numpy(a)[None]  # noqa: E731
+        wall = np.full((24, 32), 3.0, np.float32)
         return {"image": torch.rand(3, 24, 32), "depth": t(depth), "valid": t(depth > 0), "name": "pane",
-                "glass": t(glass), "edges": t(edges), "depth_through": t(np.full((24, 32), 3.0, np.float32)),
-                "clutter": 5.0}
+                "glass": t(glass), "edges": t(edges), "depth_through": t(wall), "clutter": 5.0,
+                "twin_image": torch.rand(3, 24, 32), "twin_depth": t(wall)}  # the twin: the room without the pane
 
 
 class Wall:
@@ -127,10 +128,14 @@ def test_per_image_reports_both_glass_conventions_and_failure_modes():
     assert row["glass/abs_rel"] == pytest.approx(2.0) and row["rest/abs_rel"] == pytest.approx(0.0)
     assert row["through/glass/abs_rel"] == pytest.approx(0.0) and row["through/d1"] == 1.0
     assert row["clutter"] == 5.0
+    # paired: on the twin the wall is right (0 inside the pane's mask), so the glass costs AbsRel 2.0 and δ1 1.0
+    assert row["twin/abs_rel"] == 0 and row["twin_rest/abs_rel"] == 0
+    assert row["glass_gap/abs_rel"] == pytest.approx(2.0) and row["glass_gap/d1"] == pytest.approx(-1.0)
     results = {"checkpoint": "wall", "images": 1, "protocol": "none", "max_depth": 10.0, "align": "none",
                "edges": "exact", "model": {k: v for k, v in row.items() if isinstance(v, float)}, "baselines": {}}
     md = markdown_table(results)
     assert "Glass, both ground-truth conventions" in md and "exact occlusion edges" in md
+    assert "Glass against its twin rendered without glass" in md
 
 
 def test_eval_on_a_suite_and_on_rooms_says_which_edges(tmp_path):

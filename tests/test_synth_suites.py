@@ -117,13 +117,15 @@ GLASS_SIZE = (36, 48)
 def test_glass_geometry_matches_mitsubas_own_intersections():
     from depthforge.data.synth import glass as g
 
-    mi = g._mitsuba()
+    from depthforge.data.synth import pathtrace
+
+    mi = pathtrace._mitsuba()
     k = synth_intrinsics(GLASS_SIZE)
     k[1, 1] = k[0, 0]
     scene, materials = g.glass_scene(suite_rng("glass", 3, "test"), k, GLASS_SIZE)
     gt = g.glass_geometry(scene, materials)
     assert 0 < gt["glass"].mean() < 1
-    ms = g.mitsuba_scene(scene, materials, spp=1)
+    ms = pathtrace.mitsuba_scene(scene, materials, spp=1)
     sensor = ms.sensors()[0]
     h, w = GLASS_SIZE
     fwd = np.asarray(scene.camera.rotation)[:, 2]
@@ -203,3 +205,56 @@ def test_glass_suite_is_deterministic():
         np.testing.assert_array_equal(a[key], b[key])
     with pytest.raises(DepthforgeError, match="holes"):
         render_suite("glass", 0, "train", (24, 32), holes=True)
+
+
+@pytest.mark.mitsuba
+@needs_mitsuba
+def test_the_glass_twin_differs_only_by_its_glass():
+    """Each glass scene comes with its twin rendered without glass and mirrors by the same renderer, camera, light
+    and samples: the twin's depth is the depth seen straight through the glass, and off the glass a model that
+    reads the image (here depth from brightness) errs on both alike — the renderer's look cancels in the pair —
+    while inside the glass it does not."""
+    from depthforge.evaluation.evaluate import paired_glass
+    from depthforge.evaluation.failure import masked_metrics
+    from depthforge.evaluation.metrics import get_protocol
+
+    proto = get_protocol("none")
+    rest, twin_rest, gaps = [], [], []
+    for i in range(3):
+        s = render_suite("glass", i, "test", GLASS_SIZE, spp=8)
+        glass, depth = s["glass"], s["depth"]
+        assert glass.any() and s["twin_image"].shape == s["image"].shape
+        mirror = glass & (np.abs(s["twin_depth"] - s["depth_through"]) > 1e-4)
+        np.testing.assert_allclose(s["twin_depth"][~mirror], s["depth_through"][~mirror], rtol=1e-5)
+
+        def model(image):
+            return 1 + 4 * image.mean(-1)  # brighter = farther: any model that reads the picture
+
+        row = masked_metrics(model(s["image"]), depth, None, glass, proto)
+        paired = paired_glass(row, model(s["twin_image"]), s["twin_depth"], glass, proto, "metric", "none")
+        rest.append(row["rest/abs_rel"])
+        twin_rest.append(paired["twin_rest/abs_rel"])
+        gaps.append(abs(paired["glass_gap/abs_rel"]))
+    assert np.mean(rest) == pytest.approx(np.mean(twin_rest), rel=0.05)
+    assert np.mean(gaps) > 0.05 * np.mean(rest)  # the glass itself does change what the model sees
+
+
+@pytest.mark.mitsuba
+@needs_mitsuba
+def test_rooms_can_be_path_traced_in_the_glass_suites_look(tmp_path):
+    """`data.renderer: mitsuba` renders any suite's images with the glass suite's path tracer (train on what the
+    glass suite tests), cached on disk; the geometry is the ray caster's, the same scene as with `raycast`."""
+    from depthforge.data.synth.raycast import render
+    from depthforge.data.synth.scenes import camera_intrinsics, random_scene, scene_rng
+
+    spec = {"name": "synth", "n": 1, "size": [24, 32], "renderer": "mitsuba", "spp": 2, "cache_dir": str(tmp_path),
+            "progress": False}
+    s = build_dataset(spec, split="train")[0]
+    assert [p.parent.name for p in tmp_path.rglob("*.npz")] == ["rooms-mitsuba-v2-train-24x32-spp2"]
+    k = camera_intrinsics((24, 32), "mitsuba")
+    ray = render(random_scene(scene_rng(0, "train"), k, (24, 32)))
+    np.testing.assert_array_equal(s["depth"][0].numpy(), ray["depth"])
+    path_traced = s["image"].permute(1, 2, 0).numpy()
+    assert np.abs(path_traced - ray["image"]).mean() > 0.02  # another renderer's look, not the ray caster's
+    with pytest.raises(DepthforgeError, match="unknown renderer 'blender'"):
+        build_dataset({**spec, "renderer": "blender"}, split="train")

@@ -31,13 +31,13 @@ from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choo
     dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES
 from .tables import COST_COLUMNS, markdown, set_rows
-from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
+from .report import FAILURE_COLUMNS, GLASS_COLUMNS, PAIRED_COLUMNS, SEED_COLUMNS, higher_is_better
 
 log = logging.getLogger(__name__)
 
 MAIN_COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS + FAILURE_COLUMNS
 SET_COLUMNS = ["d1", "abs_rel", "rmse", "seed_acc"] + FAILURE_COLUMNS[:6] + \
-              GLASS_COLUMNS[3:] + [f"through/{c}" for c in GLASS_COLUMNS]
+              GLASS_COLUMNS[3:] + PAIRED_COLUMNS[:2] + [f"through/{c}" for c in GLASS_COLUMNS]
 
 
 SHARED = ("data.", "data=", "test_data", "seed=")  # keys every recipe takes from the first one

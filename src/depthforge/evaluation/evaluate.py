@@ -24,7 +24,8 @@ from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
 from ..recipe import Recipe
 from ..losses import build_loss
-from .failure import DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, occlusion_edges, sample_masks
+from .failure import (DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, masked_metrics, occlusion_edges,
+                      sample_masks)
 from .report import markdown_table
 from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
@@ -121,6 +122,21 @@ def image_row(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, protocol: Prot
     return row
 
 
+def paired_glass(row: dict, twin_raw: np.ndarray, twin_gt: np.ndarray, glass: np.ndarray, proto: Protocol,
+                 output: str, align_mode: str) -> dict[str, float]:
+    """What the glass costs a model, with the renderer's look cancelled: its metrics on the scene's twin rendered
+    without glass ("twin/..." inside the glass mask, "twin_rest/..." outside), and "glass_gap/abs_rel",
+    "glass_gap/d1": the glass image's figure inside the mask (``row``'s "glass/...") minus the twin's there.
+
+    twin_raw: the model's raw output on the twin (H,W); twin_gt: the twin's depth, metres (H,W); glass: the mask."""
+    mask = proto.mask(twin_gt, twin_gt > 0)
+    depth = to_metres(twin_raw, twin_gt, mask, output, align_mode)
+    out = masked_metrics(depth, twin_gt, mask, glass, proto, name="twin", rest="twin_rest")
+    for metric in ("abs_rel", "d1"):
+        out[f"glass_gap/{metric}"] = row[f"glass/{metric}"] - out[f"twin/{metric}"]
+    return out
+
+
 def by_distance(rows: list[dict]) -> dict[str, list]:
     """iBims-1's distance-related errors over a test set (``failure.distance_errors``, 1-m bands to the cap): each
     band's mean over the images with pixels in it, {"band_m": [[0, 1], [1, 2], ...], "images": [...], "abs_rel",
@@ -176,8 +192,9 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
               ) -> dict[str, list[dict]]:
     """The loop over a test set: {"model": rows, "constant": rows, "mean_map": rows} (baseline rows only with
     ``baselines``), one ``image_row`` per image with a ground truth. A glass sample's rows also hold the metrics
-    against its ``depth_through`` (the Kinect-like convention) under "through/...". ``keep(index, sample, depth,
-    row)`` is called for every evaluated image (pictures)."""
+    against its ``depth_through`` (the Kinect-like convention) under "through/...", and, where it has a twin
+    rendered without glass, ``paired_glass``'s columns. ``keep(index, sample, depth, row)`` is called for every
+    evaluated image (pictures)."""
     check_limit(limit)
     seed_loss = build_loss("seed", max_depth=proto.max_depth) if math.isfinite(proto.max_depth) else None
     n = len(dataset) if limit is None else min(limit, len(dataset))
@@ -199,6 +216,10 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
             t_depth = to_metres(raw, through, t_mask, predictor.output, align_mode)
             row.update({f"through/{k}": v for k, v in image_row(t_depth, through, t_mask, proto, seed_loss,
                                                                   masks).items() if k not in NOT_METRICS})
+        if "twin_image" in sample:
+            twin = predictor.predict_tensor(sample["twin_image"])[0, 0].cpu().numpy()
+            row.update(paired_glass(row, twin, sample["twin_depth"][0, 0].numpy(), masks["glass"], proto,
+                                    predictor.output, align_mode))
         tags = {"name": sample["name"][0]} | ({"clutter": float(sample["clutter"][0])} if "clutter" in sample else {})
         rows["model"].append(row | tags)
         if baselines:

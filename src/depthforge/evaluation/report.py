@@ -14,9 +14,11 @@ COLUMNS = list(METRIC_NAMES) + SEED_COLUMNS
 FAILURE_COLUMNS = ["whdr", "whdr_cluttered", "ordinal_err", "dbe_acc", "dbe_comp", "edge_f1", "dde_0", "dde_m",
                    "dde_p"]
 # The glass suite (ClearGrasp's columns inside the glass mask and on the rest), each with the surface depth and
-# ("through/") with the depth seen through the glass (Kinect-like).
+# ("through/") with the depth seen through the glass (Kinect-like); then the paired figures: the same model on the
+# scene's twin rendered without glass, and the gap inside the mask (evaluate.paired_glass).
 GLASS_COLUMNS = ["d1", "abs_rel", "rmse", "glass/d1", "glass/abs_rel", "glass/mae", "glass/d105", "rest/d1",
                  "rest/abs_rel"]
+PAIRED_COLUMNS = ["glass_gap/abs_rel", "glass_gap/d1", "twin/abs_rel", "twin_rest/abs_rel"]
 LABELS = {"model": "model", "constant": "constant depth (train mean)", "mean_map": "per-pixel train mean"}
 
 NOTE = ("d1..d3, seed_acc, edge_f1, dde_0: higher is better; the rest: lower is better. seed_loss / seed_acc are "
@@ -80,6 +82,10 @@ def markdown_table(results: dict) -> str:
                         {c: m.get(f"through/{c}") for c in GLASS_COLUMNS})]
         parts.append("Glass, both ground-truth conventions:\n\n" + "\n".join(_md(conventions, GLASS_COLUMNS,
                                                                                  "ground truth")))
+    if "glass_gap/abs_rel" in results["model"]:
+        parts.append("Glass against its twin rendered without glass (same renderer, camera, light and samples; "
+                     "glass_gap: inside the glass mask, the glass image's figure minus the twin's):\n\n" +
+                     "\n".join(_md(rows, PAIRED_COLUMNS)))
     if results.get("by_distance"):
         parts.append(distance_table(results["by_distance"]))
     out = head + "\n\n".join(parts) + "\n\n" + NOTE + "\n"

@@ -14,12 +14,12 @@ from ...errors import DepthforgeError
 from ..base import register
 from ...files import write_bytes
 from ..sample import make_sample
-from .scenes import check_size, scene_rng
+from .scenes import check_renderer, check_size, scene_rng
 from .suites import check_suite, render_suite
 
-GLASS_VERSION = 1  # part of the cache folder's name: bump it when the glass suite renders differently
+GLASS_VERSION = 2  # part of the cache folder's name: bump it when Mitsuba's images change
 MASKS = ("edges", "glass")  # bool (H,W) -> [1,H,W] bool tensors
-DEPTHS = ("depth_through",)  # float32 (H,W) metres -> [1,H,W] tensors
+DEPTHS = ("depth_through", "twin_depth")  # float32 (H,W) metres -> [1,H,W] tensors
 SCORES = ("clutter", "overlaps")  # per-sample floats
 
 
@@ -36,18 +36,20 @@ class SynthDataset(Dataset):
 
     ``suite``: ``rooms`` (default: the everyday scenes), ``edges``, ``clutter`` or ``glass`` (see
     ``suites.py``); their samples carry masks ``edges`` / ``glass`` ([1,H,W] bool), ``depth_through``
-    ([1,H,W] float32 metres) and scores ``clutter`` / ``overlaps`` (floats) besides the usual keys.
+    ([1,H,W] float32 metres) and scores ``clutter`` / ``overlaps`` (floats) besides the usual keys; a glass
+    sample also its twin without glass, ``twin_image`` ([3,H,W]) and ``twin_depth`` ([1,H,W] metres).
 
     Images are kept as 8 bits, like a camera's and like the files ``write_dataset`` writes. With ``cache`` each
     rendered sample is kept in memory (about 0.55 MB at 240x320), per DataLoader worker process. The glass suite
     (Mitsuba, seconds per scene) is rendered when the dataset is built, with a progress bar, into
     ``cache_dir`` (default ``default_cache_dir()``) as one ``.npz`` per scene, written atomically; a later build
-    reads them back. ``spp``: its Mitsuba samples per pixel.
+    reads them back. ``renderer: mitsuba`` renders any suite's images so, in the glass suite's look (train on
+    what the glass suite tests), cached the same way; ``spp``: Mitsuba's samples per pixel.
     """
 
     def __init__(self, split: str = "train", n: int = 1000, size=(240, 320), holes: bool = False,
                  cache: bool = True, suite: str = "rooms", cache_dir: str | os.PathLike | None = None,
-                 spp: int = 32, progress: bool = True):
+                 spp: int = 32, progress: bool = True, renderer: str = "raycast"):
         scene_rng(0, split)  # checks the split
         if int(n) < 1:
             raise DepthforgeError(f"synth: n must be >= 1, got {n}")
@@ -55,8 +57,9 @@ class SynthDataset(Dataset):
         self.suite = check_suite(suite)
         self.cache: dict[int, tuple] | None = {} if cache else None
         self.folder: Path | None = None
-        if self.suite == "glass":
-            if self.holes:
+        self.renderer = check_renderer(renderer)
+        if self.suite == "glass" or self.renderer == "mitsuba":  # path traced: seconds a scene, cached on disk
+            if self.suite == "glass" and self.holes:
                 raise DepthforgeError("synth: the glass suite has no 'holes' (its Kinect-like depth is "
                                       "depth_through)")
             if int(spp) < 1:
@@ -64,12 +67,14 @@ class SynthDataset(Dataset):
             self.spp = int(spp)
             h, w = self.size
             root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            self.folder = root / f"glass-v{GLASS_VERSION}-{split}-{h}x{w}-spp{self.spp}"
+            tag = "glass" if self.suite == "glass" else f"{self.suite}-mitsuba{'-holes' if self.holes else ''}"
+            self.folder = root / f"{tag}-v{GLASS_VERSION}-{split}-{h}x{w}-spp{self.spp}"
             missing = [i for i in range(self.n) if not self._file(i).exists()]
-            for i in tqdm(missing, desc=f"rendering glass {split} scenes", unit="scene", disable=not progress):
-                s = render_suite("glass", i, split, self.size, spp=self.spp)
+            for i in tqdm(missing, desc=f"rendering {tag} {split} scenes", unit="scene", disable=not progress):
+                s = render_suite(self.suite, i, split, self.size, self.holes, "mitsuba", self.spp)
+                images = {key: _to_uint8(s[key]) for key in ("image", "twin_image") if key in s}
                 buf = io.BytesIO()
-                np.savez_compressed(buf, **{**s, "image": _to_uint8(s["image"])})
+                np.savez_compressed(buf, **{**s, **images})
                 write_bytes(self._file(i), buf.getvalue())
 
     def _file(self, i: int) -> Path:
@@ -101,6 +106,9 @@ class SynthDataset(Dataset):
                 self.cache[i] = arrays
         name = f"synth-{self.split}-{i:05d}" if self.suite == "rooms" else f"synth-{self.suite}-{self.split}-{i:05d}"
         sample = make_sample(arrays["image"].astype(np.float32) / 255, arrays["depth"], name, arrays["intrinsics"])
+        if "twin_image" in arrays:
+            sample["twin_image"] = torch.from_numpy(np.ascontiguousarray(
+                arrays["twin_image"].transpose(2, 0, 1), np.float32) / 255)
         for key in MASKS:
             if key in arrays:
                 sample[key] = torch.from_numpy(np.ascontiguousarray(arrays[key], bool))[None]

@@ -136,13 +136,42 @@ def synth_intrinsics(size: tuple[int, int]) -> np.ndarray:
     return scale_intrinsics(NYU_INTRINSICS_640, h / 480, w / 640)
 
 
-def render_scene(index: int, split: str = "train", size=(240, 320), holes: bool = False) -> dict:
+RENDERERS = ("raycast", "mitsuba")
+
+
+def check_renderer(renderer: str) -> str:
+    if renderer not in RENDERERS:
+        raise DepthforgeError(f"synth: unknown renderer {renderer!r} (known: {', '.join(RENDERERS)})")
+    return renderer
+
+
+def draw(scene: Scene, rng: np.random.Generator, renderer: str = "raycast", spp: int = 32) -> dict:
+    """``raycast.render``'s dict for ``scene``, its image from ``renderer``: the ray caster's own, or Mitsuba's
+    path tracer (``pathtrace.render_image``, the glass suite's look; the camera must have square pixels)."""
+    out = render(scene)
+    if check_renderer(renderer) == "mitsuba":
+        from .pathtrace import render_image  # Mitsuba loads only when asked for
+
+        out["image"] = render_image(scene, spp=spp, seed=int(rng.integers(2 ** 31)))
+    return out
+
+
+def camera_intrinsics(size: tuple[int, int], renderer: str = "raycast") -> np.ndarray:
+    """``synth_intrinsics``; with fy = fx for Mitsuba, whose pinhole has square pixels (NYU's differ by 0.1 %)."""
+    k = synth_intrinsics(size)
+    if check_renderer(renderer) == "mitsuba":
+        k[1, 1] = k[0, 0]
+    return k
+
+
+def render_scene(index: int, split: str = "train", size=(240, 320), holes: bool = False,
+                 renderer: str = "raycast", spp: int = 32) -> dict:
     """Scene ``index`` of ``split``: {"image": (H,W,3) float32 in [0,1], "depth": (H,W) float32 metres along the
     optical axis (valid everywhere; with ``holes``, Kinect-like holes are 0 and valid depth is noisy),
-    "intrinsics": (3,3) float32 at this size}."""
+    "intrinsics": (3,3) float32 at this size}. ``renderer``, ``spp``: see ``draw``."""
     size = check_size(size)
     rng = scene_rng(index, split)
-    k = synth_intrinsics(size)
-    out = render(random_scene(rng, k, size))
+    k = camera_intrinsics(size, renderer)
+    out = draw(random_scene(rng, k, size), rng, renderer, spp)
     depth = kinect_holes(out["depth"], out["normal"], k, rng) if holes else out["depth"]
     return {"image": out["image"], "depth": depth, "intrinsics": k}

@@ -12,8 +12,8 @@ import numpy as np
 
 from ...errors import DepthforgeError
 from .furniture import CLUTTER, THIN
-from .raycast import render
-from .scenes import SEED_TAG, SPLITS, check_size, random_scene, render_scene, scene_rng, synth_intrinsics
+from .scenes import (SEED_TAG, SPLITS, camera_intrinsics, check_renderer, check_size, draw, random_scene,
+                     render_scene, scene_rng)
 from .sensor import kinect_holes
 
 SUITES = ("rooms", "edges", "clutter", "glass")
@@ -83,29 +83,32 @@ def clutter_scores(ids: np.ndarray, objects: list, edges: np.ndarray) -> dict:
 
 
 def render_suite(suite: str, index: int, split: str = "train", size=(240, 320), holes: bool = False,
-                 **glass_options) -> dict:
+                 renderer: str = "raycast", spp: int = 32) -> dict:
     """Sample ``index`` of ``split`` in ``suite``: ``render_scene``'s {"image", "depth", "intrinsics"} plus
     - edges, clutter: "edges" (H,W) bool (``occlusion_edges`` of the exact geometry, also with ``holes``);
       clutter also "clutter" and "overlaps" (``clutter_scores``);
-    - glass: "glass" (H,W) bool and "depth_through" (H,W) float32 (see ``glass.render_glass``; options
-      ``spp``)."""
+    - glass: "glass" (H,W) bool, "depth_through" (H,W) float32 and its twin without glass (see
+      ``glass.render_glass``), always path traced.
+    ``renderer``: the image's renderer for the other suites ("raycast" or "mitsuba", see ``scenes.draw``);
+    ``spp``: Mitsuba's samples per pixel."""
     check_suite(suite)
+    check_renderer(renderer)
     if suite == "rooms":
-        return render_scene(index, split, size, holes)
+        return render_scene(index, split, size, holes, renderer, spp)
     size = check_size(size)
     rng = suite_rng(suite, index, split)
-    k = synth_intrinsics(size)
     if suite == "glass":
         if holes:
             raise DepthforgeError("synth: the glass suite has no 'holes' (its Kinect-like depth is depth_through)")
         from .glass import render_glass  # Mitsuba loads only for this suite
 
-        return render_glass(rng, k, size, **glass_options)
+        return render_glass(rng, camera_intrinsics(size, "mitsuba"), size, spp=spp)
+    k = camera_intrinsics(size, renderer)
     if suite == "edges":
         scene = random_scene(rng, k, size, mix=THIN, count=(8, 20))
     else:
         scene = random_scene(rng, k, size, mix=CLUTTER, count=(25, 45))
-    out = render(scene)
+    out = draw(scene, rng, renderer, spp)
     edges = occlusion_edges(out["depth"], out["shape"])
     depth = kinect_holes(out["depth"], out["normal"], k, rng) if holes else out["depth"]
     sample = {"image": out["image"], "depth": depth, "intrinsics": k, "edges": edges}
