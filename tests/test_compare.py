@@ -12,7 +12,7 @@ import torch
 
 from conftest import make_checkpoint
 from depthforge.errors import DepthforgeError
-from depthforge.evaluation.compare import _label, best, budget_recipes, check_suites, compare, parse_recipe
+from depthforge.evaluation.compare import model_label, best, budget_recipes, check_suites, compare, parse_recipe
 from depthforge.evaluation.evaluate import evaluate, per_image
 from depthforge.evaluation.metrics import get_protocol
 from depthforge.evaluation.report import higher_is_better, markdown_table
@@ -263,6 +263,6 @@ def test_budget_minutes_stops_training_at_the_time_limit(tmp_path):
 
 
 def test_run_checkpoints_are_labelled_by_their_run(tmp_path):
-    assert _label(tmp_path / "seed-unet" / "checkpoints" / "last.ckpt") == "seed-unet"
-    assert _label(tmp_path / "seed-unet" / "checkpoints" / "best.ckpt") == "seed-unet (best.ckpt)"
-    assert _label(tmp_path / "model.ckpt") == "model.ckpt"
+    assert model_label(tmp_path / "seed-unet" / "checkpoints" / "last.ckpt") == "seed-unet"
+    assert model_label(tmp_path / "seed-unet" / "checkpoints" / "best.ckpt") == "seed-unet (best.ckpt)"
+    assert model_label(tmp_path / "model.ckpt") == "model.ckpt"

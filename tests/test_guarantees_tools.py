@@ -34,6 +34,7 @@ WORK = {
     "train": ["depthforge.training.fit.L.Trainer"],
     "eval": ["depthforge.evaluation.evaluate.per_image"],
     "compare": ["depthforge.evaluation.compare.model_facts", "depthforge.cli.compare.train_all"],
+    "benchmark": ["depthforge.evaluation.benchmark.run_pair"],
     "predict": ["depthforge.inference.photos.predict_images", "depthforge.inference.video.predict_video"],
     "data synth": ["depthforge.data.synth.writer.render_scene"],
     "bench": ["depthforge.bench.ceiling"],
@@ -63,6 +64,9 @@ ACCEPTED = {
     ("compare", "--out", "99999999999999999999"): "a folder of that name",
     ("compare", "--out", "DIR"): "an existing folder",
     ("compare", "--scenes", "0"): "no pictured scenes",
+    **{("benchmark", "--out", v): "a folder of that name" for v in ("0", "-1", "nan", "inf", "99999999999999999999",
+                                                                    "DIR", "missing/x")},
+    ("benchmark", "--limit", "99999999999999999999"): "more than the set holds: all of it",
     ("data synth", "--out", "0"): "a folder named 0", ("data synth", "--out", "-1"): "a folder named -1",
     ("data synth", "--out", "nan"): "a folder named nan", ("data synth", "--out", "inf"): "a folder named inf",
     ("data synth", "--out", "99999999999999999999"): "a folder of that name",
@@ -87,8 +91,14 @@ def world(tmp_path_factory):
     from depthforge.data.synth import write_dataset
 
     data = write_dataset(root / "data", 2, size=(48, 64), progress=False)
+    bench = root / "bench" / "realdata" / "tum"  # a benchmark root: one frame in realdata's TUM layout
+    bench.mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 64, 3), 128, np.uint8)).save(bench / "rgb_1.png")
+    Image.fromarray(np.full((48, 64), 10000, np.uint16)).save(bench / "depth_1.png")
     return {"CKPT": str(make_checkpoint(root / "tiny.ckpt", size=(48, 64))), "DATA": str(data),
-            "IMG": str(data / "rgb" / "00000.png"), "root": root}
+            "IMG": str(data / "rgb" / "00000.png"), "BENCH": str(root / "bench"), "root": root}
 
 
 def baseline(world) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
@@ -100,6 +110,7 @@ def baseline(world) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
         "eval": ([], {"--checkpoint": [ck], "--data": [data], "--no-progress": [], "--out": ["e"]}),
         "compare": ([], {"--model": [ck], "--data": [data], "--suites": ["none"], "--no-progress": [],
                          "--out": ["c"]}),
+        "benchmark": ([], {"--model": [ck], "--root": [world["BENCH"]], "--no-progress": [], "--out": ["b"]}),
         "predict": ([img], {"--checkpoint": [ck], "--out": ["p"]}),
         "models": ([], {}),
         "data synth": ([], {"--out": ["s"], "--n": ["1"], "--size": ["16", "16"]}),

@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("depthforge.cli.train", "train a model from a YAML recipe (default: configs/quick.yaml)"),
     "eval": ("depthforge.cli.eval", "evaluate a model with the field's standard metrics"),
     "compare": ("depthforge.cli.compare", "train and evaluate models side by side in one report"),
+    "benchmark": ("depthforge.cli.benchmark", "models on the zero-shot benchmark sets, aligned as the papers do"),
     "predict": ("depthforge.cli.predict", "predict depth for images, folders, videos or a webcam"),
     "models": ("depthforge.cli.models", "list the registered models with their size and contract"),
     "data": ("depthforge.cli.data", "generate synthetic scenes, check a dataset"),
@@ -27,7 +28,8 @@ COMMANDS = {
 
 # command -> allocator. tcmalloc/jemalloc preloaded crash OpenVINO's plugins (free(): invalid pointer), and eval
 # may run an OpenVINO model: it gets glibc's tunables; bench runs its OpenVINO part in a glibc process.
-_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc", "compare": "auto"}
+_TUNED = {"demo": "auto", "train": "auto", "bench": "auto", "eval": "glibc", "compare": "auto",
+          "benchmark": "glibc"}
 
 
 def _tune_malloc(command: str) -> None:

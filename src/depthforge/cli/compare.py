@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
     p.add_argument("--data", action="append", default=[], type=path_arg,
-                   help="a further test set: a registered name or a dataset folder (repeatable)")
+                   help="a further test set: a registered name or a dataset folder (repeatable); a benchmark set "
+                        "by name (realdata-nyu, ...) is read under $DEPTHFORGE_DATA, as depthforge benchmark does")
     p.add_argument("--limit", type=int, help="at most N images per test set")
     p.add_argument("--scenes", type=int, default=2, help="scenes pictured side by side per test set (default: 2)")
     p.add_argument("--out", default="outputs/compare", type=path_arg,

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 DATASETS = Registry("dataset")
 # The protocol of a dataset without its own (synthetic scenes, a folder of files): the full image, 10 m cap.
 GENERIC_PROTOCOLS = {"none": ("none", 1e-3, 10.0)}
+DATA_ROOT_ENV = "DEPTHFORGE_DATA"  # the data root holding the benchmark sets' folders (``benchmark_spec``)
 
 
 def register(name: str, detect: Callable[[Path], bool] | None = None,
@@ -38,6 +39,15 @@ def register(name: str, detect: Callable[[Path], bool] | None = None,
         return factory
 
     return wrap
+
+
+def benchmark_spec(name: str, root: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """(dataset spec, split) of benchmark set ``name`` under the data root ``root``, from its ``benchmark``
+    fact: ``{"name": name, "root": ROOT/FOLDER, **options}``."""
+    fact = dict(DATASETS.info[name]["benchmark"])
+    folder = Path(root) / fact.pop("folder")
+    split = fact.pop("split", "test")
+    return {"name": name, "root": str(folder), **fact}, split
 
 
 def protocols() -> dict[str, tuple[str, float, float]]:
@@ -133,7 +143,8 @@ class SkipBad(Dataset):
         i, seed = item if isinstance(item, tuple) else (item, None)
         try:
             sample = self.dataset[i]
-            if not bool(sample["valid"].any()):
+            # a sample scored by annotated point pairs (DA-2K) has no depth to be valid
+            if "pairs" not in sample and not bool(sample["valid"].any()):
                 raise DepthforgeError(f"{sample['name']}: depth map has no valid pixel")
         except DepthforgeError as e:
             if self._first_time(i):

@@ -146,7 +146,8 @@ def make_ibims_sample(raw: dict[str, np.ndarray], name: str, where: str = "") ->
 # the full 480x640 image; the official script caps nothing, ZoeDepth's tables cap at 10 m with the Eigen crop
 @register("ibims1", detect=_detect, protocols={"ibims1": ("none", 1e-3, 10.0),
                                                "ibims1-official": ("none", 1e-3, float("inf")),
-                                               "ibims1-zoedepth": ("eigen", 1e-3, 10.0)})
+                                               "ibims1-zoedepth": ("eigen", 1e-3, 10.0)},
+          benchmark={"folder": "ibims1", "split": "test"})
 class IBIMS1(Dataset):
     """iBims-1 (see the module docstring). Options: ``root`` (the folder holding imagelist.txt, or that file),
     ``split`` (only ``test``: iBims-1 is an evaluation set). Other keys (e.g. a config's ``size``) are ignored;

@@ -63,7 +63,8 @@ def _detect(path: Path) -> bool:
     return any(p.is_dir() and _DATE.fullmatch(p.name) and any(p.glob("*_drive_*_sync")) for p in path.iterdir())
 
 
-@register("kitti", detect=_detect, protocols={"kitti": ("garg", 1e-3, 80.0)})
+@register("kitti", detect=_detect, protocols={"kitti": ("garg", 1e-3, 80.0)},
+          benchmark={"folder": "kitti", "split": "test"})
 class KittiDataset(Dataset):
     """KITTI Eigen split.
 

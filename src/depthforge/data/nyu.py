@@ -118,7 +118,8 @@ def _detect(path: Path) -> bool:
     return detect_layout(path) is not None
 
 
-@register("nyu", detect=_detect, protocols={"nyu": ("eigen", 1e-3, 10.0)})
+@register("nyu", detect=_detect, protocols={"nyu": ("eigen", 1e-3, 10.0)},
+          benchmark={"folder": "nyu", "split": "test"})
 def nyu(split: str = "test", root: str | None = None, layout: str = "auto", **options: Any) -> Dataset:
     """NYU-Depth v2 (see the module docstring for the layouts).
 

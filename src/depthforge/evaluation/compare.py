@@ -56,7 +56,7 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
     return name, overrides
 
 
-def _unique(label: str, taken: set[str]) -> str:
+def unique_label(label: str, taken: set[str]) -> str:
     out, i = label, 2
     while out in taken:
         out, i = f"{label} #{i}", i + 1
@@ -90,7 +90,7 @@ def budget_recipes(specs: list[str], runs: Path, steps: int | None, minutes: flo
         name, overrides = parse_recipe(spec)
         recipe = resolve(name, overrides)
         own = [o for o in overrides if not o.startswith(SHARED)]  # the shared data need not name each model
-        label = _unique(name + (f" [{', '.join(own)}]" if own else ""), taken)
+        label = unique_label(name + (f" [{', '.join(own)}]" if own else ""), taken)
         cfg = recipe.to_dict()
         if first is None:
             first = cfg
@@ -173,7 +173,7 @@ def check_counts(suite_n: int, limit: int | None, scenes: int) -> None:
         raise DepthforgeError(f"scenes {scenes}: pictured scenes per test set must be 0..{MAX_SCENES}")
 
 
-def _label(path: Path) -> str:
+def model_label(path: Path) -> str:
     """A model file's label: its run's folder for RUN/checkpoints/last.ckpt (several runs side by side stay apart;
     "RUN (best.ckpt)" for another checkpoint of the run), else the file name."""
     if path.parent.name != "checkpoints":
@@ -200,9 +200,9 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     for m in models:
         predictor, recipe, _, kind = open_for_eval(m["source"] if isinstance(m, dict) else m, device, flip=False)
         if isinstance(m, dict):
-            e = {"kind": "recipe", **m, "label": _unique(m["label"], taken)}
+            e = {"kind": "recipe", **m, "label": unique_label(m["label"], taken)}
         else:
-            e = {"label": _unique(_label(Path(m)) if Path(m).exists() else str(m), taken), "kind": kind,
+            e = {"label": unique_label(model_label(Path(m)) if Path(m).exists() else str(m), taken), "kind": kind,
                  "source": str(m), "train": None}
         entries.append(e)
         opened.append((e, predictor, recipe))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import DATASETS, SkipBad, build_dataset, collate, default_protocol, detect_format
+from ..data import DATA_ROOT_ENV, DATASETS, SkipBad, benchmark_spec, build_dataset, collate, default_protocol, \
+    detect_format
 from ..files import ensure_dir, write_bytes, write_image
 from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
@@ -71,7 +73,12 @@ def dataset_spec(recipe: Recipe | None, data: str | None) -> dict[str, Any]:
     size = recipe.size if recipe else (240, 320)
     test = recipe.test_data if recipe else None
     if data in DATASETS:  # by name: the recipe's own test options when it names the same dataset
-        return test.spec(size) if test is not None and test.name == data else {"name": data, "size": size}
+        if test is not None and test.name == data:
+            return test.spec(size)
+        if DATASETS.info[data].get("benchmark") and os.environ.get(DATA_ROOT_ENV):
+            # a benchmark set by name, where ``depthforge benchmark`` finds it (so compare puts it beside suites)
+            return {**benchmark_spec(data, os.environ[DATA_ROOT_ENV])[0], "size": size}
+        return {"name": data, "size": size}
     return {"name": detect_format(data), "root": data, "size": size}
 
 

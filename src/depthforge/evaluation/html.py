@@ -31,7 +31,7 @@ def escape(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text)))
 
 
-def _img(folder: Path, name: str) -> str:
+def figure(folder: Path, name: str) -> str:
     data = base64.b64encode((folder / name).read_bytes()).decode()
     return f'<figure><img alt="{escape(name)}" src="data:image/png;base64,{data}"><figcaption class="note">' \
            f"{escape(name)}</figcaption></figure>"
@@ -67,7 +67,7 @@ def render_html(report: dict, folder: Path) -> str:
         parts.append(_table(report, name))
     parts.append("<p class=note>Green: best of the column (↑ higher is better, ↓ lower). †: relative output, "
                  "aligned to the ground truth per image. " + escape(NOTE) + "</p>")
-    parts.append("<h2>Pictures</h2>" + "".join(_img(folder, p) for p in report.get("pictures", [])))
+    parts.append("<h2>Pictures</h2>" + "".join(figure(folder, p) for p in report.get("pictures", [])))
     return f"<!doctype html><html lang=en><head><meta charset=utf-8><title>depthforge: model comparison</title>" \
            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
 
