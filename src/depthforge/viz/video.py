@@ -33,7 +33,6 @@ def strip_figure(models: dict[str, list[dict]], path: Path, title: str) -> None:
                              squeeze=False, layout="constrained")
     everything = [f["gt"].ravel() for f in frames] + [f["pred"].ravel() for fs in models.values() for f in fs]
     lo, hi = depth_range(np.concatenate(everything))
-    depth_im = err_im = None
     for j, t in enumerate(cols):
         gt = frames[t]["gt"]
         axes[0, j].imshow(np.clip(frames[t]["image"], 0, 1))
@@ -51,10 +50,10 @@ def strip_figure(models: dict[str, list[dict]], path: Path, title: str) -> None:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(depth_im, ax=[axes[1, -1]] + [axes[2 + 2 * m, -1] for m in range(len(labels))], shrink=0.7,
-                 label="depth (m)")
-    if err_im is not None:
-        fig.colorbar(err_im, ax=axes[3::2, -1].tolist(), shrink=0.7, label="|pred − gt| / gt")
+    for r in range(1, rows):  # a colour bar beside every row: depth rows in metres, error rows in ratio
+        depth_row = r == 1 or r % 2 == 0
+        fig.colorbar(depth_im if depth_row else err_im, ax=axes[r, -1], fraction=0.08, pad=0.02,
+                     label="depth (m)" if depth_row else "|pred − gt| / gt")
     fig.suptitle(title, fontsize=9)
     save_png(fig, path, dpi=90)
 

@@ -3,7 +3,7 @@ intrinsics and the camera's pose, for video depth metrics (``evaluation/temporal
 
 A clip is one random room (``scenes.random_scene``) and a camera path drawn from the clip's own seed: ``walk``
 (forward, with a little sway), ``pan`` (turning in place) or ``orbit`` (circling a point a little in front of the
-nearest surface ahead, always facing it). About every other clip also has a ball that rolls across the view; its
+nearest surface ahead, always facing it). About every other clip also has a ball that floats across the view; its
 pixels are marked ``moving`` (a reprojection with the camera's pose is wrong there).
 """
 from __future__ import annotations
