@@ -22,38 +22,50 @@ def spaced(n: int, k: int = STRIP_FRAMES) -> list[int]:
 def strip_figure(models: dict[str, list[dict]], path: Path, title: str) -> None:
     """Rows: input, ground truth, then per model its aligned depth and its error |pred − gt| / gt; columns: frames
     over time. ``models``: {label: frames}, frames as {"name", "image" (H,W,3), "gt", "pred" (H,W metres)}, the
-    same frames for every model. Depths share one colour range (colour bar in metres)."""
+    same frames for every model. Depths share one colour range (colour bar in metres). Each row is one image (the
+    frames side by side), which keeps the figure quick to draw."""
     plt = pyplot()
     labels = list(models)
     frames = models[labels[0]]
     cols = spaced(len(frames))
     h, w = frames[0]["gt"].shape
-    rows = 2 + 2 * len(labels)
-    fig, axes = plt.subplots(rows, len(cols), figsize=(len(cols) * 2.0 + 1.6, rows * (2.0 * h / w + 0.35)),
-                             squeeze=False, layout="constrained")
+    gap = max(2, w // 32)
     everything = [f["gt"].ravel() for f in frames] + [f["pred"].ravel() for fs in models.values() for f in fs]
     lo, hi = depth_range(np.concatenate(everything))
-    for j, t in enumerate(cols):
-        gt = frames[t]["gt"]
-        axes[0, j].imshow(np.clip(frames[t]["image"], 0, 1))
-        axes[0, j].set_title(f"frame {t}", fontsize=8)
-        depth_im = axes[1, j].imshow(np.where(gt > 0, gt, np.nan), cmap="plasma", vmin=lo, vmax=hi)
-        for m, label in enumerate(labels):
-            pred = models[label][t]["pred"]
-            axes[2 + 2 * m, j].imshow(np.where(pred > 0, pred, np.nan), cmap="plasma", vmin=lo, vmax=hi)
-            err = np.where(gt > 0, np.abs(pred - gt) / np.where(gt > 0, gt, 1), np.nan)
-            err_im = axes[3 + 2 * m, j].imshow(err, cmap="magma", vmin=0, vmax=MAX_ERROR)
-            axes[3 + 2 * m, j].set_title(f"AbsRel {np.nanmean(err):.3f}", fontsize=7)
-    names = ["input", "ground truth"] + [f"{label}\n{kind}" for label in labels for kind in ("depth", "error")]
-    for i, name in enumerate(names):
-        axes[i, 0].set_ylabel(name, fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
+
+    def row(maps):  # frames side by side, NaN (drawn white) in the gaps
+        tiles = [np.concatenate([m, np.full((h, gap) + m.shape[2:], np.nan)], 1) for m in maps]
+        return np.concatenate(tiles, 1)[:, :-gap]
+
+    def depth(d):
+        return np.where(d > 0, d, np.nan)
+
+    rows = [("input", row([np.clip(frames[t]["image"], 0, 1) for t in cols]), None, None),
+            ("ground truth", row([depth(frames[t]["gt"]) for t in cols]), "depth (m)", None)]
+    for label in labels:
+        fs = models[label]
+        errs = [np.where(fs[t]["gt"] > 0, np.abs(fs[t]["pred"] - fs[t]["gt"]) / np.where(fs[t]["gt"] > 0,
+                                                                                      fs[t]["gt"], 1), np.nan)
+                for t in cols]
+        rows.append((f"{label}: depth", row([depth(fs[t]["pred"]) for t in cols]), "depth (m)", None))
+        rows.append((f"{label}: error", row(errs), "|pred − gt| / gt", [f"AbsRel {np.nanmean(e):.3f}" for e in errs]))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(len(cols) * 1.9 + 1.8, len(rows) * (1.9 * h / w + 0.45)),
+                             squeeze=False, layout="constrained")
+    centres = [i * (w + gap) + w / 2 for i in range(len(cols))]
+    for ax, (name, image, bar, notes) in zip(axes[:, 0], rows):
+        if bar is None:
+            im = ax.imshow(np.nan_to_num(image, nan=1.0))
+        else:
+            im = ax.imshow(image, cmap="plasma" if bar.startswith("depth") else "magma",
+                           vmin=lo if bar.startswith("depth") else 0, vmax=hi if bar.startswith("depth") else MAX_ERROR)
+        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.01, label=bar or "")
+        cb.ax.set_visible(bar is not None)  # the input's row keeps the space, so the frames line up
+        ax.set_title(name, fontsize=8, loc="left")
         ax.set_yticks([])
-    for r in range(1, rows):  # a colour bar beside every row: depth rows in metres, error rows in ratio
-        depth_row = r == 1 or r % 2 == 0
-        fig.colorbar(depth_im if depth_row else err_im, ax=axes[r, -1], fraction=0.08, pad=0.02,
-                     label="depth (m)" if depth_row else "|pred − gt| / gt")
+        ax.set_xticks(centres, notes or [f"frame {t}" for t in cols], fontsize=7)
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
     fig.suptitle(title, fontsize=9)
     save_png(fig, path, dpi=90)
 
