@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .base import DATASETS, SkipBad, build_dataset, collate, default_protocol, detect_format, protocols, register
 from .sample import make_sample
-from . import folder, ibims, kitti, nyu, synth  # noqa: E402,F401  (formats register themselves)
+# frames and tum first: their folders also look like a ``folder`` dataset, and detection tries formats in order
+from . import frames, tum, folder, ibims, kitti, nyu, synth  # noqa: E402,F401  (formats register themselves)
 
 __all__ = ["DATASETS", "build_dataset", "detect_format", "register", "protocols", "default_protocol", "make_sample",
            "SkipBad", "collate"]

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # The columns of a video test set: per-sequence aligned accuracy, then the temporal figures, then the per-frame
 # aligned AbsRel that a video metric must not be (it hides a per-frame rescaling), for contrast.
-VIDEO_COLUMNS = ["abs_rel", "d1", "tae", "flicker", "rmse", "frame_fit/abs_rel"]
+VIDEO_COLUMNS = ["abs_rel", "d1", "tae", "flicker", "rmse", "frame_fit/abs_rel", "tae_gt"]
 PER_CLIP = ("clip", "frames", "skipped", "tae_per_pair", "flicker_per_pair", "names")
 
 
@@ -40,7 +40,8 @@ def per_sequence(predictor, dataset, proto: Protocol, align_mode: str, limit: in
                  progress: bool = True, keep: Callable | None = None, desc: str = "evaluating") -> list[dict]:
     """One row per clip (``temporal.clip_metrics`` plus "clip", "skipped" frames and "frame_fit/abs_rel": AbsRel
     with a fit per frame). ``limit``: the first N clips. Frames that fail to load are skipped and counted (as
-    ``data.SkipBad`` does for images); a clip with no frame left is left out. ``keep(clip, frames)`` receives the
+    ``data.SkipBad`` does for images); a clip with no frame left is left out. Without every frame's intrinsics
+    and pose a clip has no TAE (NaN), and its flicker comes from optical flow. ``keep(clip, frames)`` receives the
     clip's frames as dicts {"name", "image", "gt", "pred" (aligned metres)} for pictures."""
     safe = SkipBad(dataset)
     exact = bool(getattr(dataset, "exact_depth", False))
@@ -54,14 +55,12 @@ def per_sequence(predictor, dataset, proto: Protocol, align_mode: str, limit: in
             bar.update(1)
             if sample is None:
                 continue
-            if "intrinsics" not in sample or "pose" not in sample:
-                raise DepthforgeError(f"{sample['name']}: a video test set needs each frame's intrinsics and pose")
             gt, valid = sample["depth"][0].numpy(), sample["valid"][0].numpy()
             raw = predictor.predict_tensor(sample["image"][None])[0, 0].cpu().numpy()
             moving = sample.get("moving")
             frames.append({"name": sample["name"], "raw": raw, "gt": gt.astype(np.float64),
-                           "mask": proto.mask(gt, valid), "k": sample["intrinsics"].numpy(),
-                           "pose": sample["pose"].numpy(), "image": sample["image"].permute(1, 2, 0).numpy(),
+                           "mask": proto.mask(gt, valid), "k": sample.get("intrinsics"), "pose": sample.get("pose"),
+                           "image": sample["image"].permute(1, 2, 0).numpy(),
                            "static": None if moving is None else ~moving[0].numpy()})
         skipped = len(indices) - len(frames)
         if skipped:
@@ -71,7 +70,9 @@ def per_sequence(predictor, dataset, proto: Protocol, align_mode: str, limit: in
         gts, masks = [f["gt"] for f in frames], [f["mask"] for f in frames]
         depths = align_sequence([f["raw"] for f in frames], gts, masks, predictor.output, align_mode)
         row: dict[str, Any] = {"clip": clip, "skipped": skipped, "names": [f["name"] for f in frames]}
-        row.update(clip_metrics(depths, gts, masks, proto, [f["k"] for f in frames], [f["pose"] for f in frames],
+        posed = all(f["k"] is not None and f["pose"] is not None for f in frames)  # else no TAE, flow flicker
+        row.update(clip_metrics(depths, gts, masks, proto, [f["k"].numpy() for f in frames] if posed else None,
+                                [f["pose"].numpy() for f in frames] if posed else None,
                                 [f["static"] for f in frames], [f["image"] for f in frames], exact=exact))
         per_frame = [compute_metrics(to_metres(f["raw"], f["gt"], f["mask"], predictor.output, align_mode),
                                      f["gt"], proto, valid=f["mask"])["abs_rel"] for f in frames]
@@ -99,7 +100,8 @@ def markdown_clips(results: dict) -> str:
     lines = [f"# {results['checkpoint']} on {results['data']}", "",
              f"protocol {results['protocol']} (cap {results['max_depth']:g} m), output {results['output']}, "
              f"aligned once per clip ({results['align']}); TAE and flicker ×100, lower is better; "
-             f"frame_fit/abs_rel: AbsRel with a fit per frame (hides flicker, for contrast).", "",
+             f"frame_fit/abs_rel: AbsRel with a fit per frame (hides flicker, for contrast); tae_gt: the ground "
+             "truth's own TAE, the floor of the measurement.", "",
              "| clip | frames | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for r in results["per_clip"]:
         lines.append(f"| {r['clip']} | {r['frames']} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |")

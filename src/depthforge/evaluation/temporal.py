@@ -213,12 +213,12 @@ def flicker_pair(pred_from: np.ndarray, pred_to: np.ndarray, u: np.ndarray, v: n
     slowly moving camera). NaN when no pixel qualifies."""
     sel = np.flatnonzero(valid)
     uu, vv = u.ravel()[sel], v.ravel()[sel]
-    change = np.log(sample_bilinear(np.asarray(pred_to, np.float64), uu, vv)) - \
-        np.log(np.asarray(pred_from, np.float64).ravel()[sel])
-    if gt_from is not None and gt_to is not None:
-        change -= np.log(sample_bilinear(np.asarray(gt_to, np.float64), uu, vv)) - \
-            np.log(np.asarray(gt_from, np.float64).ravel()[sel])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # holes (0) become -inf and are dropped below
+        change = np.log(sample_bilinear(np.asarray(pred_to, np.float64), uu, vv)) - \
+            np.log(np.asarray(pred_from, np.float64).ravel()[sel])
+        if gt_from is not None and gt_to is not None:
+            change -= np.log(sample_bilinear(np.asarray(gt_to, np.float64), uu, vv)) - \
+                np.log(np.asarray(gt_from, np.float64).ravel()[sel])
         change = change[np.isfinite(change)]
     return 100 * float(np.mean(np.abs(change))) if change.size else math.nan
 
@@ -239,8 +239,9 @@ def clip_metrics(depths: Sequence[np.ndarray], gts: Sequence[np.ndarray], masks:
     it); intrinsics and poses enable TAE. Correspondences for flicker come from the ground truth and poses with
     ``exact`` (exact depth, as the synthetic suite renders), else from optical flow on ``images`` (H,W,3 in
     [0,1]; real video, whose depth has holes and noise).
-    Returns {"frames", "abs_rel", "d1", ... (``sequence_metrics``), "tae", "tae_per_pair": [...], "flicker",
-    "flicker_per_pair": [...]}; figures that cannot be computed are NaN."""
+    Returns {"frames", "abs_rel", "d1", ... (``sequence_metrics``), "tae", "tae_per_pair": [...], "tae_gt" (the
+    ground truth's own TAE: what a perfect prediction would score here), "flicker", "flicker_per_pair": [...]};
+    figures that cannot be computed are NaN."""
     n = len(depths)
     row: dict = {"frames": n, **sequence_metrics(depths, gts, masks, protocol)}
     crop = [protocol.crop_mask(*d.shape) for d in depths]
@@ -251,8 +252,10 @@ def clip_metrics(depths: Sequence[np.ndarray], gts: Sequence[np.ndarray], masks:
         row["tae_per_pair"] = tae_per_pair(clipped, intrinsics, poses, keep)
         pairs = [e for e in row["tae_per_pair"] if not math.isnan(e)]
         row["tae"] = float(np.mean(pairs)) if pairs else math.nan
+        # the ground truth's own TAE: the floor of the measurement (sensor noise, holes, pose error, resampling)
+        row["tae_gt"] = tae([with_invalid(g, m) for g, m in zip(gts, masks)], intrinsics, poses, keep)
     else:
-        row["tae"], row["tae_per_pair"] = math.nan, []
+        row["tae"], row["tae_gt"], row["tae_per_pair"] = math.nan, math.nan, []
     flick = []
     for t in range(n - 1):
         g0, g1 = with_invalid(gts[t], masks[t] & keep[t]), with_invalid(gts[t + 1], masks[t + 1] & keep[t + 1])
