@@ -15,7 +15,6 @@ fixed offset between them (Bonn's own tools apply it) is not applied here, so TA
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np

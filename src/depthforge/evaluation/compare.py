@@ -113,6 +113,11 @@ class Timed:
         self.predictor, self.times, self.size = predictor, [], None
         self.output = predictor.output
 
+    def reset(self) -> None:
+        """Pass a new clip on to a stateful predictor (``sequences.per_sequence``)."""
+        if callable(getattr(self.predictor, "reset", None)):
+            self.predictor.reset()
+
     def predict_tensor(self, images: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         out = self.predictor.predict_tensor(images)

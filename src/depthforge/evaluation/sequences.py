@@ -9,11 +9,9 @@ import math
 from typing import Any, Callable
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..data import SkipBad
-from ..errors import DepthforgeError
 from .metrics import Protocol, compute_metrics, mean_metrics, to_metres
 from .temporal import align_sequence, clip_metrics
 
@@ -42,13 +40,19 @@ def per_sequence(predictor, dataset, proto: Protocol, align_mode: str, limit: in
     with a fit per frame). ``limit``: the first N clips. Frames that fail to load are skipped and counted (as
     ``data.SkipBad`` does for images); a clip with no frame left is left out. Without every frame's intrinsics
     and pose a clip has no TAE (NaN), and its flicker comes from optical flow. ``keep(clip, frames)`` receives the
-    clip's frames as dicts {"name", "image", "gt", "pred" (aligned metres)} for pictures."""
+    clip's frames as dicts {"name", "image", "gt", "pred" (aligned metres)} for pictures.
+
+    ``predictor``: ``.output`` ("metric" | "relative" | "disparity") and ``predict_tensor([1,3,H,W]) ->
+    [1,1,H,W]``, called on each clip's frames in time order; a stateful one (temporal stabilisation) may have
+    ``reset()``, called before each clip."""
     safe = SkipBad(dataset)
     exact = bool(getattr(dataset, "exact_depth", False))
     seqs = clip_names(dataset, limit)
     rows = []
     bar = tqdm(total=sum(len(ix) for _, ix in seqs), desc=desc, disable=not progress, unit="frame")
     for clip, indices in seqs:
+        if callable(getattr(predictor, "reset", None)):
+            predictor.reset()  # a stateful (stabilised, streaming) predictor starts each clip afresh
         frames = []
         for i in indices:
             sample = safe[i]
