@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=path_arg, help="dataset: 'synth', a registered name, or a dataset folder/zip/.mat "
                    "(default: the recipe's test set)")
     p.add_argument("--suite", choices=["edges", "clutter", "glass", "video", "all"],
-                   help="evaluate on a suite of synthetic rooms instead (all: each in OUT/<suite>); glass renders "
+                   help="evaluate on a suite of synthetic rooms instead (all: the three failure-mode suites, each in "
+                        "OUT/<suite>); glass renders "
                         "with Mitsuba (seconds a scene) and is cached; video: clips of a moving camera, scored per "
                         "clip with TAE and flicker")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite, clips for video (default: 20)")
@@ -32,13 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import DepthforgeError
-    from ..evaluation.evaluate import SUITES, default_out, evaluate
+    from ..evaluation.evaluate import FAILURE_SUITES, default_out, evaluate
     from ..evaluation.report import anchor_line, print_table
     from ..evaluation.sequences import markdown_clips
 
     if args.suite and args.data:
         raise DepthforgeError("--suite and --data: give one test set")
-    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    suites = list(FAILURE_SUITES) if args.suite == "all" else [args.suite]
     for suite in suites:
         out = args.out
         if args.suite == "all":

@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, cluttered, \
-    dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .evaluate import FAILURE_SUITES, SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, \
+    cluttered, dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES
 from .sequences import VIDEO_COLUMNS, is_video, per_sequence, summarize_clips
 from .tables import COST_COLUMNS, markdown, set_rows
@@ -165,7 +165,7 @@ def _columns(rows: dict[str, dict], wanted: list[str]) -> list[str]:
 def check_suites(suites: list[str]) -> list[str]:
     """Suite names, checked (before any training); "all" = every failure-mode suite, "none" = none."""
     if list(suites) in (["all"], ["none"]):
-        return list(SUITES) if suites[0] == "all" else []
+        return list(FAILURE_SUITES) if suites[0] == "all" else []
     for s in suites:
         suite_spec(s, (8, 8))
     return list(suites)
