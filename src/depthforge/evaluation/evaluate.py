@@ -306,7 +306,8 @@ def video_results(predictor, dataset, proto: Protocol, head: dict, limit: int | 
         from ..viz.video import strip_figure, tae_figure
 
         (clip, frames), = shots.items()
-        strip_figure({"model": frames}, out / "strip.png", f"{clip}: input, depth and error over time")
+        strip_figure({Path(str(head["checkpoint"])).name: frames}, out / "strip.png",
+                     f"{clip}: input, depth and error over time")
         tae_figure({r["clip"]: r["tae_per_pair"] for r in rows}, out / "tae.png",
                    f"TAE per frame pair ({head['checkpoint']})")
     results["out"] = str(out)
