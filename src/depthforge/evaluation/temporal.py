@@ -155,17 +155,21 @@ def tae_per_pair(depths: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray],
                      masks[t], masks[t + 1])
         b = tae_pair(depths[t + 1], depths[t], intrinsics[t + 1], intrinsics[t], poses[t + 1], poses[t],
                      masks[t + 1], masks[t])
-        both = [e for e in (a, b) if not math.isnan(e)]
-        out.append(100 * float(np.mean(both)) if both else math.nan)
+        out.append(100 * finite_mean([a, b]))
     return out
+
+
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not NaN; NaN when none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def tae(depths: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray], poses: Sequence[np.ndarray],
         masks: Sequence[np.ndarray | None] | None = None) -> float:
     """The Temporal Alignment Error of a clip of aligned depths (see the module's docstring): the mean of
     ``tae_per_pair`` over the pairs with overlap; NaN for fewer than two frames or no overlap."""
-    pairs = [e for e in tae_per_pair(depths, intrinsics, poses, masks) if not math.isnan(e)]
-    return float(np.mean(pairs)) if pairs else math.nan
+    return finite_mean(tae_per_pair(depths, intrinsics, poses, masks))
 
 
 # --- correspondences and flicker --------------------------------------------------------------------------------
@@ -250,8 +254,7 @@ def clip_metrics(depths: Sequence[np.ndarray], gts: Sequence[np.ndarray], masks:
     clipped = [np.where(np.asarray(d) > 0, c, 0.0) for d, c in zip(depths, clipped)]
     if intrinsics is not None and poses is not None and n > 1:
         row["tae_per_pair"] = tae_per_pair(clipped, intrinsics, poses, keep)
-        pairs = [e for e in row["tae_per_pair"] if not math.isnan(e)]
-        row["tae"] = float(np.mean(pairs)) if pairs else math.nan
+        row["tae"] = finite_mean(row["tae_per_pair"])
         # the ground truth's own TAE: the floor of the measurement (sensor noise, holes, pose error, resampling)
         row["tae_gt"] = tae([with_invalid(g, m) for g, m in zip(gts, masks)], intrinsics, poses, keep)
     else:
@@ -267,8 +270,7 @@ def clip_metrics(depths: Sequence[np.ndarray], gts: Sequence[np.ndarray], masks:
             break
         flick.append(flicker_pair(clipped[t], clipped[t + 1], u, v, ok & keep[t], g0, g1))
     row["flicker_per_pair"] = flick
-    finite = [f for f in flick if not math.isnan(f)]
-    row["flicker"] = float(np.mean(finite)) if finite else math.nan
+    row["flicker"] = finite_mean(flick)
     return row
 
 
