@@ -142,14 +142,15 @@ def test_eval_and_compare_on_the_video_suite(tmp_path):
     from depthforge.cli import main
     from test_compare import recipe_checkpoint
 
+    from depthforge.evaluation.evaluate import evaluate
+
     ckpt = recipe_checkpoint(tmp_path / "model.ckpt")  # its recipe: 48x64
-    assert main(["eval", "--checkpoint", str(ckpt), "--suite", "video", "--suite-n", "1", "--out",
-                 str(tmp_path / "eval"), "--no-progress"]) == 0
+    evaluate(ckpt, suite="video", suite_n=1, out=tmp_path / "eval", progress=False, pictures=False)
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["clips"] == 1 and saved["model"]["frames"] == 8
-    assert {"abs_rel", "d1", "tae", "flicker", "frame_fit/abs_rel"} <= set(saved["model"])
+    assert {"abs_rel", "d1", "tae", "flicker", "frame_fit/abs_rel", "tae_gt"} <= set(saved["model"])
     assert np.isfinite(saved["model"]["tae"]) and len(saved["per_clip"][0]["tae_per_pair"]) == 7
-    assert (tmp_path / "eval" / "strip.png").stat().st_size > 10_000 and (tmp_path / "eval" / "tae.png").is_file()
+    assert "| synth-video-test-0000 | 8 |" in (tmp_path / "eval" / "metrics.md").read_text()
     assert main(["compare", "--model", str(ckpt), "--suites", "video", "--suite-n", "1", "--limit", "1",
                  "--scenes", "0", "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
     report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
@@ -157,3 +158,4 @@ def test_eval_and_compare_on_the_video_suite(tmp_path):
     assert video["clips"] == 1 and {"tae", "flicker", "abs_rel"} <= set(video["columns"])
     assert video["models"]["model.ckpt"]["tae"] == pytest.approx(saved["model"]["tae"])
     assert {"strip_video.png", "tae_video.png"} <= set(report["pictures"])
+    assert (tmp_path / "cmp" / "strip_video.png").stat().st_size > 10_000
