@@ -118,7 +118,8 @@ def test_flow_correspondences_agree_with_exact_ones_and_drop_what_is_hidden():
     u, v, ok = flow_correspondences(*images)
     eu, ev, exact = depth_correspondences(depths[0], depths[1], ks[0], ks[1], poses[0], poses[1])
     both = ok & exact
-    assert both.mean() > 0.5 and not ok[~np.isfinite(eu) & ~exact].all()
+    assert both.mean() > 0.5
+    assert ok[~exact].mean() < 0.75 * ok[exact].mean()  # no true match (hidden, out of view): mostly dropped
     assert np.median(np.hypot(u - eu, v - ev)[both]) < 0.5  # pixels
     # without ground truth, flicker is the raw change: a pure scale jump of 10 % reads ≈ ln 1.1
     assert flicker_pair(depths[0], depths[1] * 1.1, eu, ev, exact) == pytest.approx(100 * math.log(1.1), abs=1.0)
