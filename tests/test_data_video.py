@@ -83,6 +83,14 @@ def test_tum_sequence_reads_back_with_its_poses(tmp_path):
         np.testing.assert_allclose(got["intrinsics"][0, 0], 520.9)  # freiburg2, by the folder's name
     gts = [data[i]["depth"][0].numpy().astype(float) for i in range(5)]
     assert tae(gts, [s["intrinsics"].numpy() for s in samples], [data[i]["pose"].numpy() for i in range(5)]) < 0.6
+    # eval --data on the sequence: one clip, TAE with the file's poses, flicker from optical flow
+    from conftest import make_checkpoint
+    from depthforge.evaluation.evaluate import evaluate
+
+    res = evaluate(make_checkpoint(tmp_path / "m.ckpt", size=SIZE), data=str(root), out=tmp_path / "ev",
+                   progress=False, pictures=False)
+    assert res["clips"] == 1 and res["model"]["frames"] == 5 and res["per_clip"][0]["clip"] == root.name
+    assert np.isfinite(res["model"]["tae"]) and np.isfinite(res["model"]["flicker"])
 
 
 def test_frames_with_a_pose_file_in_number_order(tmp_path):
