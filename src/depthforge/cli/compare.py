@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--budget-minutes", type=float, help="train each recipe for M wall-clock minutes of training "
                         "(train.max_time; its recipe's epochs and schedule otherwise)")
     p.add_argument("--suites", default="edges,clutter",
-                   help="failure-mode suites of synthetic rooms: comma-separated edges, clutter, glass, or all, "
-                        "none (default: edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
+                   help="suites of synthetic rooms: comma-separated edges, clutter, glass, video (clips scored "
+                        "with TAE and flicker), or all (the three failure-mode suites), none (default: "
+                        "edges,clutter; glass renders with Mitsuba, seconds a scene, then cached)")
     p.add_argument("--suite-n", type=int, default=20, help="scenes per suite (default: 20)")
     p.add_argument("--data", action="append", default=[], type=path_arg,
                    help="a further test set: a registered name or a dataset folder (repeatable); a benchmark set "
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise DepthforgeError("--budget-steps/--budget-minutes: only --recipe runs train; give --recipe")
     names = [s.strip() for s in args.suites.split(",") if s.strip()]
     if not names:
-        raise DepthforgeError("--suites: name at least one of edges, clutter, glass, or all, or none")
+        raise DepthforgeError("--suites: name at least one of edges, clutter, glass, video, or all, or none")
     suites = check_suites(names)
     models = []
     budget = None

@@ -10,9 +10,9 @@ from __future__ import annotations
 from .base import DATA_ROOT_ENV, DATASETS, SkipBad, benchmark_spec, build_dataset, collate, default_protocol, \
     detect_format, protocols, register
 from .sample import make_sample
-# Benchmark layouts first: detection tries formats in this order, and the generic folder reader would also claim
-# some of them (ETH3D's rgb/ + depth/, DIODE's NAME.png + NAME_depth.npy).
-from . import eth3d, diode, scannet, sintel, hypersim, da2k, moge  # noqa: E402,F401
+# Specific layouts first: detection tries formats in this order, and the generic folder reader would also claim
+# some of them (ETH3D's rgb/ + depth/, DIODE's NAME.png + NAME_depth.npy, frames + pose.txt, TUM's lists).
+from . import eth3d, diode, scannet, sintel, hypersim, da2k, moge, frames, tum  # noqa: E402,F401
 from . import folder, ibims, kitti, nyu, realdata, synth  # noqa: E402,F401  (formats register themselves)
 
 __all__ = ["DATASETS", "DATA_ROOT_ENV", "benchmark_spec", "build_dataset", "detect_format", "register", "protocols",

@@ -27,9 +27,10 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, cluttered, \
-    dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .evaluate import FAILURE_SUITES, SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, \
+    cluttered, dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
 from .metrics import METRIC_NAMES
+from .sequences import VIDEO_COLUMNS, is_video, per_sequence, summarize_clips
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, PAIRED_COLUMNS, SEED_COLUMNS, higher_is_better
 
@@ -112,6 +113,11 @@ class Timed:
         self.predictor, self.times, self.size = predictor, [], None
         self.output = predictor.output
 
+    def reset(self) -> None:
+        """Pass a new clip on to a stateful predictor (``sequences.per_sequence``)."""
+        if callable(getattr(self.predictor, "reset", None)):
+            self.predictor.reset()
+
     def predict_tensor(self, images: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         out = self.predictor.predict_tensor(images)
@@ -159,7 +165,7 @@ def _columns(rows: dict[str, dict], wanted: list[str]) -> list[str]:
 def check_suites(suites: list[str]) -> list[str]:
     """Suite names, checked (before any training); "all" = every failure-mode suite, "none" = none."""
     if list(suites) in (["all"], ["none"]):
-        return list(SUITES) if suites[0] == "all" else []
+        return list(FAILURE_SUITES) if suites[0] == "all" else []
     for s in suites:
         suite_spec(s, (8, 8))
     return list(suites)
@@ -222,6 +228,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
         e.update(model_facts(predictor, size))
     results: dict[str, dict[str, Any]] = {name: {"models": {}} for name, _ in sets}
     pictures: dict[str, list[dict]] = {name: [] for name, _ in sets}
+    videos: dict[str, dict] = {}  # per video set: {"strip": {label: frames}, "tae": {label: per pair}}
     for name, spec in sets:
         dataset = build_dataset(spec, split="test")
         proto_name, proto = choose_protocol(spec["name"], ref)
@@ -240,6 +247,15 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
                 shots[index]["pred"][label] = depth.astype(np.float32)
 
             timed = Timed(predictor)
+            if is_video(dataset):
+                shots = videos.setdefault(name, {"strip": {}, "tae": {}})
+                rows = per_sequence(timed, dataset, proto, e["align"], limit, progress,
+                                    lambda clip, frames, shots=shots: shots.setdefault("first", frames),
+                                    desc=f"{e['label']} on {name}")
+                video_set(results[name], shots, e["label"], rows, name)
+                if name == sets[0][0]:
+                    e.update(latency(timed.times), latency_size=timed.size)
+                continue
             rows = per_image(timed, dataset, proto, e["align"], limit=limit, progress=progress, keep=keep,
                              desc=f"{e['label']} on {name}")["model"]
             if name == sets[0][0]:
@@ -255,8 +271,8 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     main = sets[0][0]
     table = {e["label"]: {**{c: e[c] for c in COST_COLUMNS}, **results[main]["models"][e["label"]]} for e in entries}
     for name, _ in sets:
-        cols = COST_COLUMNS + _columns(table, MAIN_COLUMNS) if name == main else \
-            _columns(results[name]["models"], SET_COLUMNS)
+        wanted = VIDEO_COLUMNS if results[name].get("clips") else MAIN_COLUMNS if name == main else SET_COLUMNS
+        cols = COST_COLUMNS + _columns(table, wanted) if name == main else _columns(results[name]["models"], wanted)
         results[name]["columns"] = cols
         results[name]["best"] = best(table if name == main else results[name]["models"], cols)
     report = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
@@ -264,7 +280,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
                          "on this machine, under its load",
               "budget": budget, "size": list(size), "main": main,
               "models": entries, "sets": results}
-    report["pictures"] = write_pictures(report, pictures, out)
+    report["pictures"] = write_pictures(report, pictures, out) + video_pictures(videos, out)
     write_bytes(out / "compare.json", json.dumps(report, indent=2, default=float).encode())
     write_bytes(out / "compare.md", markdown(report).encode())
     from .html import write_html
@@ -272,6 +288,34 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     write_html(report, out / "index.html")
     report["out"] = str(out)
     return report
+
+
+def video_set(result: dict, shots: dict, label: str, rows: list[dict], name: str) -> None:
+    """Record one model's clips of video test set ``name`` (``sequences.per_sequence`` rows) in its ``result``
+    (means over clips, counts) and ``shots`` (the first clip's frames and TAE per pair, for the pictures)."""
+    if not rows:
+        raise DepthforgeError(f"{name}: no clip with ground truth could be evaluated")
+    means = summarize_clips(rows)
+    result["models"][label] = means
+    result.update(images=int(means["frames"]), clips=len(rows), edges="derived")
+    result.setdefault("per_clip", {})[label] = [{k: v for k, v in r.items() if k != "names"} for r in rows]
+    shots["strip"][label] = shots.pop("first")
+    shots["tae"][label] = rows[0]["tae_per_pair"]
+    shots["clip"] = rows[0]["clip"]
+
+
+def video_pictures(videos: dict[str, dict], out: Path) -> list[str]:
+    """Per video test set: strip_<set>.png (the first clip: input, and each model's depth and error over time)
+    and tae_<set>.png (each model's TAE per frame pair over that clip)."""
+    from ..viz.video import strip_figure, tae_figure
+
+    files = []
+    for name, shots in videos.items():
+        stem = re.sub(r"[^\w.-]+", "_", name)
+        strip_figure(shots["strip"], out / f"strip_{stem}.png", f"{name}, {shots['clip']}: every model over time")
+        tae_figure(shots["tae"], out / f"tae_{stem}.png", f"{name}, {shots['clip']}: TAE per frame pair")
+        files += [f"strip_{stem}.png", f"tae_{stem}.png"]
+    return files
 
 
 # --- pictures ---------------------------------------------------------------------------------------------------
@@ -292,8 +336,9 @@ def write_pictures(report: dict, pictures: dict[str, list[dict]], out: Path) -> 
     files.append("accuracy_latency.png")
     if bars_figure(report, out / "suites.png", higher_is_better):
         files.append("suites.png")
-    distance_figure(report, out / "distance.png")
-    files.append("distance.png")
+    if "by_distance" in report["sets"][report["main"]]:
+        distance_figure(report, out / "distance.png")
+        files.append("distance.png")
     return files
 
 

@@ -27,6 +27,7 @@ from ..losses import build_loss
 from .failure import (DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, masked_metrics, occlusion_edges,
                       sample_masks)
 from .report import markdown_table
+from .sequences import is_video, markdown_clips, per_sequence, summarize_clips
 from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 # Images per failure-mode suite unless told: the glass suite renders with Mitsuba (seconds a scene, then cached).
 SUITE_N = 20
-SUITES = ("edges", "clutter", "glass")
+FAILURE_SUITES = ("edges", "clutter", "glass")  # what "all" means
+SUITES = FAILURE_SUITES + ("video",)  # video: clips of synthetic rooms (``data/synth/video.py``)
 MAX_SUITE_N = 10_000  # a glass scene renders in seconds: more would take a day
 # Per-image keys that are not metrics to average.
 NOT_METRICS = ("name", "edges", "clutter", "overlaps", "pe_count", "by_distance")
@@ -56,11 +58,14 @@ def choose_protocol(dataset: str | None, recipe: Recipe | None, protocol: str | 
 
 
 def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str, Any]:
-    """The test split of a failure-mode suite of synthetic rooms (``data/synth/suites.py``) at (H, W)."""
+    """The test split of a failure-mode suite of synthetic rooms (``data/synth/suites.py``) at (H, W); for
+    "video", ``n`` clips of the video suite (``data/synth/video.py``)."""
     if suite not in SUITES:
         raise DepthforgeError(f"suite {suite!r}: choose from {', '.join(SUITES)}")
     if not 1 <= n <= MAX_SUITE_N:
         raise DepthforgeError(f"suite-n {n}: scenes per suite must be 1..{MAX_SUITE_N}")
+    if suite == "video":
+        return {"name": "synth-video", "n": int(n), "size": tuple(size)}
     return {"name": "synth", "suite": suite, "n": int(n), "size": tuple(size)}
 
 
@@ -250,7 +255,11 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
 
     ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
     model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
-    image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
+    image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how.
+
+    A video test set (``suite`` "video": ``suite_n`` clips; or ``data`` whose dataset has ``sequences()``) is
+    evaluated per clip instead (``video_results``): aligned once per clip, with TAE and flicker; ``limit`` then
+    counts clips."""
     check_limit(limit)
     suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
     predictor, recipe, baselines, _ = open_for_eval(source, device, flip)
@@ -265,6 +274,11 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     align_mode = align_for(predictor, recipe, align_mode)
     if not predictor.metric and align_mode == "none":
         log.warning("this model predicts %s; without --align its values are not metres", predictor.output)
+    head = {"checkpoint": str(source), "data": str(suite and f"synth suite {suite}" or data or spec),
+            "suite": suite, "protocol": protocol_name, "max_depth": proto.max_depth, "output": predictor.output,
+            "align": align_mode, "flip": predictor.flip}
+    if is_video(dataset):
+        return video_results(predictor, dataset, proto, head, limit, out, pictures, progress)
 
     kept: list[tuple[float, dict]] = []
 
@@ -280,9 +294,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     if not rows["model"]:
         raise DepthforgeError(f"{data or spec['name']}: no sample with ground truth could be evaluated")
     results = {
-        "checkpoint": str(source), "data": str(suite and f"synth suite {suite}" or data or spec),
-        "suite": suite, "protocol": protocol_name, "max_depth": proto.max_depth, "output": predictor.output,
-        "align": align_mode, "flip": predictor.flip, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
+        **head, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
         "model": summarize(rows["model"]),
         "baselines": {k: summarize(v) for k, v in rows.items() if k != "model" and v},
         "by_distance": by_distance(rows["model"]),
@@ -298,5 +310,34 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         from ..viz.panels import grid, panel
 
         write_image(out / "best_worst.png", grid([panel(k["pred"], k["image"], k["gt"]) for _, k in kept]))
+    results["out"] = str(out)
+    return results
+
+
+def video_results(predictor, dataset, proto: Protocol, head: dict, limit: int | None, out: Path, pictures: bool,
+                  progress: bool) -> dict[str, Any]:
+    """``evaluate`` on a video test set: metrics.json {"model": means over clips, "per_clip": [...]}, metrics.md,
+    and with ``pictures`` strip.png (input, depth, error of the first clip's frames) and tae.png (TAE per frame
+    pair over time, one line per clip)."""
+    shots: dict[str, list[dict]] = {}
+
+    def keep(clip, frames):
+        if not shots:
+            shots[clip] = frames
+
+    rows = per_sequence(predictor, dataset, proto, head["align"], limit, progress, keep if pictures else None)
+    if not rows:
+        raise DepthforgeError(f"{head['data']}: no clip with ground truth could be evaluated")
+    results = {**head, "clips": len(rows), "model": summarize_clips(rows), "per_clip": rows}
+    write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
+    write_bytes(out / "metrics.md", markdown_clips(results).encode())
+    if pictures:
+        from ..viz.video import strip_figure, tae_figure
+
+        (clip, frames), = shots.items()
+        strip_figure({Path(str(head["checkpoint"])).name: frames}, out / "strip.png",
+                     f"{clip}: input, depth and error over time")
+        tae_figure({r["clip"]: r["tae_per_pair"] for r in rows}, out / "tae.png",
+                   f"TAE per frame pair ({head['checkpoint']})")
     results["out"] = str(out)
     return results

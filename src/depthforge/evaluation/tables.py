@@ -28,10 +28,15 @@ def set_rows(report: dict, name: str) -> list[tuple[str, dict]]:
 def set_title(report: dict, name: str) -> str:
     data = report["sets"][name]
     spec = data["spec"]
-    what = f"synthetic `{spec['suite']}` suite" if spec.get("suite") else \
+    what = f"synthetic `{spec['suite']}` suite" if spec.get("suite") else "synthetic `video` suite" \
+        if spec["name"] == "synth-video" else \
         f"the first recipe's test set ({spec['name']})" if name == "test" else f"`{name}` ({spec['name']})"
     extra = f"; {data['cluttered_images']} cluttered images for whdr_cluttered" if data.get("cluttered_images") \
         else ""
+    if data.get("clips"):
+        return f"{what}: {data['clips']} clips, {data['images']} frames at {spec['size'][0]}x{spec['size'][1]}, " \
+               f"protocol `{data['protocol']}` (cap {data['max_depth']:g} m); aligned once per clip; TAE and " \
+               "flicker ×100, lower is better; frame_fit/abs_rel: AbsRel with a fit per frame (for contrast)"
     return f"{what}: {data['images']} images at {spec['size'][0]}x{spec['size'][1]}, protocol `{data['protocol']}` " \
            f"(cap {data['max_depth']:g} m); {edges_note(data['edges'])}{extra}"
 
