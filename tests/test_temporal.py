@@ -160,3 +160,20 @@ def test_eval_and_compare_on_the_video_suite(tmp_path):
     assert video["models"]["model.ckpt"]["tae"] == pytest.approx(saved["model"]["tae"])
     assert {"strip_video.png", "tae_video.png"} <= set(report["pictures"])
     assert (tmp_path / "cmp" / "strip_video.png").stat().st_size > 10_000
+
+
+def test_stabilized_prediction_holds_the_scale_still_over_a_clip(tmp_path):
+    """`eval --stabilize` measures the prediction as `predict` makes it for video: on a model whose scale jumps by
+    10 % every other frame, TAE falls by more than the issue's 30 % and the per-clip AbsRel gets no worse than
+    +2 %; a failure-mode suite refuses the option in one line."""
+    from depthforge.evaluation.evaluate import evaluate
+    from depthforge.inference.stabilize import Stabilized
+
+    data = SynthVideo(n=1, size=SIZE, frames=6, moving=False)
+    depths = [data[i]["depth"][0].numpy().astype(np.float64) for i in range(6)]
+    bare, = per_sequence(Jittery(depths, 10, "relative"), data, PROTO, "median", progress=False)
+    steady, = per_sequence(Stabilized(Jittery(depths, 10, "relative")), data, PROTO, "median", progress=False)
+    assert steady["tae"] < 0.7 * bare["tae"], (steady["tae"], bare["tae"])
+    assert steady["abs_rel"] <= bare["abs_rel"] + 0.02
+    with pytest.raises(DepthforgeError, match="--stabilize: a video test set only"):
+        evaluate("nowhere.ckpt", suite="edges", stabilize=True, out=tmp_path)

@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", choices=ALIGN_MODES, help="align relative predictions (default: none for metric "
                    "models, median otherwise)")
     p.add_argument("--flip", action="store_true", help="average with the horizontally flipped prediction")
+    p.add_argument("--stabilize", action="store_true", help="on a video test set: measure the depth stabilised "
+                   "over each clip, as predict makes it for videos")
     p.add_argument("--limit", type=int, help="evaluate the first N images only (clips, on video test sets)")
     p.add_argument("--out", type=path_arg, help="output folder (default: RUN/eval)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             out = Path(args.out or default_out(args.checkpoint)) / suite
         results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
                            flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=out,
-                           progress=not args.no_progress, device=args.device, suite=suite, suite_n=args.suite_n)
+                           progress=not args.no_progress, device=args.device, suite=suite, suite_n=args.suite_n,
+                           stabilize=args.stabilize)
         if "per_clip" in results:  # a video test set
             print(markdown_clips(results))
             print(f"results: {results['out']}/metrics.json, metrics.md, strip.png, tae.png")

@@ -248,7 +248,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
              align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
              limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
              progress: bool = True, device: str | None = None, suite: str | None = None,
-             suite_n: int = SUITE_N) -> dict[str, Any]:
+             suite_n: int = SUITE_N, stabilize: bool = False) -> dict[str, Any]:
     """Evaluate a model (checkpoint, export, Hugging Face folder or hub id; see ``inference.load``); writes
     metrics.json, metrics.md and best_worst.png to ``out`` and returns the results dict: {"model": means,
     "baselines": {name: means}, "per_image": [...], "protocol": ..., "edges": ..., ...}.
@@ -259,9 +259,13 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
 
     A video test set (``suite`` "video": ``suite_n`` clips; or ``data`` whose dataset has ``sequences()``) is
     evaluated per clip instead (``video_results``): aligned once per clip, with TAE and flicker; ``limit`` then
-    counts clips."""
+    counts clips; ``stabilize`` measures the prediction stabilised over each clip as ``predict`` makes it for
+    videos (``inference.stabilize``)."""
     check_limit(limit)
     suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
+    if stabilize and suite not in (None, "video"):
+        raise DepthforgeError(f"--stabilize: a video test set only (--suite video, or --data with clips), not the "
+                              f"{suite} suite")
     predictor, recipe, baselines, _ = open_for_eval(source, device, flip)
     out = ensure_dir(out or default_out(source))
     if suite is not None:
@@ -278,7 +282,13 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
             "suite": suite, "protocol": protocol_name, "max_depth": proto.max_depth, "output": predictor.output,
             "align": align_mode, "flip": predictor.flip}
     if is_video(dataset):
+        if stabilize:
+            from ..inference.stabilize import Stabilized
+
+            predictor, head["stabilized"] = Stabilized(predictor), True
         return video_results(predictor, dataset, proto, head, limit, out, pictures, progress)
+    if stabilize:
+        raise DepthforgeError("--stabilize: a video test set only (--suite video, or --data with clips)")
 
     kept: list[tuple[float, dict]] = []
 

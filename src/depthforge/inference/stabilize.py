@@ -209,3 +209,29 @@ def _trimmed_lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if keep.sum() >= 8:
         (s, t), *_ = np.linalg.lstsq(a[keep], y[keep], rcond=None)
     return float(s), float(t)
+
+
+class Stabilized:
+    """A predictor whose depth is stabilised over the frames it is given, in order (``Stabilizer``): what video
+    evaluation measures against the bare predictor. ``predict_tensor`` takes one frame at a time ([1,3,H,W]);
+    ``reset()`` starts a new clip. Everything else (``output``, ``metric``, ``flip``, ...) is the predictor's."""
+
+    def __init__(self, predictor, align: bool | None = None):
+        self.predictor = predictor
+        self.stabilizer = Stabilizer(predictor.output, align=align)
+
+    def __getattr__(self, name: str):
+        return getattr(self.predictor, name)
+
+    def reset(self) -> None:
+        self.stabilizer.reset()
+
+    def predict_tensor(self, images):
+        import torch
+
+        if images.shape[0] != 1:
+            raise DepthforgeError(f"stabilised prediction takes one frame at a time, got a batch of {images.shape[0]}")
+        raw = self.predictor.predict_tensor(images)
+        frame = images[0].permute(1, 2, 0).cpu().numpy()
+        depth = self.stabilizer.push(frame, raw[0, 0].cpu().numpy())
+        return torch.from_numpy(depth)[None, None].to(raw.device)
