@@ -29,6 +29,7 @@ from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
 from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, cluttered, \
     dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .failure import sample_masks
 from .metrics import METRIC_NAMES
 from .tables import COST_COLUMNS, markdown, set_rows
 from .report import FAILURE_COLUMNS, GLASS_COLUMNS, SEED_COLUMNS, higher_is_better
@@ -235,9 +236,12 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
                 if index >= scenes:
                     return
                 if len(shots) <= index:
+                    masks = sample_masks(sample)
                     shots.append({"name": row["name"], "image": sample["image"][0].permute(1, 2, 0).numpy(),
-                                  "gt": sample["depth"][0, 0].numpy() * sample["valid"][0, 0].numpy(), "pred": {}})
+                                  "gt": sample["depth"][0, 0].numpy() * sample["valid"][0, 0].numpy(), "pred": {},
+                                  "stats": {}, "masks": {k: masks[k] for k in ("glass", "transparent") if k in masks}})
                 shots[index]["pred"][label] = depth.astype(np.float32)
+                shots[index]["stats"][label] = {"abs_rel": row["abs_rel"], "d1": row["d1"]}
 
             timed = Timed(predictor)
             rows = per_image(timed, dataset, proto, e["align"], limit=limit, progress=progress, keep=keep,

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import DATASETS, SkipBad, build_dataset, collate, default_protocol, detect_format
-from ..files import ensure_dir, write_bytes, write_image
+from ..files import ensure_dir, write_bytes
 from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
 from ..recipe import Recipe
@@ -205,6 +205,13 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
     return rows
 
 
+def ranked(kept: list[tuple[float, dict]]) -> list[dict]:
+    """The kept images (sorted by AbsRel, at most 3 best then 3 worst) with their row's "rank": "best 1" is the
+    lowest AbsRel, "worst 1" the highest."""
+    best = (len(kept) + 1) // 2 if len(kept) <= 6 else 3
+    return [k | {"rank": f"best {i + 1}" if i < best else f"worst {len(kept) - i}"} for i, (_, k) in enumerate(kept)]
+
+
 def default_out(source: str | Path) -> Path:
     """RUN/eval for a training checkpoint, outputs/eval otherwise."""
     return Path(source).resolve().parent.parent / "eval" if Path(source).is_file() else Path("outputs") / "eval"
@@ -241,9 +248,13 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
 
     def keep(index, sample, depth, row):
         nonlocal kept
+        masks = sample_masks(sample)
         kept.append((row["abs_rel"], {"pred": depth, "gt": np.where(sample["valid"][0, 0].numpy(),
                                                                     sample["depth"][0, 0].numpy(), 0),
-                                      "image": sample["image"][0].permute(1, 2, 0).numpy()}))
+                                      "image": sample["image"][0].permute(1, 2, 0).numpy(),
+                                      "name": str(row["name"]), "abs_rel": row["abs_rel"], "d1": row["d1"],
+                                      "masks": {k: masks[k] for k in ("glass", "transparent", "edges")
+                                                if k in masks}}))
         kept = sorted(kept, key=lambda t: (math.isnan(t[0]), t[0]))
         kept = kept[:3] + kept[-3:] if len(kept) > 6 else kept
 
@@ -266,8 +277,11 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
     write_bytes(out / "metrics.md", markdown_table(results).encode())
     if pictures and kept:
-        from ..viz.panels import grid, panel
+        from ..viz.panels import best_worst_figure
+        from ..viz.plots import save_png
 
-        write_image(out / "best_worst.png", grid([panel(k["pred"], k["image"], k["gt"]) for _, k in kept]))
+        save_png(best_worst_figure(ranked(kept), f"{Path(str(source)).name}: best and worst images by AbsRel "
+                                                 f"({len(rows['model'])} evaluated, protocol {protocol_name})"),
+                 out / "best_worst.png")
     results["out"] = str(out)
     return results

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .colors import colorize, depth_range
+from .figure import FONT, MAX_WIDTH_IN, draw, scene_panels
 from .plots import pyplot, save_png
 
 Better = Callable[[str], bool]  # column -> True where higher is better
@@ -23,37 +23,13 @@ def _wrap(label: str, width: int = 26) -> str:
 
 
 def scenes_figure(shots: list[dict], labels: list[str], path: Path, title: str) -> None:
-    """Per scene two rows: image | ground truth | each prediction, then each prediction's error map
-    (|pred − gt| / gt on valid pixels, 0..50%). Depths share one colour range per scene."""
-    plt = pyplot()
-    cols = 2 + len(labels)
-    h, w = shots[0]["gt"].shape
-    fig, axes = plt.subplots(2 * len(shots), cols, figsize=(cols * 2.3 + 1, 2 * len(shots) * (2.3 * h / w + 0.5)),
-                             squeeze=False, layout="constrained")
-    for i, shot in enumerate(shots):
-        gt = shot["gt"]
-        lo, hi = depth_range(np.concatenate([gt.ravel()] + [shot["pred"][k].ravel() for k in labels]))
-        top, bottom = axes[2 * i], axes[2 * i + 1]
-        top[0].imshow(shot["image"])
-        top[0].set_title(shot["name"], fontsize=7)
-        top[1].imshow(colorize(gt, lo, hi))
-        top[1].set_title("ground truth", fontsize=8)
-        for j, label in enumerate(labels):
-            pred = shot["pred"][label]
-            top[2 + j].imshow(colorize(pred, lo, hi))
-            top[2 + j].set_title(_wrap(label), fontsize=7)
-            err = np.where(gt > 0, np.abs(pred - gt) / np.where(gt > 0, gt, 1), np.nan)
-            im = bottom[2 + j].imshow(err, cmap="magma", vmin=0, vmax=0.5)
-            bottom[2 + j].set_title(f"error, AbsRel {np.nanmean(err):.3f}", fontsize=7)
-        bottom[1].text(0.5, 0.5, "error maps:\n|pred − gt| / gt\n(0 … 50%)", ha="center", va="center", fontsize=8)
-        for ax in list(top) + list(bottom):
-            ax.set_xticks([])
-            ax.set_yticks([])
-        bottom[0].axis("off")
-        bottom[1].axis("off")
-    fig.colorbar(im, ax=axes[:, -1].tolist(), shrink=0.6, label="relative error |pred − gt| / gt")
-    fig.suptitle(title, fontsize=9)
-    save_png(fig, path, dpi=90)
+    """Per scene two rows (``figure.scene_panels``): image | ground truth | each prediction, titled with its AbsRel
+    and δ1, on one depth scale with a bar in metres; then each prediction's signed relative error map with its
+    own bar; glass outlined. ``shots``: {"name", "image", "gt", "pred": {label: depth}, optional "stats"
+    {label: {"abs_rel", "d1"}} and "masks"}."""
+    scenes = [scene_panels(s["image"], s["gt"], {k: s["pred"][k] for k in labels}, stats=s.get("stats"),
+                           masks=s.get("masks"), name=_wrap(s["name"]), shared=True) for s in shots]
+    save_png(draw(scenes, title), path)
 
 
 def scatter_figure(rows: list[tuple[str, dict]], main: str, path: Path, higher_is_better: Better) -> None:

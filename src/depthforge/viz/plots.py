@@ -19,12 +19,17 @@ def pyplot():
     return plt
 
 
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes, at ``dpi`` (the figure style's sizes assume 100), then closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)  # no empty margins
+    pyplot().close(fig)
+    return buf.getvalue()
+
+
 def save_png(fig, path: Path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    pyplot().close(fig)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, figure_png(fig, dpi))
 
 
 def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
