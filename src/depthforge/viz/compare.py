@@ -43,14 +43,15 @@ def scatter_figure(rows: list[tuple[str, dict]], main: str, path: Path, higher_i
         ax.set_xlabel("latency (ms per image, this CPU)")
         ax.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    fig.suptitle(f"accuracy against latency on {main}", fontsize=9)
-    save_png(fig, path, dpi=90)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT, ncols=2)
+    fig.suptitle(f"accuracy against latency on {main}", fontsize=FONT + 1)
+    save_png(fig, path)
 
 
 def bars_figure(report: dict, path: Path, higher_is_better: Better) -> bool:
     """One panel per column of ``BAR_COLUMNS`` present, a group of bars per test set that has it, one bar per
-    model (``report``: ``compare.compare``'s)."""
+    model (``report``: ``compare.compare``'s). Panels wrap onto rows so that the figure stays within the page's
+    width (``figure.MAX_WIDTH_IN``) and its text is never shrunk."""
     plt = pyplot()
     labels = [e["label"] for e in report["models"]]
 
@@ -61,19 +62,25 @@ def bars_figure(report: dict, path: Path, higher_is_better: Better) -> bool:
     panels = [(c, sets) for c, sets in panels if sets]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(2 + sum(0.9 * len(sets) + 0.6 for _, sets in panels),
-                                                      3.6 + 0.25 * len(labels)), squeeze=False, layout="constrained",
-                             width_ratios=[len(sets) + 0.6 for _, sets in panels])
+    per_row = max(1, min(len(panels), int(MAX_WIDTH_IN // max(1.1 * len(sets) + 1.4 for _, sets in panels))))
+    nrows = math.ceil(len(panels) / per_row)
+    fig, axes = plt.subplots(nrows, per_row, figsize=(MAX_WIDTH_IN, 3.4 * nrows + 0.3 * len(labels)),
+                             squeeze=False, layout="constrained")
     width = 0.8 / len(labels)
-    for ax, (c, sets) in zip(axes[0], panels):
+    for ax, (c, sets) in zip(axes.flat, panels):
         for j, label in enumerate(labels):
             values = [report["sets"][s]["models"][label].get(c, math.nan) for s in sets]
             ax.bar(np.arange(len(sets)) + (j - (len(labels) - 1) / 2) * width, values, width, label=label)
-        ax.set_xticks(np.arange(len(sets)), sets, fontsize=8)
-        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=9)
+        ax.set_xticks(np.arange(len(sets)), [_wrap(s, 12) for s in sets], fontsize=FONT)
+        ax.tick_params(axis="y", labelsize=FONT - 1)
+        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=FONT)
         ax.grid(alpha=0.3, axis="y")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    save_png(fig, path, dpi=90)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT,
+               ncols=min(3, len(labels)))
+    fig.suptitle("failure-mode metrics per test set, one bar per model", fontsize=FONT + 1)
+    save_png(fig, path)
     return True
 
 
@@ -89,7 +96,7 @@ def distance_figure(report: dict, path: Path) -> None:
             ax.plot(x, [v for v, n in zip(b[c], b["images"]) if n], marker="o", ms=3, label=label)
     for ax, c in zip(axes, ("AbsRel", "RMSE (m)")):
         ax.set_xlabel("ground-truth depth (m), 1-m bands")
-        ax.set_title(f"{c} by distance (lower is better)", fontsize=9)
+        ax.set_title(f"{c} by distance (lower is better)", fontsize=FONT + 1)
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    save_png(fig, path, dpi=90)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT, ncols=2)
+    save_png(fig, path)

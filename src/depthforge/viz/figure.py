@@ -20,7 +20,7 @@ import numpy as np
 from .colors import depth_range
 
 DPI = 100
-MAX_WIDTH_IN = 13.6  # 1360 px: the report page's content width (evaluation/html.py), so text keeps its size
+MAX_WIDTH_IN = 13.4  # 1340 px: within the report page's content width (evaluation/html.py), so text keeps its size
 FONT = 10  # points: ~14 px at DPI
 DEPTH_MAP = "plasma_r"  # reversed: near = bright, the same mapping as colors.colorize
 ERROR_MAP = "RdBu_r"

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..files import write_bytes
+from .figure import FONT, MAX_WIDTH_IN
 
 
 def pyplot():
@@ -49,15 +50,19 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
     keys = sorted(series)
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(min(MAX_WIDTH_IN, 4.4 * cols), 3.2 * rows), squeeze=False,
+                             layout="constrained")
     for ax, key in zip(axes.flat, keys):
         steps, values = zip(*sorted(series[key]))
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3)
-        ax.set_title(key)
-        ax.set_xlabel("step")
+        ax.set_title(key.replace("_", " "), fontsize=FONT)
+        ax.set_xlabel("optimiser step", fontsize=FONT - 1)
+        ax.set_ylabel(key, fontsize=FONT - 1)
+        ax.tick_params(labelsize=FONT - 1)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.suptitle(f"training curves of {Path(out).resolve().parent.name} (train: per logged step, val: per "
+                 "validation)", fontsize=FONT + 1)
     save_png(fig, out)
     return out
