@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -213,26 +214,42 @@ def ranked(kept: list[tuple[float, dict]]) -> list[dict]:
 
 
 def default_out(source: str | Path) -> Path:
-    """RUN/eval for a training checkpoint, outputs/eval otherwise."""
-    return Path(source).resolve().parent.parent / "eval" if Path(source).is_file() else Path("outputs") / "eval"
+    """RUN/eval for a checkpoint of a training run (RUN/checkpoints/*.ckpt beside RUN/logs); otherwise
+    ./eval-<name> in the working folder (a model file in /tmp or a hub id must not send the results elsewhere)."""
+    path = Path(source)
+    if path.is_file() and path.parent.name == "checkpoints" and (path.parent.parent / "logs").is_dir():
+        return path.resolve().parent.parent / "eval"
+    name = path.stem if path.exists() else str(source).rstrip("/").split("/")[-1]
+    return Path("eval-" + (re.sub(r"[^\w.-]+", "_", name).strip("_") or "model"))
+
+
+def check_fresh(out: str | Path) -> None:
+    """One line when ``out`` holds an evaluation already (metrics.json): results are replaced only when asked."""
+    if (Path(out) / "metrics.json").exists():
+        raise DepthforgeError(f"{out}: holds an evaluation already (metrics.json); pass --overwrite to replace it "
+                              "or --out for another folder")
 
 
 def evaluate(source: str | Path, data: str | None = None, protocol: str | None = None,
              align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
              limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
              progress: bool = True, device: str | None = None, suite: str | None = None,
-             suite_n: int = SUITE_N) -> dict[str, Any]:
+             suite_n: int = SUITE_N, overwrite: bool = False) -> dict[str, Any]:
     """Evaluate a model (checkpoint, export, Hugging Face folder or hub id; see ``inference.load``); writes
     metrics.json, metrics.md and best_worst.png to ``out`` and returns the results dict: {"model": means,
     "baselines": {name: means}, "per_image": [...], "protocol": ..., "edges": ..., ...}.
 
     ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
-    model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
+    model's training size instead of ``data``. ``out`` (default ``default_out``) must not hold an evaluation
+    unless ``overwrite``. Relative and disparity outputs are aligned to the ground truth per
     image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how."""
     check_limit(limit)
     suite_spec(suite or SUITES[0], (8, 8), suite_n)  # before loading the model
+    out = out or default_out(source)
+    if not overwrite:
+        check_fresh(out)
     predictor, recipe, baselines, _ = open_for_eval(source, device, flip)
-    out = ensure_dir(out or default_out(source))
+    out = ensure_dir(out)
     if suite is not None:
         spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)
         baselines = baselines if recipe and tuple(spec["size"]) == recipe.size else None
