@@ -27,8 +27,8 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, cluttered, \
-    dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .evaluate import SUITE_N, SUITES, align_for, by_distance, check_limit, cluttered, \
+    dataset_spec, edges_used, open_for_eval, per_image, protocol_for, suite_spec, summarize
 from .failure import sample_masks
 from .metrics import METRIC_NAMES
 from .tables import COST_COLUMNS, markdown, set_rows
@@ -225,7 +225,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     pictures: dict[str, list[dict]] = {name: [] for name, _ in sets}
     for name, spec in sets:
         dataset = build_dataset(spec, split="test")
-        proto_name, proto = choose_protocol(spec["name"], ref)
+        proto_name, proto = protocol_for(spec, dataset, ref)
         results[name].update(spec={k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
                              protocol=proto_name, max_depth=proto.max_depth)
         for e, predictor, recipe in opened:

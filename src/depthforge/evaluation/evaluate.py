@@ -53,6 +53,27 @@ def choose_protocol(dataset: str | None, recipe: Recipe | None, protocol: str | 
     return name, get_protocol(name, max_depth)
 
 
+def protocol_for(spec: dict, dataset, recipe: Recipe | None, protocol: str | None = None,
+                 max_depth: float | None = None) -> tuple[str, Protocol]:
+    """``choose_protocol`` for ``dataset`` built from ``spec``; a folder of raw NYU-Depth v2 frames (480x640 with
+    NYU's white border, ``data.nyu.has_nyu_border``) gets NYU's protocol (Eigen crop, 10 m) unless one is asked,
+    and says so: scored whole, the border would count as a wall of wrong depth."""
+    name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
+    if protocol is None and name != "nyu" and spec["name"] != "nyu" and len(dataset) > 0:
+        from ..data.nyu import has_nyu_border
+
+        try:
+            image = dataset[0]["image"]
+        except DepthforgeError:
+            return name, proto
+        if has_nyu_border(image.numpy() if hasattr(image, "numpy") else image):
+            log.info("%s: 640x480 frames with NYU-Depth v2's white border: evaluated with the NYU protocol "
+                     "(Eigen crop, 10 m cap); --protocol %s to score whole frames", spec.get("root", spec["name"]),
+                     name)
+            return choose_protocol(spec["name"], recipe, "nyu", max_depth)
+    return name, proto
+
+
 def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str, Any]:
     """The test split of a failure-mode suite of synthetic rooms (``data/synth/suites.py``) at (H, W)."""
     if suite not in SUITES:
@@ -256,7 +277,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     else:
         spec = dataset_spec(recipe, data)
     dataset = build_dataset(spec, split="test")
-    protocol_name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
+    protocol_name, proto = protocol_for(spec, dataset, recipe, protocol, max_depth)
     align_mode = align_for(predictor, recipe, align_mode)
     if not predictor.metric and align_mode == "none":
         log.warning("this model predicts %s; without --align its values are not metres", predictor.output)
