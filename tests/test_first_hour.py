@@ -2,6 +2,7 @@
 over a result, ``depthforge models`` answers at once in 120 columns."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -109,3 +110,56 @@ def test_models_recorded_facts_match_a_build():
     assert recorded["gflops"] == pytest.approx(measured["gflops"], rel=1e-3)
     assert (recorded["output"], recorded["max_depth"], recorded["multiple"]) == \
         (measured["output"], measured["max_depth"], measured["multiple"])
+
+
+def test_data_check_states_the_encoding_and_doubts_a_kitti_folder_read_as_mm(realdata, capsys, caplog, monkeypatch):
+    """KITTI's ÷256 PNGs read as millimetres give 1.3–21.7 m, which looked like a fine indoor set."""
+    from depthforge.data import folder
+
+    monkeypatch.setattr(folder, "TOLD", set())  # said once per process: say it here
+    caplog.set_level(logging.INFO)
+    assert main(["data", "check", str(realdata / "kitti"), "--splits", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "depth files read as millimetres (value / 1000) (encoding mm" in out
+    assert "warning: test: depth read as millimetres" in out and "reaches 21.7 m" in out
+    assert "kitti256 (up to 84.9 m)" in out and "no problems found" not in out
+    assert any("depth files read as millimetres" in r.getMessage() for r in caplog.records)  # the folder says it
+    assert any(r.levelname == "WARNING" and "kitti256" in r.getMessage() for r in caplog.records)
+    assert main(["data", "check", str(realdata / "kitti"), "--splits", "test", "--encoding", "kitti256"]) == 0
+    out = capsys.readouterr().out
+    assert "read as KITTI's value / 256" in out and "warning" not in out and "5.13-84.89" in out
+
+
+def test_a_folder_of_nyu_frames_gets_the_nyu_protocol(realdata, tmp_path, monkeypatch, caplog):
+    import shutil
+
+    caplog.set_level(logging.INFO)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("rgb_1.png", "depth_1.png"):
+        shutil.copy(realdata / "nyu" / name, folder / name)
+    monkeypatch.chdir(tmp_path)
+    ckpt = make_checkpoint(tmp_path / "m.ckpt", size=(48, 64))
+    res = evaluate(ckpt, data=str(folder), progress=False, pictures=False)
+    assert res["protocol"] == "nyu"
+    assert any("NYU-Depth v2's white border" in r.getMessage() for r in caplog.records)
+    res = evaluate(ckpt, data=str(folder), protocol="none", progress=False, pictures=False, out="asked",
+                   overwrite=True)
+    assert res["protocol"] == "none"  # asked for: kept
+
+
+def test_compare_prints_a_summary_and_the_report_path(capsys):
+    from depthforge.cli.compare import summary
+
+    metrics = {c: 0.1 * i for i, c in enumerate(["d1", "abs_rel", "rmse", "whdr", "dbe_comp"] * 5)}
+    report = {"main": "test", "out": "outputs/compare", "pictures": ["scenes_test.png", "suites.png"],
+              "models": [{"label": f"model {k}", "parameters": 1e6, "gflops": 1.0, "latency_ms": 12.0}
+                         for k in "ab"],
+              "sets": {name: {"images": 4, "models": {f"model {k}": dict(metrics) for k in "ab"},
+                              "best": {"abs_rel": ["model a"]}} for name in ("test", "edges", "clutter")}}
+    text = summary(report)
+    lines = text.splitlines()
+    assert len(lines) <= 8 and max(len(line) for line in lines) <= 120
+    assert "|" not in text  # no Markdown table
+    assert lines[-1].startswith("report: outputs/compare/index.html")
+    assert "model a" in lines[1] and "AbsRel" in lines[1] and "lowest AbsRel on edges: model a" in text

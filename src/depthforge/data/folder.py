@@ -34,7 +34,7 @@ from .io import DEPTH_SUFFIXES, ENCODING_TEXT, check_encoding, encoding_doubt, f
 from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
 
 log = logging.getLogger(__name__)
-_TOLD: set[tuple[str, str]] = set()  # (folder, encoding) already said in this process
+TOLD: set[tuple[str, str]] = set()  # (folder, encoding) already said in this process
 
 RGB_DIRS = ("rgb", "image", "images")
 LIST_SUFFIXES = (".csv", ".txt")
@@ -177,9 +177,9 @@ class FolderDataset(Dataset):
         range is implausible for it (``io.encoding_doubt``): a KITTI folder read as millimetres looks fine."""
         first = next((d for _, d, _ in self.items if d is not None and d.is_file()), None)
         key = (str(self.root), self.encoding)
-        if first is None or key in _TOLD:
+        if first is None or key in TOLD:
             return
-        _TOLD.add(key)
+        TOLD.add(key)
         if assumed:
             log.info("%s: depth files read as %s (the folder default; set depth_encoding / --encoding to change)",
                      self.root, ENCODING_TEXT[self.encoding])
