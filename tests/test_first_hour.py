@@ -20,18 +20,20 @@ from depthforge.errors import DepthforgeError
 from depthforge.evaluation.evaluate import default_out, evaluate
 
 # train the README's recipe on a handful of small scenes: the block's call, at a test's size
+# (one step, less than an epoch: the budget ``compare --budget-steps`` sets, where Lightning used to warn)
 TINY_FIT = ["data.n=8", "data.size=[32,48]", "test_data.n=2", "model.width=0.125", "model.levels=2",
-            "train.batch_size=4", "train.precision=32-true"]
+            "train.batch_size=4", "train.precision=32-true", "train.max_steps=1"]
 
 
 def readme_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
 
 
-def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch):
+def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch, recwarn):
     """Each block in a fresh namespace, in an empty working folder. What a block takes from the reader's world is
     put there: the second block's trained run, photo and images in memory; the first block's fit trains on a few
-    small scenes (the same call, smaller data)."""
+    small scenes (the same call, smaller data, one step). No library warning reaches the reader: training for
+    fewer steps than an epoch, on fewer batches than the logging interval, is nothing they did wrong."""
     import torch
 
     from depthforge.recipe import apply_overrides
@@ -55,6 +57,9 @@ def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch):
             exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
         except Exception as e:  # noqa: BLE001 — the block's own error, named
             pytest.fail(f"README python block {i + 1} fails as written: {type(e).__name__}: {e}")
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()  # validated at the budget's last step
+    leaked = [f"{w.filename}: {w.message}" for w in recwarn if "lightning" in w.filename]
+    assert not leaked, leaked
 
 
 def test_eval_writes_beside_a_run_else_in_the_working_folder(tmp_path, monkeypatch):
