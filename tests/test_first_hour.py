@@ -168,3 +168,22 @@ def test_compare_prints_a_summary_and_the_report_path(capsys):
     assert "|" not in text  # no Markdown table
     assert lines[-1].startswith("report: outputs/compare/index.html")
     assert "model a" in lines[1] and "AbsRel" in lines[1] and "lowest AbsRel on edges: model a" in text
+
+
+def test_the_page_says_which_model_it_serves(tmp_path):
+    from fastapi.testclient import TestClient
+
+    import depthforge
+    from depthforge.serve.app import WEB, create_app
+    from test_compare import recipe_checkpoint
+
+    predictor = depthforge.load(recipe_checkpoint(tmp_path / "room-model.ckpt"), device="cpu")
+    app = create_app(predictor, workdir=str(tmp_path / "work"))
+    with TestClient(app) as c:
+        served = c.get("/health").json()["served"]
+        page = c.get("/").text
+    assert served == {"source": "room-model.ckpt", "model": "seed-unet", "trained_on": "synth",
+                      "input_size": [48, 64], "output": "metric"}
+    assert 'id="model"' in page
+    script = (WEB / "app.js").read_text()
+    assert "h.served" in script and "trained on ${m.trained_on}" in script and "input ${size}" in script
