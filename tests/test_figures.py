@@ -182,3 +182,5 @@ def test_predict_panel_on_a_real_photo(realdata):
     assert len(bars) == 2 and bars[0].get_ylim()[1] < 3.6  # the flat prediction keeps its own scale
     assert bars[1].get_ylim()[1] > 40  # the street's ground truth reaches tens of metres
     check_readable(fig)
+    # the wide frame comes in two rows of two, each picture tall enough to see the street (one row: ~80 px)
+    assert min(ax.get_window_extent().height for ax in fig.get_axes() if ax.get_images()) >= 140

@@ -31,6 +31,7 @@ MASK_STYLE = {  # name -> (colour, how, legend text)
     "transparent": ("#00e5ff", "outline", "transparent surface (outlined)"),
     "edges": ("#00c000", "marks", "occlusion edges (green)"),
 }
+WIDE = 0.5  # height / width under which a scene's single row is split in two
 SHARED_OVERLAP = 0.5  # two depth ranges overlapping less than this (of their union) get a scale each
 
 
@@ -140,7 +141,9 @@ def draw(scenes: list[list[list[Panel]]], title: str = "", row_labels: list[str]
     # a colour bar is 0.07 of a panel wide plus ~0.85 in of ticks and label; a row label ~0.3 in
     margin = 0.85 * sum(bars) + (0.3 if row_labels else 0) + 0.2
     units = ncols + 0.07 * sum(bars)
-    tile = min(2.9, (MAX_WIDTH_IN - margin) / units)
+    aspect = min((np.asarray(p.data).shape[0] / np.asarray(p.data).shape[1] for scene in scenes for row in scene
+                  for p in row if p.kind in ("image", "depth", "error")), default=0.75)
+    tile = min(max(2.9, 2.2 / aspect), (MAX_WIDTH_IN - margin) / units)  # wide frames may be wider
     fontsize = FONT if tile >= 1.9 else FONT - 1
     heights = []
     for scene in scenes:
@@ -264,11 +267,11 @@ def scene_panels(image: np.ndarray, gt: np.ndarray | None, preds: dict[str, np.n
         p_title = f"{label} ({range_text(p_range)})\n{score_line(s['abs_rel'], s['d1'])}" if not same else \
             f"{label}\n{score_line(s['abs_rel'], s['d1'])}"
         g_title = "ground truth" + (" (scale shared)" if same else f" ({range_text(g_range)})")
-        return [[photo,
-                 Panel("depth", pred, p_title, p_range, None if same else depth_bar(), masks),
-                 Panel("depth", gt, g_title, g_range,
-                       depth_bar(same), masks),
-                 Panel("error", relative_error(pred, gt), "relative error", bar=ERROR_BAR, masks=masks)]]
+        row = [photo, Panel("depth", pred, p_title, p_range, None if same else depth_bar(), masks),
+               Panel("depth", gt, g_title, g_range, depth_bar(same), masks),
+               Panel("error", relative_error(pred, gt), "relative error", bar=ERROR_BAR, masks=masks)]
+        # a wide frame (KITTI's 1242x375) in one row of four would be a strip: two rows of two
+        return [row[:2], row[2:]] if gt.shape[0] < WIDE * gt.shape[1] else [row]
     vrange = depth_range(np.concatenate([np.ravel(d) for d in ([gt] if gt is not None else []) +
                                          [preds[k] for k in labels]]))
     top = [photo]
