@@ -42,10 +42,13 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
             for row in csv.DictReader(f):
                 step = int(float(row.get("step") or 0))
                 for key, value in row.items():
-                    if key not in ("step", "epoch") and value not in (None, ""):
+                    # "val/images" counts what was validated: not a curve
+                    if key not in ("step", "epoch") and not key.endswith("/images") and value not in (None, ""):
                         series.setdefault(key, []).append((step, float(value)))
     if not series:
         return None
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     keys = sorted(series)
     cols = min(3, len(keys))
@@ -55,7 +58,8 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
     for ax, key in zip(axes.flat, keys):
         steps, values = zip(*sorted(series[key]))
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3)
-        ax.set_title(key.replace("_", " "), fontsize=FONT)
+        ax.set_title(key, fontsize=FONT)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("optimiser step", fontsize=FONT - 1)
         ax.set_ylabel(key, fontsize=FONT - 1)
         ax.tick_params(labelsize=FONT - 1)
