@@ -141,16 +141,14 @@ def draw(scenes: list[list[list[Panel]]], title: str = "", row_labels: list[str]
     # a colour bar is 0.07 of a panel wide plus ~0.85 in of ticks and label; a row label ~0.3 in
     margin = 0.85 * sum(bars) + (0.3 if row_labels else 0) + 0.2
     units = ncols + 0.07 * sum(bars)
-    aspect = min((np.asarray(p.data).shape[0] / np.asarray(p.data).shape[1] for scene in scenes for row in scene
-                  for p in row if p.kind in ("image", "depth", "error")), default=0.75)
+    aspect = min((_aspect(p) for scene in scenes for row in scene for p in row if _aspect(p)), default=0.75)
     tile = min(max(2.9, 2.2 / aspect), (MAX_WIDTH_IN - margin) / units)  # wide frames may be wider
     fontsize = FONT if tile >= 1.9 else FONT - 1
     heights = []
     for scene in scenes:
         h = 0.0
         for row in scene:
-            aspects = [np.asarray(p.data).shape[0] / np.asarray(p.data).shape[1] for p in row
-                       if p.kind in ("image", "depth", "error")]
+            aspects = [_aspect(p) for p in row if _aspect(p)]
             lines = max((p.title.count("\n") + 1 for p in row if p.title), default=0)
             h += tile * max(aspects, default=0.75) + lines * fontsize * 1.45 / 72 + 0.1
         heights.append(h)
@@ -197,6 +195,14 @@ def draw(scenes: list[list[list[Panel]]], title: str = "", row_labels: list[str]
         fig.legend(handles=legend, loc="upper center", ncols=len(legend), fontsize=fontsize - 1, frameon=False,
                    bbox_to_anchor=(0.5, min(b.y0 for b in boxes) / height - 0.004))
     return fig
+
+
+def _aspect(panel: Panel) -> float | None:
+    """Height / width of a picture panel; None for notes and empty cells."""
+    if panel.kind not in ("image", "depth", "error"):
+        return None
+    h, w = np.shape(panel.data)[:2]
+    return h / w
 
 
 def _fit_bars(fig, pairs: list) -> None:
