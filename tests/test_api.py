@@ -279,10 +279,10 @@ def test_predict_reports_ground_truth_of_the_wrong_size(tmp_path, caplog):
 
 
 def test_panel_uses_the_colour_range_of_the_color_picture():
-    from depthforge.viz.panels import panel
+    from depthforge.viz.figure import choose_scales
 
     depth = np.random.default_rng(0).uniform(1, 10, (20, 30)).astype(np.float32)
-    image = np.zeros((20, 30, 3), np.float32)
-    np.testing.assert_array_equal(panel(depth, image)[:, :30], colorize(depth))
-    both = np.concatenate([depth.ravel(), 2 * depth.ravel()])
-    np.testing.assert_array_equal(panel(depth, image, 2 * depth)[:, :30], colorize(depth, *depth_range(both)))
+    # a prediction in another range than the ground truth keeps the range of its own _color.png picture
+    assert choose_scales(depth, 5 * depth)[0] == depth_range(depth)
+    both = np.concatenate([depth.ravel(), 1.1 * depth.ravel()])
+    assert choose_scales(depth, 1.1 * depth) == (depth_range(both), depth_range(both), True)

@@ -64,7 +64,7 @@ def test_eval_reports_metrics_baselines_and_pictures(run_dir, tmp_path):
                and np.isfinite(r["by_distance"]["abs_rel"][k])]
     assert bands["images"][k] == len(reached) > 0 and bands["abs_rel"][k] == pytest.approx(np.mean(reached))
     assert "Errors by distance" in (tmp_path / "metrics.md").read_text()
-    assert Image.open(tmp_path / "best_worst.png").size[0] == 3 * 48  # prediction | ground truth | image
+    assert Image.open(tmp_path / "best_worst.png").size[0] > 800  # titled panels, colour bars: tests/test_figures
 
 
 def test_cli_predict_with_ground_truth_and_bad_files(run_dir, tmp_path, caplog):
@@ -82,7 +82,7 @@ def test_cli_predict_with_ground_truth_and_bad_files(run_dir, tmp_path, caplog):
     assert depth.shape == (40, 56) and depth.dtype == np.float32 and (depth > 0).all()
     mm = np.asarray(Image.open(out / "00000_depth.png"))
     assert mm.dtype == np.uint16 and abs(mm.astype(float) / 1000 - depth).max() <= 0.0005 + 1e-6
-    assert Image.open(out / "00000_panel.png").size == (3 * 56, 40)
+    assert Image.open(out / "00000_panel.png").size[0] > 800  # titled panels, colour bars: tests/test_figures
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("broken.png: unreadable" in w for w in warnings)
     assert any("notes.txt: not an image, skipped" in w for w in warnings)

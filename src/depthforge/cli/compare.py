@@ -96,7 +96,28 @@ def run(args: argparse.Namespace) -> int:
                      limit=args.limit, scenes=args.scenes, progress=not args.no_progress, device=args.device,
                      budget=budget, command=shlex.join(["depthforge", *sys.argv[1:]]))
     log.info("evaluated in %.0f s", time.perf_counter() - start)
-    print((Path(report["out"]) / "compare.md").read_text())
-    print(f"report: {report['out']}/index.html (also compare.md, compare.json, "
-          f"{', '.join(report['pictures'])})")
+    print(summary(report))
     return 0
+
+
+def summary(report: dict) -> str:
+    """A few lines for the terminal: each model's δ1, AbsRel and latency on the main test set, the best per test
+    set, and where the report is (its tables have 25 columns: they belong in compare.md and index.html)."""
+    from ..evaluation.tables import set_rows
+
+    main = report["main"]
+    rows = set_rows(report, main)
+    width = min(40, max(len(label) for label, _ in rows))
+    lines = [f"{len(rows)} models on {', '.join(report['sets'])}; on {main} "
+             f"({report['sets'][main]['images']} images):"]
+    for label, m in rows:
+        lines.append(f"  {label[:width]:<{width}}  d1 {m['d1']:.3f}  AbsRel {m['abs_rel']:.3f}  "
+                     f"{m['latency_ms']:.0f} ms/image")
+    for name, data in report["sets"].items():
+        top = data.get("best", {}).get("abs_rel")
+        if top:
+            lines.append(f"  lowest AbsRel on {name}: {', '.join(top)}")
+    out = Path(report["out"])
+    lines.append(f"report: {out / 'index.html'} (tables: {out / 'compare.md'}; also compare.json, "
+                 f"{', '.join(report['pictures'])})")
+    return "\n".join(lines)

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     out = fit(recipe, progress=progress, overwrite=True)
     best = out / "checkpoints" / "best.ckpt"
     print("[2/3] evaluating on the held-out test scenes")
-    results = evaluate(best, out=out / "eval", progress=progress)
+    results = evaluate(best, out=out / "eval", progress=progress, overwrite=True)  # the run was replaced
     print_table(results)
     print("[3/3] predicting on unseen scenes rendered to disk")
     samples = write_dataset(out / "samples", 4, size=(240, 320), split="test", progress=False)

@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stabilize", action="store_true", help="on a video test set: measure the depth stabilised "
                    "over each clip, as predict makes it for videos")
     p.add_argument("--limit", type=int, help="evaluate the first N images only (clips, on video test sets)")
-    p.add_argument("--out", type=path_arg, help="output folder (default: RUN/eval)")
+    p.add_argument("--out", type=path_arg, help="output folder (default: RUN/eval for a training run's checkpoint, "
+                   "else ./eval-NAME)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -35,21 +37,23 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import DepthforgeError
-    from ..evaluation.evaluate import FAILURE_SUITES, default_out, evaluate
+    from ..evaluation.evaluate import FAILURE_SUITES, check_fresh, default_out, evaluate
     from ..evaluation.report import anchor_line, print_table
     from ..evaluation.sequences import markdown_clips
 
     if args.suite and args.data:
         raise DepthforgeError("--suite and --data: give one test set")
     suites = list(FAILURE_SUITES) if args.suite == "all" else [args.suite]
-    for suite in suites:
-        out = args.out
-        if args.suite == "all":
-            out = Path(args.out or default_out(args.checkpoint)) / suite
+    root = Path(args.out or default_out(args.checkpoint))
+    outs = [root / suite if args.suite == "all" else root for suite in suites]
+    if not args.overwrite:  # all before the first: a refusal must not come after an hour of evaluating
+        for out in outs:
+            check_fresh(out)
+    for suite, out in zip(suites, outs):
         results = evaluate(args.checkpoint, data=args.data, protocol=args.protocol, align_mode=args.align,
                            flip=args.flip, max_depth=args.max_depth, limit=args.limit, out=out,
                            progress=not args.no_progress, device=args.device, suite=suite, suite_n=args.suite_n,
-                           stabilize=args.stabilize)
+                           overwrite=args.overwrite, stabilize=args.stabilize)
         if "per_clip" in results:  # a video test set
             print(markdown_clips(results))
             print(f"results: {results['out']}/metrics.json, metrics.md, strip.png, tae.png")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..errors import DepthforgeError
 from .base import build_dataset
+from .io import ENCODING_TEXT, encoding_doubt
 
 
 def problem_kind(error: BaseException) -> str:
@@ -48,6 +49,8 @@ class SplitReport:
     valid_share: float | None = None  # mean over samples with ground truth
     problems: list[Problem] = field(default_factory=list)
     error: str | None = None  # the split could not be opened at all
+    encoding: str | None = None  # how the depth files were read (io.DEPTH_ENCODINGS), when the reader says
+    warnings: list[str] = field(default_factory=list)  # e.g. a depth range implausible for the encoding
 
     @property
     def skipped(self) -> int:
@@ -126,6 +129,11 @@ def _check_split(dataset: Dataset, split: str, workers: int, progress: bool, lim
         shares.append(r["valid"])
         report.depth_min = min(r["min"], report.depth_min if report.depth_min is not None else r["min"])
         report.depth_max = max(r["max"], report.depth_max if report.depth_max is not None else r["max"])
+    report.encoding = getattr(dataset, "encoding", None)
+    doubt = encoding_doubt(report.encoding, report.depth_max) if report.depth_max is not None and report.encoding \
+        else None
+    if doubt:
+        report.warnings.append(doubt)
     report.sizes = dict(sizes.most_common())
     report.valid_share = sum(shares) / len(shares) if shares else None
     report.problems.sort(key=lambda p: p.index)
@@ -172,7 +180,11 @@ def format_report(report: DatasetReport, max_problems: int = 50) -> str:
     buf = io.StringIO()
     Console(file=buf, width=120, no_color=True, highlight=False).print(table)
     lines = [line.rstrip() for line in buf.getvalue().rstrip().splitlines()]
+    encodings = {s.encoding for s in report.splits if s.encoding}
+    for e in sorted(encodings):
+        lines.append(f"depth files read as {ENCODING_TEXT.get(e, e)} (encoding {e}; --encoding to change)")
     for s in report.splits:
+        lines += [f"warning: {s.split}: {w}" for w in s.warnings]
         if s.error is not None:
             lines.append(f"{s.split}: cannot open: {s.error}")
             continue
@@ -185,5 +197,6 @@ def format_report(report: DatasetReport, max_problems: int = 50) -> str:
             if len(s.problems) > max_problems:
                 lines.append(f"  ... and {len(s.problems) - max_problems} more")
     if report.ok:
-        lines.append("no problems found")
+        lines.append("no bad files found; see the warning above" if any(s.warnings for s in report.splits)
+                     else "no problems found")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ fx and fy (cx, cy then come from the intrinsics, or the image centre).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import Counter
@@ -29,8 +30,11 @@ from torch.utils.data import Dataset
 
 from ..errors import DepthforgeError
 from .base import register
-from .io import DEPTH_SUFFIXES, check_encoding, find_list, is_image_file, parse_list, read_depth, read_image, read_list, safe_name
+from .io import DEPTH_SUFFIXES, ENCODING_TEXT, check_encoding, encoding_doubt, find_list, is_image_file, parse_list, read_depth, read_image, read_list, safe_name
 from .sample import check_same_size, intrinsics_matrix, make_sample, with_focal
+
+log = logging.getLogger(__name__)
+TOLD: set[tuple[str, str]] = set()  # (folder, encoding) already said in this process
 
 RGB_DIRS = ("rgb", "image", "images")
 LIST_SUFFIXES = (".csv", ".txt")
@@ -116,8 +120,10 @@ class FolderDataset(Dataset):
     or {split: file}).
     """
 
-    def __init__(self, root: str | None = None, split: str = "test", depth_encoding: str = "mm",
+    def __init__(self, root: str | None = None, split: str = "test", depth_encoding: str | None = None,
                  intrinsics: list[float] | str | None = None, lists: Any = None):
+        assumed = depth_encoding is None
+        depth_encoding = depth_encoding or "mm"
         if root is None and lists is None:
             raise DepthforgeError("folder: give 'root' (a folder or list file) or 'lists'")
         check_encoding(depth_encoding, "folder option 'depth_encoding'")
@@ -154,6 +160,7 @@ class FolderDataset(Dataset):
             if not self.items:
                 raise DepthforgeError(f"{rgb}: no images")
         self.root = base
+        self._say_encoding(assumed)
         if isinstance(intrinsics, (str, os.PathLike)):
             self.intrinsics = read_intrinsics_txt(Path(intrinsics))
         elif intrinsics is not None:
@@ -164,6 +171,26 @@ class FolderDataset(Dataset):
             self.intrinsics = read_intrinsics_txt(base / "intrinsics.txt")
         else:
             self.intrinsics = None
+
+    def _say_encoding(self, assumed: bool) -> None:
+        """Log the depth encoding (when assumed, not given) and warn, once per folder, when the first depth map's
+        range is implausible for it (``io.encoding_doubt``): a KITTI folder read as millimetres looks fine."""
+        first = next((d for _, d, _ in self.items if d is not None and d.is_file()), None)
+        key = (str(self.root), self.encoding)
+        if first is None or key in TOLD:
+            return
+        TOLD.add(key)
+        if assumed:
+            log.info("%s: depth files read as %s (the folder default; set depth_encoding / --encoding to change)",
+                     self.root, ENCODING_TEXT[self.encoding])
+        try:
+            depth = read_depth(first, self.encoding)
+        except DepthforgeError:
+            return  # reading it again reports it, for its sample
+        valid = depth[np.isfinite(depth) & (depth > 0)]
+        doubt = encoding_doubt(self.encoding, float(valid.max())) if valid.size else None
+        if doubt:
+            log.warning("%s: %s", first, doubt)
 
     @staticmethod
     def _list_path(root: Path | None, split: str, lists: Any) -> Path | None:

@@ -40,6 +40,32 @@ DEPTH_ENCODINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+# What each encoding is, and the farthest depth (metres) the sensors that store it measure: a depth map read as
+# millimetres that reaches 21 m is not from an RGB-D camera but, likely, KITTI's LiDAR stored x256.
+ENCODING_TEXT = {"mm": "millimetres (value / 1000)", "kitti256": "KITTI's value / 256",
+                 "tum5000": "TUM's value / 5000", "sunrgbd": "SUN RGB-D's bit-rotated millimetres",
+                 "nyu8bit": "8 bits, 255 = 10 m", "metres": "metres as stored"}
+ENCODING_REACH = {"mm": 12.0, "tum5000": 12.0, "sunrgbd": 12.0, "nyu8bit": 10.0, "kitti256": 120.0}
+_SCALES = {"mm": 1000.0, "kitti256": 256.0, "tum5000": 5000.0}  # linear 16-bit encodings
+
+
+def encoding_doubt(encoding: str, max_m: float) -> str | None:
+    """One line when depths up to ``max_m`` metres read with ``encoding`` are farther than its sensors measure
+    (``ENCODING_REACH``), naming the linear encodings that would read the same files within their reach."""
+    reach = ENCODING_REACH.get(encoding)
+    if reach is None or not max_m > reach:
+        return None
+    line = f"depth read as {ENCODING_TEXT[encoding]} reaches {max_m:.1f} m, farther than such sensors measure " \
+           f"(~{reach:g} m)"
+    if encoding in _SCALES:
+        raw = max_m * _SCALES[encoding]
+        other = [f"{e} (up to {raw / s:.1f} m)" for e, s in _SCALES.items()
+                 if e != encoding and raw / s <= ENCODING_REACH[e] and raw / s > reach]
+        if other:
+            line += "; if the files are in another encoding, give it: " + " or ".join(other)
+    return line
+
+
 def check_encoding(name: str, where: str) -> None:
     """Raise a one-line DepthforgeError unless ``name`` is one of DEPTH_ENCODINGS; ``where`` names the option
     (e.g. "kitti option 'depth_encoding'") or the file."""

@@ -118,6 +118,19 @@ def _detect(path: Path) -> bool:
     return detect_layout(path) is not None
 
 
+def has_nyu_border(image: np.ndarray) -> bool:
+    """Whether an RGB image (H,W,3 or 3,H,W, in [0,1]) is a raw NYU-Depth v2 frame: 480x640 with the white
+    undistortion border NYU's frames keep (the Eigen crop removes it; scored, it is a wall of wrong depth)."""
+    a = np.asarray(image, np.float32)
+    if a.ndim == 3 and a.shape[0] == 3:
+        a = a.transpose(1, 2, 0)
+    if a.shape[:2] != (480, 640):
+        return False
+    white = a.min(-1) > 0.9
+    frame = np.concatenate([white[:2].ravel(), white[-2:].ravel(), white[:, :2].ravel(), white[:, -2:].ravel()])
+    return bool(frame.mean() > 0.95)
+
+
 @register("nyu", detect=_detect, protocols={"nyu": ("eigen", 1e-3, 10.0)},
           benchmark={"folder": "nyu", "split": "test"})
 def nyu(split: str = "test", root: str | None = None, layout: str = "auto", **options: Any) -> Dataset:

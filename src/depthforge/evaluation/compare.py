@@ -27,8 +27,9 @@ from ..data import build_dataset
 from ..errors import DepthforgeError
 from ..files import ensure_dir, write_bytes
 from ..recipe import Recipe, resolve
-from .evaluate import FAILURE_SUITES, SUITE_N, SUITES, align_for, by_distance, check_limit, choose_protocol, \
-    cluttered, dataset_spec, edges_used, open_for_eval, per_image, suite_spec, summarize
+from .evaluate import FAILURE_SUITES, SUITE_N, SUITES, align_for, by_distance, check_limit, \
+    cluttered, dataset_spec, edges_used, open_for_eval, per_image, protocol_for, suite_spec, summarize
+from .failure import sample_masks
 from .metrics import METRIC_NAMES
 from .sequences import VIDEO_COLUMNS, is_video, per_sequence, summarize_clips
 from .tables import COST_COLUMNS, markdown, set_rows
@@ -231,7 +232,7 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
     videos: dict[str, dict] = {}  # per video set: {"strip": {label: frames}, "tae": {label: per pair}}
     for name, spec in sets:
         dataset = build_dataset(spec, split="test")
-        proto_name, proto = choose_protocol(spec["name"], ref)
+        proto_name, proto = protocol_for(spec, dataset, ref)
         results[name].update(spec={k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
                              protocol=proto_name, max_depth=proto.max_depth)
         for e, predictor, recipe in opened:
@@ -242,9 +243,12 @@ def compare(models: list[str | dict], suites: list[str] = ("edges", "clutter"), 
                 if index >= scenes:
                     return
                 if len(shots) <= index:
+                    masks = sample_masks(sample)
                     shots.append({"name": row["name"], "image": sample["image"][0].permute(1, 2, 0).numpy(),
-                                  "gt": sample["depth"][0, 0].numpy() * sample["valid"][0, 0].numpy(), "pred": {}})
+                                  "gt": sample["depth"][0, 0].numpy() * sample["valid"][0, 0].numpy(), "pred": {},
+                                  "stats": {}, "masks": {k: masks[k] for k in ("glass", "transparent") if k in masks}})
                 shots[index]["pred"][label] = depth.astype(np.float32)
+                shots[index]["stats"][label] = {"abs_rel": row["abs_rel"], "d1": row["d1"]}
 
             timed = Timed(predictor)
             if is_video(dataset):

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from ..data import DATA_ROOT_ENV, DATASETS, SkipBad, benchmark_spec, build_dataset, collate, default_protocol, \
     detect_format
-from ..files import ensure_dir, write_bytes, write_image
+from ..files import ensure_dir, write_bytes
 from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
 from ..recipe import Recipe
@@ -55,6 +56,27 @@ def choose_protocol(dataset: str | None, recipe: Recipe | None, protocol: str | 
     if max_depth is None and recipe is not None and name == recipe.eval.protocol:
         max_depth = recipe.eval.max_depth  # the cap the model was validated with
     return name, get_protocol(name, max_depth)
+
+
+def protocol_for(spec: dict, dataset, recipe: Recipe | None, protocol: str | None = None,
+                 max_depth: float | None = None) -> tuple[str, Protocol]:
+    """``choose_protocol`` for ``dataset`` built from ``spec``; a folder of raw NYU-Depth v2 frames (480x640 with
+    NYU's white border, ``data.nyu.has_nyu_border``) gets NYU's protocol (Eigen crop, 10 m) unless one is asked,
+    and says so: scored whole, the border would count as a wall of wrong depth."""
+    name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
+    if protocol is None and name != "nyu" and spec["name"] != "nyu" and len(dataset) > 0:
+        from ..data.nyu import has_nyu_border
+
+        try:
+            image = dataset[0]["image"]
+        except DepthforgeError:
+            return name, proto
+        if has_nyu_border(image.numpy() if hasattr(image, "numpy") else image):
+            log.info("%s: 640x480 frames with NYU-Depth v2's white border: evaluated with the NYU protocol "
+                     "(Eigen crop, 10 m cap); --protocol %s to score whole frames", spec.get("root", spec["name"]),
+                     name)
+            return choose_protocol(spec["name"], recipe, "nyu", max_depth)
+    return name, proto
 
 
 def suite_spec(suite: str, size: tuple[int, int], n: int = SUITE_N) -> dict[str, Any]:
@@ -239,22 +261,42 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
     return rows
 
 
+def ranked(kept: list[tuple[float, dict]]) -> list[dict]:
+    """The kept images (sorted by AbsRel, at most 3 best then 3 worst) with their row's "rank": "best 1" is the
+    lowest AbsRel, "worst 1" the highest."""
+    best = (len(kept) + 1) // 2 if len(kept) <= 6 else 3
+    return [k | {"rank": f"best {i + 1}" if i < best else f"worst {len(kept) - i}"} for i, (_, k) in enumerate(kept)]
+
+
 def default_out(source: str | Path) -> Path:
-    """RUN/eval for a training checkpoint, outputs/eval otherwise."""
-    return Path(source).resolve().parent.parent / "eval" if Path(source).is_file() else Path("outputs") / "eval"
+    """RUN/eval for a checkpoint of a training run (RUN/checkpoints/*.ckpt beside RUN/logs); otherwise
+    ./eval-<name> in the working folder (a model file in /tmp or a hub id must not send the results elsewhere)."""
+    path = Path(source)
+    if path.is_file() and path.parent.name == "checkpoints" and (path.parent.parent / "logs").is_dir():
+        return path.resolve().parent.parent / "eval"
+    name = path.stem if path.exists() else str(source).rstrip("/").split("/")[-1]
+    return Path("eval-" + (re.sub(r"[^\w.-]+", "_", name).strip("_") or "model"))
+
+
+def check_fresh(out: str | Path) -> None:
+    """One line when ``out`` holds an evaluation already (metrics.json): results are replaced only when asked."""
+    if (Path(out) / "metrics.json").exists():
+        raise DepthforgeError(f"{out}: holds an evaluation already (metrics.json); pass --overwrite to replace it "
+                              "or --out for another folder")
 
 
 def evaluate(source: str | Path, data: str | None = None, protocol: str | None = None,
              align_mode: str | None = None, flip: bool = False, max_depth: float | None = None,
              limit: int | None = None, out: str | Path | None = None, pictures: bool = True,
              progress: bool = True, device: str | None = None, suite: str | None = None,
-             suite_n: int = SUITE_N, stabilize: bool = False) -> dict[str, Any]:
+             suite_n: int = SUITE_N, overwrite: bool = False, stabilize: bool = False) -> dict[str, Any]:
     """Evaluate a model (checkpoint, export, Hugging Face folder or hub id; see ``inference.load``); writes
     metrics.json, metrics.md and best_worst.png to ``out`` and returns the results dict: {"model": means,
     "baselines": {name: means}, "per_image": [...], "protocol": ..., "edges": ..., ...}.
 
     ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
-    model's training size instead of ``data``. Relative and disparity outputs are aligned to the ground truth per
+    model's training size instead of ``data``. ``out`` (default ``default_out``) must not hold an evaluation
+    unless ``overwrite``. Relative and disparity outputs are aligned to the ground truth per
     image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how.
 
     A video test set (``suite`` "video": ``suite_n`` clips; or ``data`` whose dataset has ``sequences()``) is
@@ -266,15 +308,18 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     if stabilize and suite not in (None, "video"):
         raise DepthforgeError(f"--stabilize: a video test set only (--suite video, or --data with clips), not the "
                               f"{suite} suite")
+    out = out or default_out(source)
+    if not overwrite:
+        check_fresh(out)
     predictor, recipe, baselines, _ = open_for_eval(source, device, flip)
-    out = ensure_dir(out or default_out(source))
+    out = ensure_dir(out)
     if suite is not None:
         spec = suite_spec(suite, recipe.size if recipe else (240, 320), suite_n)
         baselines = baselines if recipe and tuple(spec["size"]) == recipe.size else None
     else:
         spec = dataset_spec(recipe, data)
     dataset = build_dataset(spec, split="test")
-    protocol_name, proto = choose_protocol(spec["name"], recipe, protocol, max_depth)
+    protocol_name, proto = protocol_for(spec, dataset, recipe, protocol, max_depth)
     align_mode = align_for(predictor, recipe, align_mode)
     if not predictor.metric and align_mode == "none":
         log.warning("this model predicts %s; without --align its values are not metres", predictor.output)
@@ -294,9 +339,13 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
 
     def keep(index, sample, depth, row):
         nonlocal kept
+        masks = sample_masks(sample)
         kept.append((row["abs_rel"], {"pred": depth, "gt": np.where(sample["valid"][0, 0].numpy(),
                                                                     sample["depth"][0, 0].numpy(), 0),
-                                      "image": sample["image"][0].permute(1, 2, 0).numpy()}))
+                                      "image": sample["image"][0].permute(1, 2, 0).numpy(),
+                                      "name": str(row["name"]), "abs_rel": row["abs_rel"], "d1": row["d1"],
+                                      "masks": {k: masks[k] for k in ("glass", "transparent", "edges")
+                                                if k in masks}}))
         kept = sorted(kept, key=lambda t: (math.isnan(t[0]), t[0]))
         kept = kept[:3] + kept[-3:] if len(kept) > 6 else kept
 
@@ -317,9 +366,12 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
     write_bytes(out / "metrics.md", markdown_table(results).encode())
     if pictures and kept:
-        from ..viz.panels import grid, panel
+        from ..viz.panels import best_worst_figure
+        from ..viz.plots import save_png
 
-        write_image(out / "best_worst.png", grid([panel(k["pred"], k["image"], k["gt"]) for _, k in kept]))
+        save_png(best_worst_figure(ranked(kept), f"{Path(str(source)).name}: best and worst images by AbsRel "
+                                                 f"({len(rows['model'])} evaluated, protocol {protocol_name})"),
+                 out / "best_worst.png")
     results["out"] = str(out)
     return results
 

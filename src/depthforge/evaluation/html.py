@@ -11,17 +11,21 @@ from ..files import write_bytes
 from .tables import cell, model_line, set_rows, set_title
 from .report import NOTE, higher_is_better
 
+CONTENT_PX = 1368  # the page's content width: pictures up to this wide show at their real size (viz.figure)
 STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1400px; padding: 0 16px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1368px; padding: 0 16px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
 code { background: #f4f4f4; padding: 1px 4px; border-radius: 3px; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll td:first-child, .scroll th:first-child { position: sticky; left: 0; z-index: 1; }
+.scroll td:first-child { background: #fff; }
 table { border-collapse: collapse; font-size: 12.5px; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td.best { font-weight: bold; background: #e3f4e1; }
 th small { color: #777; font-weight: normal; }
-img { max-width: 100%; border: 1px solid #eee; margin: 6px 0; }
+figure { margin: 8px 0; }
+img { max-width: 100%; margin: 6px 0; }
 .note { color: #555; font-size: 12.5px; }
 """
 
@@ -65,7 +69,8 @@ def render_html(report: dict, folder: Path) -> str:
     for name in report["sets"]:
         parts.append(f"<h2>{escape(name)}</h2><p class=note>{escape(set_title(report, name))}</p>")
         parts.append(_table(report, name))
-    parts.append("<p class=note>Green: best of the column (↑ higher is better, ↓ lower). †: relative output, "
+    parts.append("<p class=note>Wide tables scroll sideways; the model column stays. Green: best of the column "
+                 "(↑ higher is better, ↓ lower). †: relative output, "
                  "aligned to the ground truth per image. " + escape(NOTE) + "</p>")
     parts.append("<h2>Pictures</h2>" + "".join(figure(folder, p) for p in report.get("pictures", [])))
     return f"<!doctype html><html lang=en><head><meta charset=utf-8><title>depthforge: model comparison</title>" \

@@ -2,7 +2,8 @@
 rendered by ``results.result_files``, as the web service's.
 
 Per image it writes NAME_color.png (plasma, near = bright), the depth as a 16-bit PNG, NAME.npy (float32
-metres), with ground truth the seed's panel NAME_panel.png (prediction | ground truth | image), and with
+metres), with ground truth the seed's panel NAME_panel.png (image | prediction | ground truth | error, titled,
+with colour bars in metres and AbsRel/δ1: ``viz.panels``), and with
 ``--ply`` a coloured point cloud NAME.ply. The 16-bit PNG is NAME_depth.png in millimetres when the model's
 ``max_depth`` fits (up to 65.535 m), else NAME_depth_kitti256.png in metres x 256 (KITTI's encoding, up to
 256 m, e.g. the KITTI recipe's 80 m); read it back with ``--gt-encoding mm`` or ``kitti256`` respectively.
@@ -23,8 +24,8 @@ import numpy as np
 
 from ..data.folder import FolderDataset, rgb_dir
 from ..data.io import check_regular, is_image_file, read_depth, read_image
+from ..encode import depth_png_name, png16_encoding
 from ..files import write_bytes
-from ..encode import depth_png_name, image_bytes, png16_encoding
 from ..data.sample import check_same_size
 from ..errors import DepthforgeError
 from .results import result_files
@@ -176,7 +177,7 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
                      "depth.npy": f"{name}.npy", "cloud.ply": f"{name}.ply"}
             files = {names[key]: data for key, data in rendered.items()}
             if gt_depth is not None:
-                files[f"{name}_panel.png"] = image_bytes(panel(depth, image, gt_depth))
+                files[f"{name}_panel.png"] = panel(depth, image, gt_depth, item.image.name)
             for file, data in files.items():
                 write_bytes(out / file, data)
             done += 1

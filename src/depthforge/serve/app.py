@@ -244,6 +244,21 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
     return files, summary
 
 
+def served(predictor) -> dict[str, Any]:
+    """What the page says about the model it runs: its file (or hub id), architecture, the data it was trained on
+    (from its recipe; "not recorded" for an export or a pretrained model without one), input size and output."""
+    info = predictor.info or {}
+    data = (info.get("config") or {}).get("data") or {}
+    trained_on = data.get("name")
+    if trained_on and data.get("root"):
+        trained_on += f" ({Path(str(data['root'])).name})"
+    source = getattr(predictor, "source", None)
+    return {"source": Path(source).name if source and Path(source).exists() else source,
+            "model": (info.get("model") or {}).get("name"), "trained_on": trained_on or "not recorded",
+            "input_size": list(predictor.train_size) if predictor.train_size else None,
+            "output": predictor.output}
+
+
 def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
                max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0,
                upload_timeout: float = UPLOAD_TIMEOUT) -> FastAPI:
@@ -271,7 +286,7 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"),
+        return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"), "served": served(predictor),
                 "metric": predictor.metric, "train_size": predictor.train_size,
                 "preprocessing": predictor.contract.preprocessing(), "depth_png": depth_encoding,
                 "results": len(results.ids),

@@ -254,6 +254,15 @@ def fit(recipe: Recipe | dict, resume: str | None = None, progress: bool = True,
         return _fit(recipe, out, resume, progress)
 
 
+def epoch_batches(samples: int, batch_size: int, limit: int | float | None = None) -> int:
+    """Training batches in one epoch of ``samples`` (the last one partial), under ``train.limit_train_batches``
+    (a count, or a share of the epoch)."""
+    batches = -(-samples // batch_size)
+    if isinstance(limit, int):
+        return min(batches, limit)
+    return max(1, int(batches * limit)) if isinstance(limit, float) else batches
+
+
 def _fit(recipe: Recipe, out: Path, resume: str | None, progress: bool) -> Path:
     ckdir = out / "checkpoints"
     last = ckdir / "last.ckpt"
@@ -303,13 +312,20 @@ def _train(recipe: Recipe, out: Path, resume: str | None, progress: bool, stoppe
     loggers = [csv_logger, TensorBoardLogger(out, name="logs", version=csv_logger.version)]
     if not log.isEnabledFor(logging.DEBUG):  # Lightning's banners and tips drown the progress bar
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    batches = epoch_batches(len(train_ds), t.batch_size, t.limit_train_batches)
+    extra = {}
+    if val_ds and 0 < t.max_steps < batches and ckpt_path is None:
+        # the budget ends inside the first epoch: validate at its last step, or best.ckpt would never be written
+        # (and Lightning would warn that its monitored metric is missing)
+        extra["val_check_interval"] = t.max_steps
     trainer = _trainer(
         recipe, max_epochs=t.epochs, max_steps=t.max_steps, max_time=t.max_time and {"minutes": t.max_time},
         precision=_precision(t), callbacks=callbacks, logger=loggers,
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
+        # a logging interval longer than an epoch makes Lightning warn, though every interval is still logged
+        log_every_n_steps=max(1, min(t.log_every_n_steps, batches)), limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, num_sanity_val_steps=0, deterministic=t.deterministic,
-        gradient_clip_val=t.grad_clip, use_distributed_sampler=False, default_root_dir=out,
+        gradient_clip_val=t.grad_clip, use_distributed_sampler=False, default_root_dir=out, **extra,
     )
     try:
         with warnings.catch_warnings():

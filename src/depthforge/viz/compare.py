@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from .colors import colorize, depth_range
+from .figure import FONT, MAX_WIDTH_IN, draw, scene_panels
 from .plots import pyplot, save_png
 
 Better = Callable[[str], bool]  # column -> True where higher is better
@@ -23,37 +23,13 @@ def _wrap(label: str, width: int = 26) -> str:
 
 
 def scenes_figure(shots: list[dict], labels: list[str], path: Path, title: str) -> None:
-    """Per scene two rows: image | ground truth | each prediction, then each prediction's error map
-    (|pred − gt| / gt on valid pixels, 0..50%). Depths share one colour range per scene."""
-    plt = pyplot()
-    cols = 2 + len(labels)
-    h, w = shots[0]["gt"].shape
-    fig, axes = plt.subplots(2 * len(shots), cols, figsize=(cols * 2.3 + 1, 2 * len(shots) * (2.3 * h / w + 0.5)),
-                             squeeze=False, layout="constrained")
-    for i, shot in enumerate(shots):
-        gt = shot["gt"]
-        lo, hi = depth_range(np.concatenate([gt.ravel()] + [shot["pred"][k].ravel() for k in labels]))
-        top, bottom = axes[2 * i], axes[2 * i + 1]
-        top[0].imshow(shot["image"])
-        top[0].set_title(shot["name"], fontsize=7)
-        top[1].imshow(colorize(gt, lo, hi))
-        top[1].set_title("ground truth", fontsize=8)
-        for j, label in enumerate(labels):
-            pred = shot["pred"][label]
-            top[2 + j].imshow(colorize(pred, lo, hi))
-            top[2 + j].set_title(_wrap(label), fontsize=7)
-            err = np.where(gt > 0, np.abs(pred - gt) / np.where(gt > 0, gt, 1), np.nan)
-            im = bottom[2 + j].imshow(err, cmap="magma", vmin=0, vmax=0.5)
-            bottom[2 + j].set_title(f"error, AbsRel {np.nanmean(err):.3f}", fontsize=7)
-        bottom[1].text(0.5, 0.5, "error maps:\n|pred − gt| / gt\n(0 … 50%)", ha="center", va="center", fontsize=8)
-        for ax in list(top) + list(bottom):
-            ax.set_xticks([])
-            ax.set_yticks([])
-        bottom[0].axis("off")
-        bottom[1].axis("off")
-    fig.colorbar(im, ax=axes[:, -1].tolist(), shrink=0.6, label="relative error |pred − gt| / gt")
-    fig.suptitle(title, fontsize=9)
-    save_png(fig, path, dpi=90)
+    """Per scene two rows (``figure.scene_panels``): image | ground truth | each prediction, titled with its AbsRel
+    and δ1, on one depth scale with a bar in metres; then each prediction's signed relative error map with its
+    own bar; glass outlined. ``shots``: {"name", "image", "gt", "pred": {label: depth}, optional "stats"
+    {label: {"abs_rel", "d1"}} and "masks"}."""
+    scenes = [scene_panels(s["image"], s["gt"], {k: s["pred"][k] for k in labels}, stats=s.get("stats"),
+                           masks=s.get("masks"), name=_wrap(s["name"]), shared=True) for s in shots]
+    save_png(draw(scenes, title), path)
 
 
 def scatter_figure(rows: list[tuple[str, dict]], main: str, path: Path, higher_is_better: Better) -> None:
@@ -67,14 +43,15 @@ def scatter_figure(rows: list[tuple[str, dict]], main: str, path: Path, higher_i
         ax.set_xlabel("latency (ms per image, this CPU)")
         ax.set_ylabel(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    fig.suptitle(f"accuracy against latency on {main}", fontsize=9)
-    save_png(fig, path, dpi=90)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT, ncols=2)
+    fig.suptitle(f"accuracy against latency on {main}", fontsize=FONT + 1)
+    save_png(fig, path)
 
 
 def bars_figure(report: dict, path: Path, higher_is_better: Better) -> bool:
     """One panel per column of ``BAR_COLUMNS`` present, a group of bars per test set that has it, one bar per
-    model (``report``: ``compare.compare``'s)."""
+    model (``report``: ``compare.compare``'s). Panels wrap onto rows so that the figure stays within the page's
+    width (``figure.MAX_WIDTH_IN``) and its text is never shrunk."""
     plt = pyplot()
     labels = [e["label"] for e in report["models"]]
 
@@ -85,19 +62,25 @@ def bars_figure(report: dict, path: Path, higher_is_better: Better) -> bool:
     panels = [(c, sets) for c, sets in panels if sets]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(2 + sum(0.9 * len(sets) + 0.6 for _, sets in panels),
-                                                      3.6 + 0.25 * len(labels)), squeeze=False, layout="constrained",
-                             width_ratios=[len(sets) + 0.6 for _, sets in panels])
+    per_row = max(1, min(len(panels), int(MAX_WIDTH_IN // max(1.1 * len(sets) + 1.4 for _, sets in panels))))
+    nrows = math.ceil(len(panels) / per_row)
+    fig, axes = plt.subplots(nrows, per_row, figsize=(MAX_WIDTH_IN, 3.4 * nrows + 0.3 * len(labels)),
+                             squeeze=False, layout="constrained")
     width = 0.8 / len(labels)
-    for ax, (c, sets) in zip(axes[0], panels):
+    for ax, (c, sets) in zip(axes.flat, panels):
         for j, label in enumerate(labels):
             values = [report["sets"][s]["models"][label].get(c, math.nan) for s in sets]
             ax.bar(np.arange(len(sets)) + (j - (len(labels) - 1) / 2) * width, values, width, label=label)
-        ax.set_xticks(np.arange(len(sets)), sets, fontsize=8)
-        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=9)
+        ax.set_xticks(np.arange(len(sets)), [_wrap(s, 12) for s in sets], fontsize=FONT)
+        ax.tick_params(axis="y", labelsize=FONT - 1)
+        ax.set_title(f"{c}\n({'higher' if higher_is_better(c) else 'lower'} is better)", fontsize=FONT)
         ax.grid(alpha=0.3, axis="y")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    save_png(fig, path, dpi=90)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT,
+               ncols=min(3, len(labels)))
+    fig.suptitle("failure-mode metrics per test set, one bar per model", fontsize=FONT + 1)
+    save_png(fig, path)
     return True
 
 
@@ -113,7 +96,7 @@ def distance_figure(report: dict, path: Path) -> None:
             ax.plot(x, [v for v, n in zip(b[c], b["images"]) if n], marker="o", ms=3, label=label)
     for ax, c in zip(axes, ("AbsRel", "RMSE (m)")):
         ax.set_xlabel("ground-truth depth (m), 1-m bands")
-        ax.set_title(f"{c} by distance (lower is better)", fontsize=9)
+        ax.set_title(f"{c} by distance (lower is better)", fontsize=FONT + 1)
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=2)
-    save_png(fig, path, dpi=90)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=FONT, ncols=2)
+    save_png(fig, path)

@@ -1,40 +1,44 @@
-"""The seed's panel (prediction | ground truth | image) and grids of panels."""
+"""The seed's panel (``predict --gt``) and evaluation's best/worst figure, in the style of ``figure.py``."""
 from __future__ import annotations
-
 
 import numpy as np
 
-from .colors import colorize, depth_range
-from ..encode import to_uint8
-
-def _shared_range(*depths: np.ndarray | None) -> tuple[float, float]:
-    """``colors.depth_range`` of the valid pixels of all ``depths`` together (None skipped)."""
-    return depth_range(np.concatenate([np.asarray(d, np.float32).ravel() for d in depths if d is not None] or [[]]))
+from .figure import draw, scene_panels
 
 
-def panel(pred: np.ndarray, image: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
-    """The seed's side-by-side: prediction | ground truth | image (ground truth left out when absent).
-
-    pred, gt: metres (H,W); image: RGB (H,W,3) in [0,1] at the same size. Both depths share one colour range.
-    Returns uint8 (H, k*W, 3).
-    """
-    vmin, vmax = _shared_range(pred, gt)
-    tiles = [colorize(pred, vmin, vmax)]
-    if gt is not None:
-        tiles.append(colorize(gt, vmin, vmax))
-    tiles.append(to_uint8(image))
-    return np.concatenate(tiles, axis=1)
-
-
-def grid(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
-    """Stack equally wide uint8 RGB rows vertically with a white gap."""
-    width = max(r.shape[1] for r in rows)
-    out = []
-    for r in rows:
-        if r.shape[1] < width:
-            r = np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-        out += [r, np.full((gap, width, 3), 255, np.uint8)]
-    return np.concatenate(out[:-1], axis=0)
+def panel_figure(pred: np.ndarray, image: np.ndarray, gt: np.ndarray | None = None, name: str = "",
+                 label: str = "prediction"):
+    """The seed's side-by-side as a Figure: image | prediction | ground truth | relative error, each titled,
+    with a depth colour bar in metres (one shared by prediction and ground truth when their ranges agree, else
+    one each, said in the titles), AbsRel and δ1 over the valid ground truth. Without ``gt``: image |
+    prediction. pred, gt: metres (H,W); image: RGB (H,W,3) at the same size."""
+    preds = {label: pred}
+    rows = scene_panels(image, gt, preds, name=name or "image")
+    title = f"{name}: " if name else ""
+    if gt is None:
+        title += "predicted depth"
+    else:
+        shared = rows[0][1].bar is None  # the prediction has no bar of its own
+        title += "prediction against ground truth" + (" (one depth scale)" if shared else
+                                                      " (each depth on its own scale: their ranges differ)")
+    return draw([rows], title)
 
 
-__all__ = ["panel", "grid"]
+def panel(pred: np.ndarray, image: np.ndarray, gt: np.ndarray | None = None, name: str = "") -> bytes:
+    """``panel_figure`` as PNG bytes."""
+    from .plots import figure_png
+
+    return figure_png(panel_figure(pred, image, gt, name))
+
+
+def best_worst_figure(kept: list[dict], title: str):
+    """Evaluation's best and worst images, one row each: image | prediction | ground truth | error, the row
+    labelled "best k" / "worst k" with the image's protocol AbsRel and δ1. ``kept``: dicts with "image", "pred",
+    "gt", "name", "abs_rel", "d1", "rank" ("best 1", ...) and optional "masks", in row order."""
+    scenes = [scene_panels(k["image"], k["gt"], {"prediction": k["pred"]},
+                           stats={"prediction": {"abs_rel": k["abs_rel"], "d1": k["d1"]}},
+                           masks=k.get("masks"), name=k["name"]) for k in kept]
+    return draw(scenes, title, row_labels=[k["rank"] for k in kept])
+
+
+__all__ = ["panel", "panel_figure", "best_worst_figure"]

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..files import write_bytes
+from .figure import FONT, MAX_WIDTH_IN
 
 
 def pyplot():
@@ -19,12 +20,17 @@ def pyplot():
     return plt
 
 
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """``fig`` as PNG bytes, at ``dpi`` (the figure style's sizes assume 100), then closed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)  # no empty margins
+    pyplot().close(fig)
+    return buf.getvalue()
+
+
 def save_png(fig, path: Path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` as PNG, atomically, and close it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    pyplot().close(fig)
-    write_bytes(path, buf.getvalue())
+    write_bytes(path, figure_png(fig, dpi))
 
 
 def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
@@ -36,23 +42,31 @@ def plot_curves(metrics_csvs: list[Path], out: Path) -> Path | None:
             for row in csv.DictReader(f):
                 step = int(float(row.get("step") or 0))
                 for key, value in row.items():
-                    if key not in ("step", "epoch") and value not in (None, ""):
+                    # "val/images" counts what was validated: not a curve
+                    if key not in ("step", "epoch") and not key.endswith("/images") and value not in (None, ""):
                         series.setdefault(key, []).append((step, float(value)))
     if not series:
         return None
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     keys = sorted(series)
     cols = min(3, len(keys))
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(min(MAX_WIDTH_IN, 4.4 * cols), 3.2 * rows), squeeze=False,
+                             layout="constrained")
     for ax, key in zip(axes.flat, keys):
         steps, values = zip(*sorted(series[key]))
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, ms=3)
-        ax.set_title(key)
-        ax.set_xlabel("step")
+        ax.set_title(key, fontsize=FONT)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("optimiser step", fontsize=FONT - 1)
+        ax.set_ylabel(key, fontsize=FONT - 1)
+        ax.tick_params(labelsize=FONT - 1)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.suptitle(f"training curves of {Path(out).resolve().parent.name} (train: per logged step, val: per "
+                 "validation)", fontsize=FONT + 1)
     save_png(fig, out)
     return out

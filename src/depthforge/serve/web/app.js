@@ -102,6 +102,11 @@ drop.addEventListener("drop", (e) => {
 
 // The service's limits, stated where the photo is chosen.
 fetch("/health").then((r) => r.json()).then((h) => {
+  const m = h.served;
+  const size = m.input_size ? `${m.input_size[0]}×${m.input_size[1]}` : "any size";
+  $("model").textContent = `Model: ${m.model}` + (m.source ? ` (${m.source})` : "") +
+    ` · trained on ${m.trained_on} · input ${size} · ` +
+    (m.output === "metric" ? "metric depth in metres" : `${m.output} output (relative, not metres)`);
   const l = h.limits;
   $("limits").textContent = `up to ${l.upload_mb} MB and ${l.max_megapixels} MP; photos above ` +
     `${l.work_megapixels} MP are scaled down to it before prediction`;
