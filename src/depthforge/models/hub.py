@@ -41,8 +41,9 @@ def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
                            f"--local-dir DIR) and pass the folder DIR instead")
 
 
-def local_folder(source: str, what: str) -> Path:
-    """The folder holding ``source``: the folder itself, or a hub id's snapshot (downloaded, or cached offline)."""
+def local_folder(source: str, what: str, files: list[str] = HUB_FILES) -> Path:
+    """The folder holding ``source``: the folder itself, or a hub id's snapshot of ``files`` (patterns; downloaded,
+    or cached offline)."""
     if not source.strip():
         raise DepthforgeError(f"pretrained {what}: an empty name; give a save_pretrained folder or a hub id")
     path = Path(source)
@@ -56,7 +57,7 @@ def local_folder(source: str, what: str) -> Path:
 
     try:
         # without network (or offline) this falls back to the cached snapshot by itself
-        return Path(snapshot_download(source, allow_patterns=HUB_FILES))
+        return Path(snapshot_download(source, allow_patterns=files))
     except Exception as e:  # huggingface_hub raises validation, HTTP, network and cache errors alike
         raise hub_error(source, what, e) from None
 
@@ -90,6 +91,15 @@ def read_config(folder: Path, source: str, what: str, model_types: tuple[str, ..
         raise DepthforgeError(f"{path}: not a valid {model_type} config ({reason})") from None
 
 
+def require_safetensors(folder: Path, source: str, what: str) -> None:
+    """Refuse a folder without safetensors weights, naming the pickles it has instead (never opened)."""
+    if not list(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for pattern in PICKLES for p in folder.glob(pattern))
+        found = f"{', '.join(pickles)} is a pickle, which depthforge never opens" if pickles else "no weights at all"
+        raise DepthforgeError(f"{source}: no .safetensors weights for the {what} ({found}); save the model again "
+                              "with save_pretrained (safetensors) where its origin is trusted")
+
+
 def load_weights(model_class, folder: Path, source: str, what: str, config, partial: bool = False,
                  expected_missing: tuple[str, ...] = (), only: str | None = None, **kwargs: Any):
     """``model_class.from_pretrained(folder)`` from safetensors, in training mode, its weights checked.
@@ -98,11 +108,7 @@ def load_weights(model_class, folder: Path, source: str, what: str, config, part
     initialised without complaint. ``only``: keep just the weights under this prefix and initialise the rest
     (a sibling model's checkpoint, e.g. its encoder). A missing or misshapen tensor otherwise -> one line listing
     them, unless ``partial`` (then they start from ``transformers``' initialisation, and the log lists them)."""
-    if not list(folder.glob("*.safetensors")):
-        pickles = sorted(p.name for pattern in PICKLES for p in folder.glob(pattern))
-        found = f"{', '.join(pickles)} is a pickle, which depthforge never opens" if pickles else "no weights at all"
-        raise DepthforgeError(f"{source}: no .safetensors weights for the {what} ({found}); save the model again "
-                              "with save_pretrained (safetensors) where its origin is trusted")
+    require_safetensors(folder, source, what)
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
