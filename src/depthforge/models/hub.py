@@ -27,7 +27,9 @@ from ..errors import DepthforgeError, error_line
 log = logging.getLogger(__name__)
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "organisation/model" on the Hugging Face hub
 # What a hub snapshot needs: never a pickle (pytorch_model.bin) nor code (*.py).
-HUB_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json"]
+# model_index.json: a diffusers pipeline's (Marigold), whose parts are fetched after it says what they are.
+HUB_FILES = ["config.json", "preprocessor_config.json", "model_index.json", "*.safetensors",
+             "*.safetensors.index.json"]
 PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 

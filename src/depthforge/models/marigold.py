@@ -146,6 +146,11 @@ class Marigold(DepthModel):
         self.set_contract(Contract("relative", float(max_depth), mean=HALF, std=HALF, resize="none", shift=True))
 
     # -- inference, as MarigoldDepthPipeline.__call__ ------------------------------------------------------------
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        # (x − 0.5) / 0.5, written as the pipeline computes it: the ensemble's alignment (BFGS on finite
+        # differences) turns a rounding difference of 1e-8 in the input into 1e-1 in its output
+        return image * 2.0 - 1.0
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         from diffusers import MarigoldDepthPipeline
         from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor as proc
@@ -180,7 +185,7 @@ class Marigold(DepthModel):
         # a CPU generator: the same seed gives the same noise on every device, as the pipeline's examples do
         generator = torch.Generator().manual_seed(self.seed)
         latent = randn_tensor(image_latent.shape, generator=generator, device=x.device, dtype=x.dtype)
-        text = self.text.expand(len(latent), -1, -1)
+        text = self.text.repeat(len(latent), 1, 1)
         self.scheduler.set_timesteps(self.steps, device=x.device)
         for t in self.scheduler.timesteps:
             noise = self.unet(torch.cat([image_latent, latent], dim=1), t, encoder_hidden_states=text).sample
@@ -195,7 +200,7 @@ class Marigold(DepthModel):
         cfg = self.scheduler.config
         t = int(cfg.num_train_timesteps) - 1
         out = self.unet(torch.cat([image_latent, latent], dim=1), t,
-                        encoder_hidden_states=self.text.expand(len(latent), -1, -1)).sample
+                        encoder_hidden_states=self.text.repeat(len(latent), 1, 1)).sample
         alpha = self.scheduler.alphas_cumprod[t].to(x)
         if cfg.prediction_type == "v_prediction":  # x0 = √ᾱ·x_t − √(1−ᾱ)·v, x_t = 0
             clean = -(1 - alpha).sqrt() * out
