@@ -146,11 +146,6 @@ class Marigold(DepthModel):
         self.set_contract(Contract("relative", float(max_depth), mean=HALF, std=HALF, resize="none", shift=True))
 
     # -- inference, as MarigoldDepthPipeline.__call__ ------------------------------------------------------------
-    def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        # (x − 0.5) / 0.5, written as the pipeline computes it: the ensemble's alignment (BFGS on finite
-        # differences) turns a rounding difference of 1e-8 in the input into 1e-1 in its output
-        return image * 2.0 - 1.0
-
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         from diffusers import MarigoldDepthPipeline
         from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor as proc
