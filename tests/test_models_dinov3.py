@@ -69,3 +69,16 @@ def test_another_models_folder_is_refused_in_one_line(tmp_path):
     with pytest.raises(DepthforgeError, match="dinov3_convnext model, not a dinov3_vit backbone") as e:
         build_model("dinov3-dpt", pretrained=str(tmp_path))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["dinov3-dpt", "dinov3-unet"])
+def test_onnx_export_follows_the_input_size(name, tmp_path):
+    """The export is checked by onnxruntime at another batch and size than traced: the head's upsampling and
+    DINOv3's rotary position embedding must follow the input."""
+    from depthforge.inference.export import export_module
+    from depthforge.models.checkpoint import meta
+
+    torch.manual_seed(0)
+    model = build_model(name, size="micro").eval()
+    result = export_module(model, meta(name, {"size": "micro"}, model), tmp_path / "m.onnx")
+    assert result["max_abs_diff"] <= 1e-4

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
@@ -71,13 +72,15 @@ class DINOv3DPT(DepthModel):
         self.set_contract(Contract(output, float(max_depth), multiple=self.backbone.multiple))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h, w = image.shape[-2:]
         feats = self.backbone(self.normalize(image))
         neck = self.neck
         maps = [layer(f) for layer, f in zip(neck.reassemble_stage.layers, feats)]
         fused = neck.fusion_stage([conv(m) for conv, m in zip(neck.convs, maps)])
-        patch = self.backbone.multiple
-        return self.head(fused, h // patch, w // patch).unsqueeze(1)
+        # transformers' head upsamples to int(patches × patch size), which tracing freezes: sized from the tensor
+        head = self.head
+        y = F.interpolate(head.conv1(fused[head.head_in_index]), size=image.shape[-2:], mode="bilinear",
+                          align_corners=True)
+        return head.activation2(head.conv3(head.activation1(head.conv2(y)))) * head.max_depth
 
     def encoder(self) -> nn.Module:
         return self.backbone
