@@ -159,3 +159,12 @@ def test_folders_with_code_pickles_or_another_pipeline_are_refused(pipeline_dir,
     weights.rename(weights.with_suffix(".bin"))
     with pytest.raises(DepthforgeError, match="pickle, which depthforge never opens"):
         build_model("marigold", pretrained=str(folder))
+
+
+def test_onnx_export_is_refused_with_the_reason(tmp_path):
+    from depthforge.inference.export import export_module
+
+    model = build_model("marigold", size="micro")
+    with pytest.raises(DepthforgeError, match="cannot be exported as one ONNX graph") as e:
+        export_module(model, meta("marigold", {"size": "micro"}, model), tmp_path / "m.onnx")
+    assert "\n" not in str(e.value) and not (tmp_path / "m.onnx").exists()

@@ -150,6 +150,9 @@ class Marigold(DepthModel):
         from diffusers import MarigoldDepthPipeline
         from diffusers.pipelines.marigold.marigold_image_processing import MarigoldImageProcessor as proc
 
+        if torch.jit.is_tracing():
+            raise DepthforgeError("marigold cannot be exported as one ONNX graph: its denoising loop, noise and "
+                                  "ensemble alignment are Python and SciPy state that a trace would freeze")
         h, w = image.shape[-2:]
         x = self.normalize(image)
         if self.resolution > 0:
