@@ -80,11 +80,12 @@ SIZES: dict[str, dict[str, Any]] = {
 
 @MODELS.register("marigold", family="Marigold (Stable Diffusion 2 U-Net + VAE, diffusion), affine-invariant depth",
                  weights="hub: prs-eth/marigold-depth-v1-1, prs-eth/marigold-depth-lcm-v1-0; size micro: random",
-                 catalog={"size": "v1-1", "steps": 1}, test={"size": "micro"})
+                 catalog={"size": "v1-1", "steps": 1, "resolution": 0}, test={"size": "micro"})
 class Marigold(DepthModel):
     """Marigold: image [N,3,H,W] in [0,1], any H×W -> relative depth [N,1,H,W] in [0, 1], affine-invariant.
 
-    ``steps``: denoising steps (None: the checkpoint's default); ``ensemble``: predictions averaged per image (≥ 1);
+    ``steps``: denoising steps (None: the checkpoint's default); ``ensemble``: predictions per image, aligned and
+    reduced by their median (≥ 1);
     ``resolution``: the longer side the network runs at (None: the checkpoint's, 768 for v1-1; 0: the input's);
     ``seed``: of the noise, drawn anew from it on every call (the same image gives the same depth);
     ``noise``: "gaussian" (the pipeline) or "zeros" (the one-step fine-tuned model, see the module docstring);
