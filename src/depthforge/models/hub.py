@@ -43,9 +43,10 @@ def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
                            f"--local-dir DIR) and pass the folder DIR instead")
 
 
-def local_folder(source: str, what: str, files: list[str] = HUB_FILES) -> Path:
+def local_folder(source: str, what: str, files: list[str] = HUB_FILES, nested: bool = False) -> Path:
     """The folder holding ``source``: the folder itself, or a hub id's snapshot of ``files`` (patterns; downloaded,
-    or cached offline)."""
+    or cached offline), at the repository's top level only unless ``nested`` (a diffusers pipeline's parts: a
+    pattern's * also matches "/", and a pipeline's subfolders hold gigabytes of fp16 copies)."""
     if not source.strip():
         raise DepthforgeError(f"pretrained {what}: an empty name; give a save_pretrained folder or a hub id")
     path = Path(source)
@@ -59,7 +60,7 @@ def local_folder(source: str, what: str, files: list[str] = HUB_FILES) -> Path:
 
     try:
         # without network (or offline) this falls back to the cached snapshot by itself
-        return Path(snapshot_download(source, allow_patterns=files))
+        return Path(snapshot_download(source, allow_patterns=files, ignore_patterns=None if nested else ["*/*"]))
     except Exception as e:  # huggingface_hub raises validation, HTTP, network and cache errors alike
         raise hub_error(source, what, e) from None
 

@@ -257,7 +257,7 @@ def _load(source: str):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     what = "Marigold depth pipeline"
-    folder = local_folder(source, what, HUB_FILES)
+    folder = local_folder(source, what, HUB_FILES, nested=True)
     index_path = folder / "model_index.json"
     try:
         index = json.loads(index_path.read_text())
