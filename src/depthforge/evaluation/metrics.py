@@ -183,7 +183,7 @@ MIN_DISPARITY = 1e-6
 def default_align(contract) -> str:
     """``DEFAULT_ALIGN`` for a model's contract: an affine-invariant relative output (``shift``) is fitted in scale
     and shift by least squares, as Marigold's paper evaluates."""
-    if contract.output == "relative" and getattr(contract, "shift", False):
+    if contract.shift:  # only relative outputs have one
         return "lstsq"
     return DEFAULT_ALIGN[contract.output]
 
