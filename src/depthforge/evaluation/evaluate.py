@@ -29,7 +29,7 @@ from .failure import (DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row
                       sample_masks)
 from .report import markdown_table
 from .sequences import is_video, markdown_clips, per_sequence, summarize_clips
-from .metrics import ALIGN_MODES, DEFAULT_ALIGN, Protocol, compute_metrics, edge_metrics, \
+from .metrics import ALIGN_MODES, Protocol, default_align, compute_metrics, edge_metrics, \
     get_protocol, mean_metrics, ordinal_error, soft_accuracy, to_metres
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def edges_used(rows: list[dict]) -> str:
 
 def align_for(predictor, recipe: Recipe | None, align_mode: str | None = None) -> str:
     """The alignment to use: as asked, else the recipe's, else the default for the model's output kind."""
-    mode = align_mode or (recipe.eval.align if recipe and recipe.eval.align else DEFAULT_ALIGN[predictor.output])
+    mode = align_mode or (recipe.eval.align if recipe and recipe.eval.align else default_align(predictor.contract))
     if mode not in ALIGN_MODES:
         raise DepthforgeError(f"--align {mode!r}: choose from {', '.join(ALIGN_MODES)}")
     return mode
@@ -297,7 +297,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
     ``suite`` ("edges", "clutter", "glass") evaluates on ``suite_n`` scenes of that failure-mode suite at the
     model's training size instead of ``data``. ``out`` (default ``default_out``) must not hold an evaluation
     unless ``overwrite``. Relative and disparity outputs are aligned to the ground truth per
-    image (``metrics.to_metres``; default per output kind, ``DEFAULT_ALIGN``), and the results say how.
+    image (``metrics.to_metres``; default per contract, ``default_align``), and the results say how.
 
     A video test set (``suite`` "video": ``suite_n`` clips; or ``data`` whose dataset has ``sequences()``) is
     evaluated per clip instead (``video_results``): aligned once per clip, with TAE and flicker; ``limit`` then

@@ -181,6 +181,14 @@ DEFAULT_ALIGN = {"metric": "none", "relative": "median", "disparity": "lstsq-dis
 MIN_DISPARITY = 1e-6
 
 
+def default_align(contract) -> str:
+    """``DEFAULT_ALIGN`` for a model's contract: an affine-invariant relative output (``shift``) is fitted in scale
+    and shift by least squares, as Marigold's paper evaluates."""
+    if contract.shift:  # only relative outputs have one
+        return "lstsq"
+    return DEFAULT_ALIGN[contract.output]
+
+
 def align(pred, gt, valid=None, mode: str = "median") -> np.ndarray:
     """Align a relative-depth prediction to the ground truth; returns float64 (H,W).
 
@@ -322,5 +330,5 @@ def pair_accuracy(pred, pairs, closer, output: str) -> float:
 
 
 __all__ = ["METRIC_NAMES", "HIGHER_IS_BETTER", "Protocol", "PROTOCOLS", "get_protocol", "compute_metrics",
-           "mean_metrics", "ALIGN_MODES", "align", "soft_accuracy", "ordinal_error", "edge_metrics",
+           "mean_metrics", "ALIGN_MODES", "default_align", "align", "soft_accuracy", "ordinal_error", "edge_metrics",
            "pair_accuracy"]

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from .base import MODELS, Contract, DepthModel
-from . import binsformer, depthformer, hf, seed_unet, unet  # noqa: F401  (register themselves)
+from . import binsformer, depthformer, dinov3, hf, marigold, seed_unet, unet  # noqa: F401  (register themselves)
 from .seed_unet import SeedUNet
 
 

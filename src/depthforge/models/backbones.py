@@ -1,10 +1,16 @@
-"""Encoders through Hugging Face ``transformers``' ``AutoBackbone``: ResNet, ConvNeXt, Swin and DINOv2.
+"""Encoders through Hugging Face ``transformers``' ``AutoBackbone``: ResNet, ConvNeXt, Swin, DINOv2 and DINOv3
+(its ViT, ``dinov3_vit``, and its ConvNeXt, ``dinov3_convnext``; Siméoni et al. 2025).
 
 ``build_backbone(family, size, pretrained)`` returns a ``Backbone``: normalised images [N,3,H,W] -> a list of
 feature maps, fine to coarse, with their ``channels`` and ``strides``. Each builds from a named size with random
 weights (training from scratch, tests) or loads pretrained weights from a hub id or a local folder
 (``pretrained=True`` takes the size's usual hub id; ``hub.py`` says how, safely and offline). ``config()`` gives
 the architecture as a dict, so a checkpoint rebuilds it offline. No timm, no torchvision.
+
+DINOv3's hub checkpoints (facebook/dinov3-*-pretrain-lvd1689m) are gated: accept the licence on the hub, download
+them where there is network (``hf download ID --local-dir DIR``) and pass the folder. The ViT gives each chosen
+layer's patch tokens, layer-normed (DINOv3's ``get_intermediate_layers(norm=True)``, as its depth head takes them),
+without the class and register tokens, as a map at stride 16.
 """
 from __future__ import annotations
 
@@ -52,25 +58,50 @@ SIZES: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {
         "large": ("facebook/dinov2-large", dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                                                 intermediate_size=4096)),
     },
+    # The lvd1689m web-image checkpoints (the sat493m satellite ones normalise with other statistics).
+    "dinov3_vit": {
+        "micro": (None, dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                             num_register_tokens=4)),
+        "small": ("facebook/dinov3-vits16-pretrain-lvd1689m", dict(hidden_size=384, num_hidden_layers=12,
+                                                                   num_attention_heads=6, intermediate_size=1536,
+                                                                   num_register_tokens=4)),
+        "base": ("facebook/dinov3-vitb16-pretrain-lvd1689m", dict(hidden_size=768, num_hidden_layers=12,
+                                                                  num_attention_heads=12, intermediate_size=3072,
+                                                                  num_register_tokens=4)),
+        "large": ("facebook/dinov3-vitl16-pretrain-lvd1689m", dict(hidden_size=1024, num_hidden_layers=24,
+                                                                   num_attention_heads=16, intermediate_size=4096,
+                                                                   num_register_tokens=4)),
+    },
+    "dinov3_convnext": {
+        "micro": (None, dict(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1])),
+        "tiny": ("facebook/dinov3-convnext-tiny-pretrain-lvd1689m", dict(hidden_sizes=[96, 192, 384, 768],
+                                                                         depths=[3, 3, 9, 3])),
+        "small": ("facebook/dinov3-convnext-small-pretrain-lvd1689m", dict(hidden_sizes=[96, 192, 384, 768],
+                                                                           depths=[3, 3, 27, 3])),
+        "base": ("facebook/dinov3-convnext-base-pretrain-lvd1689m", dict(hidden_sizes=[128, 256, 512, 1024],
+                                                                         depths=[3, 3, 27, 3])),
+    },
 }
 FAMILIES = tuple(SIZES)
+VITS = ("dinov2", "dinov3_vit")  # one map per chosen layer, all at the patch's stride
 
 
 def _config_class(family: str):
-    from transformers import ConvNextConfig, Dinov2Config, ResNetConfig, SwinConfig
+    import transformers
 
-    return {"resnet": ResNetConfig, "convnext": ConvNextConfig, "swin": SwinConfig, "dinov2": Dinov2Config}[family]
+    names = {"resnet": "ResNetConfig", "convnext": "ConvNextConfig", "swin": "SwinConfig", "dinov2": "Dinov2Config",
+             "dinov3_vit": "DINOv3ViTConfig", "dinov3_convnext": "DINOv3ConvNextConfig"}
+    return getattr(transformers, names[family])
 
 
 def _backbone_class(family: str):
-    from transformers import ConvNextBackbone, Dinov2Backbone, ResNetBackbone, SwinBackbone
+    import transformers
 
-    return {"resnet": ResNetBackbone, "convnext": ConvNextBackbone, "swin": SwinBackbone,
-            "dinov2": Dinov2Backbone}[family]
+    return getattr(transformers, _config_class(family).__name__.replace("Config", "Backbone"))
 
 
 def _out_features(family: str, config) -> list[str]:
-    if family == "dinov2":  # four evenly spaced layers, as DPT / Depth Anything take them
+    if family in VITS:  # four evenly spaced layers, as DPT / Depth Anything take them
         n = config.num_hidden_layers
         return [f"stage{n * k // 4}" for k in range(1, 5)]
     return ["stage1", "stage2", "stage3", "stage4"]
@@ -86,7 +117,7 @@ class Backbone(nn.Module):
         super().__init__()
         self.family, self.model = family, model
         self.channels: list[int] = list(model.channels)
-        if family == "dinov2":
+        if family in VITS:
             patch = int(model.config.patch_size)
             self.strides, self.multiple = [patch] * len(self.channels), patch
         else:
@@ -132,7 +163,7 @@ def build_backbone(family: str = "swin", size: str = "tiny", pretrained: bool | 
 
 def _set_outputs(family: str, cfg) -> None:
     cfg.out_features = _out_features(family, cfg)
-    if family == "dinov2":
+    if family in VITS:
         cfg.reshape_hidden_states = True
 
 

@@ -7,6 +7,8 @@ never guessed:
 - ``output``: ``"metric"`` (metres), ``"relative"`` (depth up to an unknown scale, and shift if the model says so)
   or ``"disparity"`` (relative inverse depth, as Depth Anything V2's and MiDaS's relative heads). Evaluation
   aligns the last two explicitly (see ``evaluation.align``).
+- ``shift``: a relative output is also shift-invariant (affine-invariant depth, as Marigold's): evaluation fits
+  scale and shift by least squares, not the median scale alone.
 - ``max_depth``: the largest depth the model can output, metres (for relative outputs: the depth the output's
   unit stands for when the model was trained on a known range, else the range evaluation caps at).
 - ``multiple``: H and W must be multiples of it (the predictor pads or resizes to it).
@@ -75,10 +77,13 @@ class Contract:
     align_corners: bool = False
     pad: str = "none"
     output_resample: str = "bilinear"
+    shift: bool = False
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
             raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {self.output!r}")
+        if self.shift and self.output != "relative":
+            raise ValueError(f"shift applies to relative outputs, not {self.output!r}")
         if not self.max_depth > 0:
             raise ValueError(f"max_depth must be > 0 metres, not {self.max_depth!r}")
         if int(self.multiple) < 1:

@@ -545,9 +545,13 @@ def model_name(config, source: str = "model") -> str:
 
 
 def from_pretrained_path(source: str | os.PathLike, **kwargs: Any) -> DepthModel:
-    """A wrapped model from a ``save_pretrained`` folder or hub id, chosen by its config.json ``model_type``."""
+    """A wrapped model from a ``save_pretrained`` folder or hub id, chosen by its config.json ``model_type`` (a
+    diffusers pipeline folder, with model_index.json: ``marigold``)."""
     source = str(source)
-    cfg = read_config(local_folder(source, "depth model"), source, "depth model")
+    folder = local_folder(source, "depth model")
+    if (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
+        return MODELS.build("marigold", pretrained=source, **kwargs)  # a diffusers pipeline: Marigold's is known
+    cfg = read_config(folder, source, "depth model")
     return MODELS.build(model_name(cfg, source), pretrained=source, **kwargs)
 
 

@@ -27,7 +27,9 @@ from ..errors import DepthforgeError, error_line
 log = logging.getLogger(__name__)
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # "organisation/model" on the Hugging Face hub
 # What a hub snapshot needs: never a pickle (pytorch_model.bin) nor code (*.py).
-HUB_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json"]
+# model_index.json: a diffusers pipeline's (Marigold), whose parts are fetched after it says what they are.
+HUB_FILES = ["config.json", "preprocessor_config.json", "model_index.json", "*.safetensors",
+             "*.safetensors.index.json"]
 PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
 
 
@@ -41,8 +43,10 @@ def hub_error(source: str, what: str, error: BaseException) -> DepthforgeError:
                            f"--local-dir DIR) and pass the folder DIR instead")
 
 
-def local_folder(source: str, what: str) -> Path:
-    """The folder holding ``source``: the folder itself, or a hub id's snapshot (downloaded, or cached offline)."""
+def local_folder(source: str, what: str, files: list[str] = HUB_FILES, nested: bool = False) -> Path:
+    """The folder holding ``source``: the folder itself, or a hub id's snapshot of ``files`` (patterns; downloaded,
+    or cached offline), at the repository's top level only unless ``nested`` (a diffusers pipeline's parts: a
+    pattern's * also matches "/", and a pipeline's subfolders hold gigabytes of fp16 copies)."""
     if not source.strip():
         raise DepthforgeError(f"pretrained {what}: an empty name; give a save_pretrained folder or a hub id")
     path = Path(source)
@@ -56,7 +60,7 @@ def local_folder(source: str, what: str) -> Path:
 
     try:
         # without network (or offline) this falls back to the cached snapshot by itself
-        return Path(snapshot_download(source, allow_patterns=HUB_FILES))
+        return Path(snapshot_download(source, allow_patterns=files, ignore_patterns=None if nested else ["*/*"]))
     except Exception as e:  # huggingface_hub raises validation, HTTP, network and cache errors alike
         raise hub_error(source, what, e) from None
 
@@ -90,6 +94,15 @@ def read_config(folder: Path, source: str, what: str, model_types: tuple[str, ..
         raise DepthforgeError(f"{path}: not a valid {model_type} config ({reason})") from None
 
 
+def require_safetensors(folder: Path, source: str, what: str) -> None:
+    """Refuse a folder without safetensors weights, naming the pickles it has instead (never opened)."""
+    if not list(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for pattern in PICKLES for p in folder.glob(pattern))
+        found = f"{', '.join(pickles)} is a pickle, which depthforge never opens" if pickles else "no weights at all"
+        raise DepthforgeError(f"{source}: no .safetensors weights for the {what} ({found}); save the model again "
+                              "with save_pretrained (safetensors) where its origin is trusted")
+
+
 def load_weights(model_class, folder: Path, source: str, what: str, config, partial: bool = False,
                  expected_missing: tuple[str, ...] = (), only: str | None = None, **kwargs: Any):
     """``model_class.from_pretrained(folder)`` from safetensors, in training mode, its weights checked.
@@ -98,11 +111,7 @@ def load_weights(model_class, folder: Path, source: str, what: str, config, part
     initialised without complaint. ``only``: keep just the weights under this prefix and initialise the rest
     (a sibling model's checkpoint, e.g. its encoder). A missing or misshapen tensor otherwise -> one line listing
     them, unless ``partial`` (then they start from ``transformers``' initialisation, and the log lists them)."""
-    if not list(folder.glob("*.safetensors")):
-        pickles = sorted(p.name for pattern in PICKLES for p in folder.glob(pattern))
-        found = f"{', '.join(pickles)} is a pickle, which depthforge never opens" if pickles else "no weights at all"
-        raise DepthforgeError(f"{source}: no .safetensors weights for the {what} ({found}); save the model again "
-                              "with save_pretrained (safetensors) where its origin is trusted")
+    require_safetensors(folder, source, what)
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()

@@ -3,7 +3,7 @@
 Follows smp's ``decoders/unet/decoder.py``: decoder channels (256, 128, 64, 32, 16), five blocks from the 1/32
 feature up to full resolution, each = nearest ×2 upsampling, concat the encoder feature of that size, two
 (conv3×3 without bias → BatchNorm → ReLU); then smp's segmentation head (conv3×3 → 1 channel). The encoder is a
-``transformers`` backbone (``models/backbones.py``: ResNet-34 by default, or ConvNeXt).
+``transformers`` backbone (``models/backbones.py``: ResNet-34 by default, ConvNeXt, or DINOv3's ConvNeXt).
 
 Deviations from smp:
 - smp's ResNet encoder also gives its stride-2 feature (after conv1); the ``transformers`` backbones give only the
@@ -116,3 +116,10 @@ class ResNetUNet(UNet):
                  weights="ImageNet ConvNeXt encoder (facebook/convnext-tiny-224)", test={"size": "micro"})
 class ConvNeXtUNet(UNet):
     family, default_size = "convnext", "tiny"
+
+
+@MODELS.register("dinov3-unet", family="CNN U-Net (smp)",
+                 weights="DINOv3 ConvNeXt encoder (gated hub: facebook/dinov3-convnext-tiny-pretrain-lvd1689m)",
+                 test={"size": "micro"})
+class DINOv3UNet(UNet):
+    family, default_size = "dinov3_convnext", "tiny"

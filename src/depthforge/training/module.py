@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import DepthforgeError
-from ..evaluation.metrics import compute_metrics, get_protocol, to_metres
+from ..evaluation.metrics import compute_metrics, default_align, get_protocol, to_metres
 from ..losses import build_loss
 from ..models import build_model
 from ..models.checkpoint import meta
@@ -135,7 +135,8 @@ class DepthModule(L.LightningModule):
         gt, valid = batch["depth"].cpu().numpy(), batch["valid"].cpu().numpy()
         for p, g, v in zip(pred, gt, valid):
             mask = self.protocol.mask(g[0], v[0])
-            row = compute_metrics(to_metres(p[0], g[0], mask, self.model.output), g[0], self.protocol, valid=mask)
+            aligned = to_metres(p[0], g[0], mask, self.model.output, default_align(self.model.contract))
+            row = compute_metrics(aligned, g[0], self.protocol, valid=mask)
             vals = np.array([row[k] for k in VAL_KEYS], dtype=np.float64)
             # per image: (metric values, whether each counts, the batch's loss, one image)
             self._val.append(torch.tensor([*np.nan_to_num(vals), *np.isfinite(vals), float(loss), 1.0],
