@@ -248,12 +248,13 @@ class Results:
 
 def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float = 60.0, depth_encoding: str = "mm",
                   vrange: tuple[float, float] | None = None, intrinsics: np.ndarray | None = None,
-                  intrinsics_label: str | None = None) -> tuple[dict[str, bytes], dict[str, Any]]:
+                  intrinsics_label: str | None = None,
+                  view_limit: int = VIEW_POINTS) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Photo and its depth -> the result files (``inference.results.result_files``, the same as ``depthforge
     predict`` writes, plus the photo, the hover depth and the 3-D view's points) and the summary the page shows;
     ``depth.png`` is written in ``depth_encoding`` ("mm" or "kitti256", see ``encode.png16_encoding``). ``vrange``:
     the colour scale (default: this depth's own); ``intrinsics`` (3,3) place the points (default: from
-    ``fov_deg``), ``intrinsics_label`` says where they came from."""
+    ``fov_deg``), ``intrinsics_label`` says where they came from; the 3-D view gets at most ``view_limit`` points."""
     h, w = depth.shape
     good = np.isfinite(depth) & (depth > 0)  # the pixels with a depth, as ``backproject`` takes them
     valid = depth[good]
@@ -267,7 +268,7 @@ def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float = 60.0, d
     files = {"image.jpg": image_bytes(image, "jpeg", quality=90),
              **result_files(depth, depth_encoding, image, ply=True, intrinsics=intrinsics,
                             cloud_step=cloud_step, vrange=(vmin, vmax), compress_level=1),
-             "hover.f32": hover.tobytes(), "points.bin": view_points(depth, image, intrinsics)}
+             "hover.f32": hover.tobytes(), "points.bin": view_points(depth, image, intrinsics, view_limit)}
     summary = {"width": w, "height": h,
                "min": float(valid.min()) if valid.size else 0.0, "max": float(valid.max()) if valid.size else 0.0,
                "vmin": vmin, "vmax": vmax, "legend": legend(vmin, vmax),
@@ -304,11 +305,13 @@ def open_source(source: str, device: str | None = None):
 def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
                max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0,
                upload_timeout: float = UPLOAD_TIMEOUT, models: Models | None = None, workers: int = 1,
-               queue: int = 2, retention: float = RETENTION, video: dict | None = None) -> FastAPI:
+               queue: int = 2, retention: float = RETENTION, video: dict | None = None,
+               view_limit: int = VIEW_POINTS) -> FastAPI:
     """The FastAPI app serving ``models`` (a ``serve.models.Models``), or one ``predictor`` (a
     ``depthforge.Predictor``); see the module docstring. ``upload_timeout``: seconds an upload's body may take
     to arrive; ``workers``/``queue``: predictions running at once / waiting before the server answers 503;
-    ``retention``: seconds results and uploads are kept; ``video``: limits of video uploads (``VIDEO_LIMITS``)."""
+    ``retention``: seconds results and uploads are kept; ``video``: limits of video uploads (``VIDEO_LIMITS``);
+    ``view_limit``: points sent to the 3-D view per model."""
     if models is None:
         name = (predictor.info.get("model") or {}).get("name") or "model"
         models = Models([Source(name, getattr(predictor, "source", "") or name)], open_source,
@@ -374,7 +377,7 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
                "results": len(results.ids), "busy": pool.admitted,
                "limits": {"upload_mb": round(max_upload_bytes / 2**20, 1), "max_megapixels": max_pixels / 1e6,
                           "work_megapixels": WORK_PIXELS / 1e6, "workers": pool.workers, "queue": pool.queue,
-                          "retention_s": retention, "view_points": VIEW_POINTS, "default_fov": fov_deg,
+                          "retention_s": retention, "view_points": view_limit, "default_fov": fov_deg,
                           "video": video}}
         if first is not None:  # the first loaded model's facts, as a one-model server always gave them
             p = models.loaded[first["name"]][0] if first["name"] in models.loaded else None
@@ -396,7 +399,7 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
     def one(name: str, predictor, image, depth, vrange, fov, dropped) -> dict[str, Any]:
         k, label = camera(predictor, image, fov, fov_deg)
         encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
-        files, summary = render_result(image, depth, fov_deg, encoding, vrange, k, label)
+        files, summary = render_result(image, depth, fov_deg, encoding, vrange, k, label, view_limit)
         if encoding == "kitti256":
             files["kitti256"] = b""  # a marker (never served) that names the download
         rid = results.add(files)

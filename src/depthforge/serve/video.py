@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,11 @@ def to_webm(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             stream = out.add_stream("libvpx", rate=rate)
             stream.width, stream.height = stream_in.codec_context.width, stream_in.codec_context.height
             stream.pix_fmt, stream.bit_rate = "yuv420p", 4_000_000
-            for frame in inp.decode(stream_in):
+            tick = Fraction(1, 1) / Fraction(rate)
+            stream.codec_context.time_base = tick
+            for index, frame in enumerate(inp.decode(stream_in)):
                 frame = frame.reformat(format="yuv420p")
-                frame.pts = None
+                frame.pts, frame.time_base = index, tick  # one tick a frame
                 for packet in stream.encode(frame):
                     out.mux(packet)
             for packet in stream.encode():

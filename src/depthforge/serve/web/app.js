@@ -36,6 +36,8 @@ async function call(url, options) {
 
 async function upload(file) {
   if (!file) return;
+  state.file = file;  // a change of model or field of view predicts it again
+  const turn = state.turn = (state.turn || 0) + 1;  // only the latest request's answer is shown
   const a = $("model-a").value, b = $("model-b").value;
   const models = b && b !== a ? `${a},${b}` : a;
   setStatus(`Predicting depth for ${file.name} with ${models.replace(",", " and ")} …`);
@@ -44,6 +46,7 @@ async function upload(file) {
   const params = new URLSearchParams({ models });
   if ($("fov").value) params.set("fov", $("fov").value);
   const { body, error } = await call(`/api/predict?${params}`, { method: "POST", body: form });
+  if (turn !== state.turn) return;
   if (error) { setStatus(error, true); return; }
   await show(body);
   refreshHealth();
@@ -98,9 +101,10 @@ async function show(r) {
   $("readout").textContent = "move the mouse over a picture";
   $("result").hidden = false;
   await done;
-  await Promise.all([view("view-a", "vcap-a", r), two ? view("view-b", "vcap-b", r.second) : null]);
   setStatus(`Done: ${r.name}`);
   document.body.dataset.ready = r.id;  // lets tests and scripts wait for a finished prediction
+  await Promise.all([view("view-a", "vcap-a", r), two ? view("view-b", "vcap-b", r.second) : null]);
+  document.body.dataset.views = r.id;  // the 3-D views are drawn
 }
 
 // The 3-D view: the points the server sampled (x right, y down, z forward), drawn as seen from the camera.
@@ -117,11 +121,11 @@ async function view(id, caption, r) {
     colour[i] = `rgb(${rgb[3 * i]},${rgb[3 * i + 1]},${rgb[3 * i + 2]})`;
   }
   const trace = { type: "scatter3d", mode: "markers", x, y, z, hoverinfo: "skip",
-    marker: { size: 1.6, color: colour } };
+    marker: { size: 2.5, color: colour } };
   const axis = (title) => ({ title, color: "#9a9cab", gridcolor: "#2a2f3c", zerolinecolor: "#394052" });
   const layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, paper_bgcolor: "#1b1e26", showlegend: false,
     scene: { aspectmode: "data", xaxis: axis("x (m)"), yaxis: axis("depth (m)"), zaxis: axis("up (m)"),
-      camera: { eye: { x: 0.15, y: -1.6, z: 0.35 }, up: { x: 0, y: 0, z: 1 } } } };
+      camera: { eye: { x: 1.2, y: -1.9, z: 0.8 }, up: { x: 0, y: 0, z: 1 } } } };  // oblique: bends show
   await Plotly.react(el, [trace], layout, { responsive: true, displaylogo: false });
   $(caption).textContent = `${r.model}: ${n.toLocaleString()} points (of the photo's pixels, evenly spaced); ` +
     `camera ${r.intrinsics}`;
@@ -167,6 +171,7 @@ for (const frame of document.querySelectorAll(".frame")) {
 }
 
 $("file").addEventListener("change", (e) => upload(e.target.files[0]));
+for (const id of ["model-a", "model-b", "fov"]) $(id).addEventListener("change", () => upload(state.file));
 const drop = $("upload");
 drop.addEventListener("submit", (e) => e.preventDefault());
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
