@@ -122,10 +122,15 @@ async function view(id, caption, r) {
   }
   const trace = { type: "scatter3d", mode: "markers", x, y, z, hoverinfo: "skip",
     marker: { size: 2.5, color: colour } };
-  const axis = (title) => ({ title, color: "#9a9cab", gridcolor: "#2a2f3c", zerolinecolor: "#394052" });
+  const axis = (title) => ({ title: { text: title }, color: "#9a9cab", gridcolor: "#2a2f3c", zerolinecolor: "#394052" });
+  // true proportions with the longest side 1: plotly's "data" mode scales the box to unit volume, which puts
+  // the camera inside a thin cloud (a wall seen straight on)
+  const span = (v) => { let lo = Infinity, hi = -Infinity; for (const t of v) { if (t < lo) lo = t; if (t > hi) hi = t; }
+    return Math.max(hi - lo, 1e-6); };
+  const sx = span(x), sy = span(y), sz = span(z), longest = Math.max(sx, sy, sz);
   const layout = { margin: { l: 0, r: 0, t: 0, b: 0 }, paper_bgcolor: "#1b1e26", showlegend: false,
-    scene: { aspectmode: "data", xaxis: axis("x (m)"), yaxis: axis("depth (m)"), zaxis: axis("up (m)"),
-      camera: { eye: { x: 1.2, y: -1.9, z: 0.8 }, up: { x: 0, y: 0, z: 1 } } } };  // oblique: bends show
+    scene: { aspectmode: "manual", aspectratio: { x: sx / longest, y: sy / longest, z: sz / longest }, xaxis: axis("x (m)"), yaxis: axis("depth (m)"), zaxis: axis("up (m)"),
+      camera: { eye: { x: 0.9, y: -1.5, z: 0.6 }, up: { x: 0, y: 0, z: 1 } } } };  // oblique: bends show
   await Plotly.react(el, [trace], layout, { responsive: true, displaylogo: false });
   $(caption).textContent = `${r.model}: ${n.toLocaleString()} points (of the photo's pixels, evenly spaced); ` +
     `camera ${r.intrinsics}`;
