@@ -1,19 +1,24 @@
-"""``depthforge serve``: a web page and HTTP API for a checkpoint (FastAPI + uvicorn, page in ``web/``).
+"""``depthforge serve``: a web page and HTTP API for one or several models (FastAPI + uvicorn, page in ``web/``).
 
 Upload a photo, see its colour-mapped depth beside it, read metres under the mouse, download the depth
-(16-bit PNG, .npy in metres) and the point cloud (PLY). The PNG holds millimetres when the model's
-``max_depth`` fits in 65.535 m, else metres x 256 (KITTI's encoding); its download name says which
-(``depth-ID.png`` or ``depth-ID_kitti256.png``) and the JSON's ``depth_png`` gives the encoding. Endpoints:
+(16-bit PNG, .npy in metres) and the point cloud (PLY); with two models, both depths on one colour scale, their
+difference and how much they disagree; a 3-D view of each cloud; a short clip's depth video. The PNG holds
+millimetres when the model's ``max_depth`` fits in 65.535 m, else metres x 256 (KITTI's encoding); its download
+name says which (``depth-ID.png`` or ``depth-ID_kitti256.png``) and the JSON's ``depth_png`` gives the encoding.
+Endpoints:
 
-- ``GET /`` the page; ``GET /health``;
-- ``POST /api/predict``: multipart form with a ``file`` field (or a raw image body) -> JSON with ``id``, size,
-  depth range and ``urls``;
+- ``GET /`` the page; ``GET /health``: the models (loaded or not), the memory budget and every limit;
+- ``POST /api/predict?models=A[,B]&fov=DEG``: multipart form with a ``file`` field (or a raw image body) -> JSON
+  with ``id``, size, depth range and ``urls``; with two models also ``second`` (B's result) and ``compare``;
+- ``POST /api/video?model=A``: a clip -> ``{"job"}``; ``GET /api/job/{id}``: its state and frames done;
 - ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
-  ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size).
+  ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size),
+  ``points.bin`` (the 3-D view's points, ``compare.view_points``), ``diff.png``, ``depth.webm``/``depth.mp4``.
 
 Uploads are read into memory up to the size limit and within a time limit (``--upload-timeout``), their pixel
-count is checked before decoding, and results live only in a private temporary folder (random hex ids, oldest
-evicted, removed at shutdown).
+count is checked before decoding; predictions run in a bounded pool (503 with Retry-After when it is full);
+results live only in a private temporary folder (random hex ids, oldest evicted, each removed after the
+retention, all at shutdown).
 """
 from __future__ import annotations
 
