@@ -488,3 +488,22 @@ def test_video_job_gives_a_playable_depth_video(predictor, tmp_path):
             r = c.post("/api/video", files={"file": (name, data, "video/mp4")})
             assert r.status_code == status and r.json()["detail"] == message or r.json()["detail"].startswith(message)
         assert c.get("/health").json()["limits"]["video"] == {"mb": 5, "seconds": 3, "frames": 20}
+
+
+def test_serve_command_takes_several_named_models(two_checkpoints, tmp_path, monkeypatch, capsys):
+    from depthforge.cli import main
+
+    started = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(app=app))
+    a, b = two_checkpoints
+    assert main(["serve", "--checkpoint", f"first={a}", "--checkpoint", b, "--memory-budget", "1",
+                 "--workers", "2", "--queue", "0", "--retention", "60", "--max-video-seconds", "5"]) == 0
+    app = started["app"]
+    models = app.state.models
+    assert models.sources == {"first": a, "b": b} and models.budget == ("models", 1)
+    assert list(models.loaded) == ["first"]  # the first at start, the others when asked for
+    assert (app.state.pool.workers, app.state.pool.queue, app.state.results.retention) == (2, 0, 60)
+    assert not app.state.results.root.exists()  # removed when the server stops
+    assert main(["serve", "--checkpoint", a, "--checkpoint", str(tmp_path / "missing.ckpt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --checkpoint missing={tmp_path / 'missing.ckpt'}: no such file"]
