@@ -32,11 +32,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+def running(app):
+    """Serve ``app`` on a free port in a thread; yields its URL."""
     uvicorn = pytest.importorskip("uvicorn")
-    ckpt = make_checkpoint(tmp_path / "model.ckpt")
-    app = create_app(depthforge.load(ckpt, device="cpu"), workdir=str(tmp_path / "work"))
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -48,6 +46,12 @@ def server(tmp_path):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "model.ckpt")
+    yield from running(create_app(depthforge.load(ckpt, device="cpu"), workdir=str(tmp_path / "work")))
 
 
 def test_page_upload_hover_download(server, realdata, tmp_path):
@@ -110,25 +114,16 @@ def test_page_upload_hover_download(server, realdata, tmp_path):
 
 @pytest.fixture
 def workbench(tmp_path):
-    """A server of two tiny models (different weights), as ``depthforge serve --checkpoint a=... --checkpoint b=...``."""
-    uvicorn = pytest.importorskip("uvicorn")
+    """A server of two tiny models (different weights), as ``depthforge serve --checkpoint unet-a=...
+    --checkpoint unet-b=...``."""
     from depthforge.serve.app import open_source
     from depthforge.serve.models import Models, Source
 
-    sources = [Source(n, str(make_checkpoint(tmp_path / f"{n}.ckpt", seed=i))) for i, n in enumerate(["unet-a", "unet-b"])]
+    sources = [Source(n, str(make_checkpoint(tmp_path / f"{n}.ckpt", seed=i)))
+               for i, n in enumerate(["unet-a", "unet-b"])]
     app = create_app(models=Models(sources, lambda s: open_source(s, "cpu")), workdir=str(tmp_path / "work"),
                      view_limit=6000)  # software WebGL on a busy CI machine: few points draw fast
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from running(app)
 
 
 def shot(locator, path: Path) -> np.ndarray:
@@ -137,8 +132,9 @@ def shot(locator, path: Path) -> np.ndarray:
 
 
 def test_workbench_two_models_3d_view_and_video(workbench, realdata, tmp_path):
-    """Pick two models, upload a real photo: both depth maps, their difference and the table show, metres under
-    the mouse come from both, the 3-D view draws and turns when dragged; a clip comes back as a playing video."""
+    """Pick two models, upload a real photo: both depth maps, their difference and the table show, metres
+    under the mouse come from both, the 3-D view draws and turns when dragged; a clip comes back as a playing
+    video."""
     sync_api = pytest.importorskip("playwright.sync_api")
     import cv2
     import httpx

@@ -59,7 +59,7 @@ WEB = Path(__file__).parent / "web"
 ID_RE = re.compile(r"[0-9a-f]{32}")
 from . import MAX_PIXELS, RETENTION, UPLOAD_TIMEOUT, VIDEO_LIMITS, WORK_PIXELS
 from .compare import VIEW_POINTS, as_depth, diff_png, disagreement, view_points
-from .models import Busy, Models, Pool, Source
+from .models import Busy, Models, NotServed, Pool, Source
 from .video import Counted, probe, to_webm
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
@@ -356,7 +356,7 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
         if isinstance(e, UploadError):
             return error(e.status, str(e))
         if isinstance(e, DepthforgeError):
-            return error(404 if "is not served" in str(e) else 400, str(e))
+            return error(404 if isinstance(e, NotServed) else 400, str(e))
         log.exception("prediction failed")
         return error(500, f"prediction failed ({type(e).__name__}: {e})")
 

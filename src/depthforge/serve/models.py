@@ -88,7 +88,7 @@ class Models:
 
     def check(self, name: str) -> str:
         if name not in self.sources:
-            raise DepthforgeError(f"model {name!r} is not served here (served: {', '.join(self.sources)})")
+            raise NotServed(f"model {name!r} is not served here (served: {', '.join(self.sources)})")
         return name
 
     def get(self, name: str) -> tuple[Any, list[str]]:
@@ -114,8 +114,8 @@ class Models:
         kind, limit = self.budget
         dropped = []
         while len(self.loaded) > 1:
-            over = (len(self.loaded) > limit) if kind == "models" else (sum(mb for _, mb in self.loaded.values()) > limit)
-            if not over:
+            used = len(self.loaded) if kind == "models" else sum(mb for _, mb in self.loaded.values())
+            if used <= limit:
                 break
             oldest = next(n for n in self.loaded if n != keep)
             del self.loaded[oldest]
@@ -135,6 +135,10 @@ class Models:
                              metric=predictor.metric, train_size=predictor.train_size)
             out.append(entry)
         return out
+
+
+class NotServed(DepthforgeError):
+    """A model name the server does not serve (HTTP 404)."""
 
 
 class Busy(Exception):
