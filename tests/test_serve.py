@@ -507,3 +507,12 @@ def test_serve_command_takes_several_named_models(two_checkpoints, tmp_path, mon
     assert main(["serve", "--checkpoint", a, "--checkpoint", str(tmp_path / "missing.ckpt")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --checkpoint missing={tmp_path / 'missing.ckpt'}: no such file"]
+
+
+def test_the_3d_viewer_library_is_served_locally(client):
+    c, _ = client
+    page = c.get("/").text
+    assert '<script src="/vendor/plotly.min.js"></script>' in page
+    js = c.get("/vendor/plotly.min.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"] and len(js.content) > 1_000_000
+    assert b"scatter3d" in js.content
