@@ -24,7 +24,7 @@ def parse_sources(values: list[str]) -> list[Source]:
     out: list[Source] = []
     for value in values:
         name, eq, src = value.partition("=")
-        if not eq or "/" in name or not name:  # "runs/a=b.ckpt" is a path, not NAME=SRC
+        if not eq or "/" in name or not name or Path(value).exists():  # "runs/a=b.ckpt" is a path, not NAME=SRC
             name, src = Path(value.rstrip("/")).stem or value, value
         if not src.strip():
             raise DepthforgeError(f"--checkpoint {value!r}: no model source after '{name}='")
