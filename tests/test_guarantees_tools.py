@@ -75,6 +75,7 @@ ACCEPTED = {
     ("bench", "--train-steps", "0"): "random weights, as its help says",
     ("bench", "--workers", "0"): "loading in the main process",
     ("serve", "--host", "0"): "0 is 0.0.0.0: every interface",
+    ("serve", "--queue", "0"): "no prediction waits: busy (503) as soon as every worker runs",
     **{("data check", "--splits", v): "split names are free: a folder dataset without ROOT/NAME checks ROOT"
        for v in ("0", "-1", "nan", "inf", "99999999999999999999")},
     ("predict", "--out", "0"): "a folder named 0", ("predict", "--out", "-1"): "a folder named -1",

@@ -270,3 +270,249 @@ def test_huge_photos_are_scaled_to_the_work_size(predictor, tmp_path):
     body = r.json()
     assert body["width"] * body["height"] <= WORK_PIXELS and body["width"] / body["height"] == pytest.approx(1.1, 0.01)
     assert limits["work_megapixels"] == WORK_PIXELS / 1e6 and limits["max_megapixels"] >= 40
+
+
+# ---- the workbench: several models, side by side, 3-D points, video, a bounded pool, retention ----
+
+from depthforge.serve.app import open_source  # noqa: E402
+from depthforge.serve.models import Models, Source, parse_budget, parse_sources  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    return [str(make_checkpoint(root / "a.ckpt", seed=0)), str(make_checkpoint(root / "b.ckpt", seed=1))]
+
+
+def served(paths, budget=("models", 2), **kw):
+    """An app serving the checkpoints as models a and b, none loaded yet."""
+    models = Models([Source("a", paths[0]), Source("b", paths[1])], lambda s: open_source(s, "cpu"), budget)
+    return create_app(models=models, **kw)
+
+
+def test_two_models_side_by_side_on_one_scale(two_checkpoints, tmp_path):
+    from depthforge.serve.compare import disagreement
+
+    with TestClient(served(two_checkpoints, workdir=str(tmp_path / "w"))) as c:
+        r = c.post("/api/predict?models=a,b", files={"file": ("p.png", png_bytes(), "image/png")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        a, b = body, body["second"]
+        assert (a["model"], b["model"]) == ("a", "b") and a["id"] != b["id"]
+        assert (a["vmin"], a["vmax"]) == (b["vmin"], b["vmax"])  # one colour scale for both
+        da = np.load(io.BytesIO(c.get(a["urls"]["depth.npy"]).content))
+        db = np.load(io.BytesIO(c.get(b["urls"]["depth.npy"]).content))
+        assert not np.allclose(da, db)  # two different networks
+        assert (a["vmin"], a["vmax"]) == pytest.approx(tuple(np.percentile(np.stack([da, db]), (2, 98))), rel=1e-5)
+        cmp = body["compare"]
+        assert cmp["median_rel_diff"] == pytest.approx(float(np.median(np.abs(db - da) / da)), rel=1e-5)
+        assert 0 < cmp["order_disagreement"] < 1 and cmp["pairs"] > 90_000 and "one colour scale" in cmp["scale"]
+        assert cmp == {**disagreement(da, db), **{k: cmp[k] for k in ("id", "urls", "diff_limit", "aligned", "scale")}}
+        diff = Image.open(io.BytesIO(c.get(cmp["urls"]["diff.png"]).content))
+        assert diff.size == (101, 75)
+        again = c.post("/api/predict?models=a,b", files={"file": ("p.png", png_bytes(), "image/png")}).json()
+        assert again["compare"]["order_disagreement"] == cmp["order_disagreement"]  # pairs drawn deterministically
+
+
+def test_order_disagreement_counts_swapped_pairs():
+    from depthforge.serve.compare import disagreement
+
+    a = np.arange(1, 101, dtype=np.float32).reshape(10, 10)
+    assert disagreement(a, 2 * a)["order_disagreement"] == 0  # a scale keeps every order
+    assert disagreement(a, 2 * a)["median_rel_diff"] == pytest.approx(1.0)
+    assert disagreement(a, 101 - a)["order_disagreement"] == 1  # every order reversed
+
+
+def test_models_load_lazily_within_the_budget(two_checkpoints, tmp_path):
+    with TestClient(served(two_checkpoints, budget=("models", 1), workdir=str(tmp_path / "w"))) as c:
+        health = c.get("/health").json()
+        assert [(m["name"], m["loaded"]) for m in health["models"]] == [("a", False), ("b", False)]
+        assert health["memory_budget"]["models"] == 1 and health["default"] == "a"
+        assert upload(c, png_bytes(20, 30)).json()["unloaded"] == []  # the default model: a
+        r = c.post("/api/predict?models=b", files={"file": ("p.png", png_bytes(20, 30), "image/png")}).json()
+        assert r["model"] == "b" and r["unloaded"] == ["a"]
+        health = c.get("/health").json()
+        assert [(m["name"], m["loaded"]) for m in health["models"]] == [("a", False), ("b", True)]
+        assert health["memory_budget"]["unloaded_recently"] == ["a"] and health["models"][1]["mb"] > 0
+    with TestClient(served(two_checkpoints, budget=("mb", 1e6), workdir=str(tmp_path / "w2"))) as c:
+        c.post("/api/predict?models=a,b", files={"file": ("p.png", png_bytes(20, 30), "image/png")})
+        assert all(m["loaded"] for m in c.get("/health").json()["models"])  # both fit
+
+
+def test_serve_options_name_models_and_parse_budgets():
+    assert parse_sources(["runs/x/best.ckpt", "da=depth-anything/Depth-Anything-V2-Small-hf", "m.onnx"]) == [
+        Source("best", "runs/x/best.ckpt"), Source("da", "depth-anything/Depth-Anything-V2-Small-hf"),
+        Source("m", "m.onnx")]
+    with pytest.raises(depthforge.DepthforgeError, match="given twice"):
+        parse_sources(["a/best.ckpt", "b/best.ckpt"])
+    assert parse_budget("2") == ("models", 2) and parse_budget("800MB") == ("mb", 800)
+    for bad in ("0", "512", "-1MB", "nanMB", "lots"):
+        with pytest.raises(depthforge.DepthforgeError, match="--memory-budget"):
+            parse_budget(bad)
+
+
+@pytest.mark.parametrize("url, status, message", [
+    ("/api/predict?models=nope", 404, "model 'nope' is not served here (served: a, b)"),
+    ("/api/predict?models=a,b,a", 400, "models=a,b,a: pick one or two models"),
+    ("/api/predict?fov=0", 400, "fov=0: a horizontal field of view must be between 0 and 180 degrees"),
+    ("/api/video?model=nope", 404, "model 'nope' is not served here"),
+], ids=["unknown-model", "three-models", "bad-fov", "video-unknown-model"])
+def test_bad_requests_get_one_line(two_checkpoints, tmp_path, url, status, message):
+    with TestClient(served(two_checkpoints, workdir=str(tmp_path / "w"))) as c:
+        r = c.post(url, files={"file": ("p.png", png_bytes(20, 30), "image/png")})
+        assert r.status_code == status and r.json()["detail"].startswith(message) and "\n" not in r.text
+        for gone in (f"/api/job/{'0' * 32}", "/api/job/nope", f"/api/result/{'0' * 32}/points.bin"):
+            assert c.get(gone).status_code == 404
+
+
+def test_the_3d_points_are_bounded_and_follow_the_camera(client, monkeypatch):
+    from depthforge.serve import compare
+    from depthforge.viz.pointcloud import backproject, estimate_intrinsics
+
+    c, app = client
+    body = c.post("/api/predict?fov=45", files={"file": ("p.png", png_bytes(), "image/png")}).json()
+    assert body["intrinsics"] == "from your 45° horizontal field of view"
+    k = estimate_intrinsics(75, 101, 45)
+    assert body["focal_px"] == pytest.approx(k[0, 0])
+    data = c.get(body["urls"]["points.bin"]).content
+    n = int(np.frombuffer(data[:4], "<u4")[0])
+    xyz = np.frombuffer(data[4:4 + 12 * n], "<f4").reshape(n, 3)
+    depth = np.load(io.BytesIO(c.get(body["urls"]["depth.npy"]).content))
+    np.testing.assert_allclose(xyz, backproject(depth, k)[0], rtol=1e-5, atol=1e-6)  # small: every pixel
+    assert len(data) == 4 + 15 * n
+    # a large photo: at most VIEW_POINTS points, evenly strided
+    monkeypatch.setattr(compare, "VIEW_POINTS", 500)
+    pts = compare.view_points(depth, np.zeros((75, 101, 3), np.float32), k, limit=500)
+    m = int(np.frombuffer(pts[:4], "<u4")[0])
+    assert 0 < m <= 500 and m == len(range(0, 75, 4)) * len(range(0, 101, 4))
+    # a model with its own camera estimate is used when the user gives none
+    predictor = app.state.models.loaded["seed-unet"][0]
+    monkeypatch.setattr(predictor, "estimate_intrinsics", lambda image: np.diag([70.0, 70.0, 1.0]), raising=False)
+    body = upload(c, png_bytes()).json()
+    assert body["intrinsics"].startswith("the model's own estimate") and body["focal_px"] == 70
+
+
+class Held:
+    """A predictor that waits for ``go`` before predicting: a worker kept busy."""
+
+    def __init__(self, predictor):
+        import threading
+
+        self.predictor, self.go, self.started = predictor, threading.Event(), threading.Event()
+
+    def __call__(self, *args, **kwargs):
+        self.started.set()
+        assert self.go.wait(20)
+        return self.predictor(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+
+def test_a_full_pool_answers_503_with_retry_after(predictor, tmp_path):
+    import threading
+
+    held = Held(predictor)
+    with TestClient(create_app(held, workdir=str(tmp_path / "w"), workers=1, queue=0)) as c:
+        limits = c.get("/health").json()["limits"]
+        assert (limits["workers"], limits["queue"]) == (1, 0)
+        first = {}
+        thread = threading.Thread(target=lambda: first.update(r=upload(c, png_bytes(20, 30))))
+        thread.start()
+        assert held.started.wait(20)
+        r = upload(c, png_bytes(20, 30))
+        assert r.status_code == 503 and re.fullmatch(r"busy, try again in \d+ s", r.json()["detail"])
+        assert int(r.headers["retry-after"]) >= 1 and r.headers["retry-after"] in r.json()["detail"]
+        held.go.set()
+        thread.join(20)
+        assert first["r"].status_code == 200
+        assert upload(c, png_bytes(20, 30)).status_code == 200  # the place was given back
+
+
+def test_results_are_removed_after_the_retention(predictor, tmp_path):
+    import time
+
+    with TestClient(create_app(predictor, workdir=str(tmp_path / "w"), retention=0.5)) as c:
+        assert c.get("/health").json()["limits"]["retention_s"] == 0.5
+        body = upload(c, png_bytes(20, 30)).json()
+        root = c.app.state.results.root
+        assert (root / body["id"]).is_dir()
+        deadline = time.monotonic() + 10
+        while (root / body["id"]).exists():  # removed by the sweeper, with no request asking
+            assert time.monotonic() < deadline, "the result outlived its retention"
+            time.sleep(0.1)
+        assert c.get(body["urls"]["depth.npy"]).status_code == 404
+
+
+def clip_bytes(path, frames=6, size=(32, 48), fps=10.0) -> bytes:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size[::-1])
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+def test_video_job_gives_a_playable_depth_video(predictor, tmp_path):
+    import time
+
+    import av
+
+    app = create_app(predictor, workdir=str(tmp_path / "w"), video={"mb": 5, "seconds": 3, "frames": 20})
+    with TestClient(app) as c:
+        r = c.post("/api/video", files={"file": ("clip.mp4", clip_bytes(tmp_path / "c.mp4"), "video/mp4")})
+        assert r.status_code == 200, r.text
+        job = r.json()["job"]
+        deadline = time.monotonic() + 30
+        while (state := c.get(f"/api/job/{job}").json())["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert state["state"] == "done" and state["frames"] == state["total"] == 6, state
+        webm = c.get(state["url"])
+        assert webm.status_code == 200 and webm.headers["content-type"] == "video/webm"
+        (tmp_path / "out.webm").write_bytes(webm.content)
+        with av.open(str(tmp_path / "out.webm")) as f:
+            stream = f.streams.video[0]
+            assert stream.codec_context.name == "vp8"
+            decoded = list(f.decode(stream))
+        assert len(decoded) == 6 and (decoded[0].width, decoded[0].height) == (96, 32)  # clip | depth
+        assert not list(c.app.state.results.root.rglob("clip*"))  # the upload is gone once used
+        # too long, not a video, empty: one line each, and the server goes on
+        long = clip_bytes(tmp_path / "long.mp4", frames=40)
+        for data, name, status, message in [(long, "long.mp4", 413, "long.mp4: the clip is 4.0 s and 40 frames long; "
+                                             "the limits are 3 s and 20 frames"),
+                                            (b"not a video", "v.mp4", 400, "v.mp4: not a video"),
+                                            (b"", "e.mp4", 400, "e.mp4: empty upload")]:
+            r = c.post("/api/video", files={"file": (name, data, "video/mp4")})
+            assert r.status_code == status and r.json()["detail"] == message or r.json()["detail"].startswith(message)
+        assert c.get("/health").json()["limits"]["video"] == {"mb": 5, "seconds": 3, "frames": 20}
+
+
+def test_serve_command_takes_several_named_models(two_checkpoints, tmp_path, monkeypatch, capsys):
+    from depthforge.cli import main
+
+    started = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: started.update(app=app))
+    a, b = two_checkpoints
+    assert main(["serve", "--checkpoint", f"first={a}", "--checkpoint", b, "--memory-budget", "1",
+                 "--workers", "2", "--queue", "0", "--retention", "60", "--max-video-seconds", "5"]) == 0
+    app = started["app"]
+    models = app.state.models
+    assert models.sources == {"first": a, "b": b} and models.budget == ("models", 1)
+    assert list(models.loaded) == ["first"]  # the first at start, the others when asked for
+    assert (app.state.pool.workers, app.state.pool.queue, app.state.results.retention) == (2, 0, 60)
+    assert not app.state.results.root.exists()  # removed when the server stops
+    assert main(["serve", "--checkpoint", a, "--checkpoint", str(tmp_path / "missing.ckpt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --checkpoint missing={tmp_path / 'missing.ckpt'}: no such file"]
+
+
+def test_the_3d_viewer_library_is_served_locally(client):
+    c, _ = client
+    page = c.get("/").text
+    assert '<script src="/vendor/plotly.min.js"></script>' in page
+    js = c.get("/vendor/plotly.min.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"] and len(js.content) > 1_000_000
+    assert b"scatter3d" in js.content

@@ -1,19 +1,24 @@
-"""``depthforge serve``: a web page and HTTP API for a checkpoint (FastAPI + uvicorn, page in ``web/``).
+"""``depthforge serve``: a web page and HTTP API for one or several models (FastAPI + uvicorn, page in ``web/``).
 
 Upload a photo, see its colour-mapped depth beside it, read metres under the mouse, download the depth
-(16-bit PNG, .npy in metres) and the point cloud (PLY). The PNG holds millimetres when the model's
-``max_depth`` fits in 65.535 m, else metres x 256 (KITTI's encoding); its download name says which
-(``depth-ID.png`` or ``depth-ID_kitti256.png``) and the JSON's ``depth_png`` gives the encoding. Endpoints:
+(16-bit PNG, .npy in metres) and the point cloud (PLY); with two models, both depths on one colour scale, their
+difference and how much they disagree; a 3-D view of each cloud; a short clip's depth video. The PNG holds
+millimetres when the model's ``max_depth`` fits in 65.535 m, else metres x 256 (KITTI's encoding); its download
+name says which (``depth-ID.png`` or ``depth-ID_kitti256.png``) and the JSON's ``depth_png`` gives the encoding.
+Endpoints:
 
-- ``GET /`` the page; ``GET /health``;
-- ``POST /api/predict``: multipart form with a ``file`` field (or a raw image body) -> JSON with ``id``, size,
-  depth range and ``urls``;
+- ``GET /`` the page; ``GET /health``: the models (loaded or not), the memory budget and every limit;
+- ``POST /api/predict?models=A[,B]&fov=DEG``: multipart form with a ``file`` field (or a raw image body) -> JSON
+  with ``id``, size, depth range and ``urls``; with two models also ``second`` (B's result) and ``compare``;
+- ``POST /api/video?model=A``: a clip -> ``{"job"}``; ``GET /api/job/{id}``: its state and frames done;
 - ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
-  ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size).
+  ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size),
+  ``points.bin`` (the 3-D view's points, ``compare.view_points``), ``diff.png``, ``depth.webm``/``depth.mp4``.
 
 Uploads are read into memory up to the size limit and within a time limit (``--upload-timeout``), their pixel
-count is checked before decoding, and results live only in a private temporary folder (random hex ids, oldest
-evicted, removed at shutdown).
+count is checked before decoding; predictions run in a bounded pool (503 with Retry-After when it is full);
+results live only in a private temporary folder (random hex ids, oldest evicted, each removed after the
+retention, all at shutdown).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -42,15 +47,20 @@ from ..viz.colors import depth_range, legend
 from ..data.io import read_image
 from ..files import write_bytes
 from ..encode import depth_png_name, image_bytes, png16_encoding
-from ..errors import DepthforgeError
+from ..errors import DepthforgeError, error_line
+from ..inference.load import open_model
 from ..inference.results import result_files
+from ..inference.video import VIDEO_SUFFIXES, predict_video
 from ..viz.pointcloud import estimate_intrinsics
 
 log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent / "web"
 ID_RE = re.compile(r"[0-9a-f]{32}")
-from . import MAX_PIXELS, UPLOAD_TIMEOUT, WORK_PIXELS
+from . import MAX_PIXELS, RETENTION, UPLOAD_TIMEOUT, VIDEO_LIMITS, WORK_PIXELS
+from .compare import VIEW_POINTS, as_depth, diff_png, disagreement, view_points
+from .models import Busy, Models, NotServed, Pool, Source
+from .video import Counted, probe, to_webm
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
 MULTIPART_OVERHEAD = 64 * 1024
@@ -61,6 +71,10 @@ RESULT_FILES = {  # name -> (media type, download as attachment)
     "depth.npy": ("application/octet-stream", True),
     "cloud.ply": ("application/octet-stream", True),
     "hover.f32": ("application/octet-stream", False),
+    "points.bin": ("application/octet-stream", False),
+    "diff.png": ("image/png", False),
+    "depth.webm": ("video/webm", False),
+    "depth.mp4": ("video/mp4", True),
 }
 DEPTH_PNG_LABELS = {"mm": "16-bit, mm", "kitti256": "16-bit, m × 256 as KITTI"}  # what the page's link says
 
@@ -180,9 +194,11 @@ def decode_image(data: bytes, name: str, max_pixels: int, work_pixels: int = WOR
 
 
 class Results:
-    """Prediction results as files in one private temporary folder; the oldest are evicted past ``keep``."""
+    """Prediction results as files in one private temporary folder; the oldest are evicted past ``keep``, and
+    every one is removed ``retention`` seconds after it was made (``sweep``, run on each new result and by the
+    app's sweeper)."""
 
-    def __init__(self, workdir: str | None = None, keep: int = 50):
+    def __init__(self, workdir: str | None = None, keep: int = 50, retention: float = RETENTION):
         try:
             if workdir is not None:
                 Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -190,24 +206,41 @@ class Results:
         except OSError as e:
             raise DepthforgeError(f"{workdir or tempfile.gettempdir()}: cannot create a folder for results "
                                   f"({e.strerror or e})") from None
-        self.keep, self.lock, self.ids = keep, threading.Lock(), OrderedDict()
+        self.keep, self.retention, self.lock, self.ids = keep, retention, threading.Lock(), OrderedDict()
 
-    def add(self, files: dict[str, bytes]) -> str:
+    def folder(self) -> tuple[str, Path]:
+        """A new result's id and its (empty) folder, under the same eviction and retention as every result."""
+        self.sweep()
         rid = secrets.token_hex(16)
         folder = self.root / rid
         folder.mkdir()
-        for name, data in files.items():
-            write_bytes(folder / name, data)
         with self.lock:
             self.ids[rid] = time.time()
             while len(self.ids) > self.keep:
                 old, _ = self.ids.popitem(last=False)
                 shutil.rmtree(self.root / old, ignore_errors=True)
+        return rid, folder
+
+    def add(self, files: dict[str, bytes]) -> str:
+        rid, folder = self.folder()
+        for name, data in files.items():
+            write_bytes(folder / name, data)
         return rid
+
+    def sweep(self) -> None:
+        """Remove every result older than the retention."""
+        cutoff = time.time() - self.retention
+        with self.lock:
+            old = [rid for rid, made in self.ids.items() if made < cutoff]
+            for rid in old:
+                del self.ids[rid]
+        for rid in old:
+            shutil.rmtree(self.root / rid, ignore_errors=True)
 
     def path(self, rid: str, name: str) -> Path | None:
         if not ID_RE.fullmatch(rid) or name not in RESULT_FILES:
             return None
+        self.sweep()
         with self.lock:
             if rid not in self.ids:
                 return None
@@ -218,28 +251,35 @@ class Results:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float,
-                  depth_encoding: str = "mm") -> tuple[dict[str, bytes], dict[str, Any]]:
+def render_result(image: np.ndarray, depth: np.ndarray, fov_deg: float = 60.0, depth_encoding: str = "mm",
+                  vrange: tuple[float, float] | None = None, intrinsics: np.ndarray | None = None,
+                  intrinsics_label: str | None = None,
+                  view_limit: int = VIEW_POINTS) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Photo and its depth -> the result files (``inference.results.result_files``, the same as ``depthforge
-    predict`` writes, plus the photo and the hover depth) and the summary the page shows; ``depth.png`` is written
-    in ``depth_encoding`` ("mm" or "kitti256", see ``encode.png16_encoding``)."""
+    predict`` writes, plus the photo, the hover depth and the 3-D view's points) and the summary the page shows;
+    ``depth.png`` is written in ``depth_encoding`` ("mm" or "kitti256", see ``encode.png16_encoding``). ``vrange``:
+    the colour scale (default: this depth's own); ``intrinsics`` (3,3) place the points (default: from
+    ``fov_deg``), ``intrinsics_label`` says where they came from; the 3-D view gets at most ``view_limit`` points."""
     h, w = depth.shape
     good = np.isfinite(depth) & (depth > 0)  # the pixels with a depth, as ``backproject`` takes them
     valid = depth[good]
-    vmin, vmax = depth_range(depth)
+    vmin, vmax = vrange or depth_range(depth)
+    if intrinsics is None:
+        intrinsics = estimate_intrinsics(h, w, fov_deg)
+        intrinsics_label = intrinsics_label or f"estimated from a {fov_deg:g}° horizontal field of view"
     hover_step = max(1, math.ceil(math.sqrt(h * w / HOVER_PIXELS)))
     hover = np.ascontiguousarray(depth[::hover_step, ::hover_step], dtype="<f4")
     cloud_step = max(1, math.ceil(math.sqrt(h * w / CLOUD_POINTS)))
     files = {"image.jpg": image_bytes(image, "jpeg", quality=90),
-             **result_files(depth, depth_encoding, image, ply=True, intrinsics=estimate_intrinsics(h, w, fov_deg),
+             **result_files(depth, depth_encoding, image, ply=True, intrinsics=intrinsics,
                             cloud_step=cloud_step, vrange=(vmin, vmax), compress_level=1),
-             "hover.f32": hover.tobytes()}
+             "hover.f32": hover.tobytes(), "points.bin": view_points(depth, image, intrinsics, view_limit)}
     summary = {"width": w, "height": h,
                "min": float(valid.min()) if valid.size else 0.0, "max": float(valid.max()) if valid.size else 0.0,
                "vmin": vmin, "vmax": vmax, "legend": legend(vmin, vmax),
                "hover": {"width": hover.shape[1], "height": hover.shape[0], "step": hover_step},
                "points": int(np.count_nonzero(good[::cloud_step, ::cloud_step])), "cloud_step": cloud_step,
-               "intrinsics": f"estimated from a {fov_deg:g}° horizontal field of view",
+               "intrinsics": intrinsics_label, "focal_px": float(intrinsics[0][0]),
                "depth_png": {"encoding": depth_encoding, "label": DEPTH_PNG_LABELS[depth_encoding]}}
     return files, summary
 
@@ -259,63 +299,236 @@ def served(predictor) -> dict[str, Any]:
             "output": predictor.output}
 
 
-def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
+def camera(predictor, image: np.ndarray, fov: float | None, default_fov: float) -> tuple[np.ndarray, str]:
+    """The intrinsics the point clouds use and where they came from: the user's field of view, else the model's
+    own estimate when its predictor makes one (``estimate_intrinsics(image) -> (3,3)``), else ``default_fov``."""
+    h, w = image.shape[:2]
+    if fov is not None:
+        return estimate_intrinsics(h, w, fov), f"from your {fov:g}° horizontal field of view"
+    estimate = getattr(predictor, "estimate_intrinsics", None)
+    if callable(estimate):
+        try:
+            k = np.asarray(estimate(image), np.float32).reshape(3, 3)
+            if np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0:
+                return k, f"the model's own estimate (focal length {k[0, 0]:.0f} px)"
+        except Exception:  # a model whose estimate fails still gets its cloud, on the default camera
+            log.exception("the model's camera estimate failed")
+    return (estimate_intrinsics(h, w, default_fov),
+            f"estimated from a {default_fov:g}° horizontal field of view (the default; none given)")
+
+
+def open_source(source: str, device: str | None = None):
+    """A served model's predictor, opened like every command opens one (``inference.load.open_model``)."""
+    return open_model(source, device=device).predictor
+
+
+def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str | None = None,
                max_pixels: int = MAX_PIXELS, keep: int = 50, fov_deg: float = 60.0,
-               upload_timeout: float = UPLOAD_TIMEOUT) -> FastAPI:
-    """The FastAPI app serving ``predictor`` (a ``depthforge.Predictor``); see the module docstring.
-    ``upload_timeout``: seconds an upload's body may take to arrive."""
-    results = Results(workdir, keep)
-    depth_encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
-    predict_lock = threading.Lock()  # one prediction at a time: the network already uses every core
+               upload_timeout: float = UPLOAD_TIMEOUT, models: Models | None = None, workers: int = 1,
+               queue: int = 2, retention: float = RETENTION, video: dict | None = None,
+               view_limit: int = VIEW_POINTS) -> FastAPI:
+    """The FastAPI app serving ``models`` (a ``serve.models.Models``), or one ``predictor`` (a
+    ``depthforge.Predictor``); see the module docstring. ``upload_timeout``: seconds an upload's body may take
+    to arrive; ``workers``/``queue``: predictions running at once / waiting before the server answers 503;
+    ``retention``: seconds results and uploads are kept; ``video``: limits of video uploads (``VIDEO_LIMITS``);
+    ``view_limit``: points sent to the 3-D view per model."""
+    if models is None:
+        name = (predictor.info.get("model") or {}).get("name") or "model"
+        models = Models([Source(name, getattr(predictor, "source", "") or name)], open_source,
+                        loaded={name: predictor})
+    results = Results(workdir, keep, retention)
+    pool = Pool(workers, queue)
+    video = {**VIDEO_LIMITS, **(video or {})}
+    jobs: dict[str, dict[str, Any]] = {}
+    stop = threading.Event()
+
+    def sweeper():
+        while not stop.wait(min(30.0, max(0.05, retention / 4))):
+            results.sweep()
+            for rid in [r for r in list(jobs) if r not in results.ids]:
+                jobs.pop(rid, None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        thread = threading.Thread(target=sweeper, name="depthforge-sweeper", daemon=True)
+        thread.start()
         yield
+        stop.set()
+        thread.join(timeout=5)
         results.close()
 
     app = FastAPI(title="depthforge", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
-    app.state.results, app.state.predictor = results, predictor
+    app.state.results, app.state.models, app.state.pool = results, models, pool
+    app.state.predictor = predictor
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"detail": message}, status_code=status)
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+    def fail(e: Exception) -> JSONResponse:
+        if isinstance(e, Busy):
+            return error(503, str(e), {"Retry-After": str(e.seconds)})
+        if isinstance(e, UploadError):
+            return error(e.status, str(e))
+        if isinstance(e, DepthforgeError):
+            return error(404 if isinstance(e, NotServed) else 400, str(e))
+        log.exception("prediction failed")
+        return error(500, f"prediction failed ({type(e).__name__}: {e})")
 
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(WEB / "index.html", media_type="text/html")
 
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js():  # the 3-D view's library, from the installed wheel: the page needs no internet
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                            media_type="text/javascript")
+
     @app.get("/health")
     def health():
-        return {"status": "ok", "model": (predictor.info.get("model") or {}).get("name"), "served": served(predictor),
-                "metric": predictor.metric, "train_size": predictor.train_size,
-                "preprocessing": predictor.contract.preprocessing(), "depth_png": depth_encoding,
-                "results": len(results.ids),
-                "limits": {"upload_mb": round(max_upload_bytes / 2**20, 1), "max_megapixels": max_pixels / 1e6,
-                           "work_megapixels": WORK_PIXELS / 1e6}}
+        listed = models.describe()
+        first = next((m for m in listed if m["loaded"]), None)
+        out = {"status": "ok", "models": listed, "default": models.default,
+               "memory_budget": {models.budget[0]: models.budget[1],
+                                 "loaded_mb": round(sum(m.get("mb", 0) for m in listed), 1),
+                                 "unloaded_recently": models.unloaded},
+               "results": len(results.ids), "busy": pool.admitted,
+               "limits": {"upload_mb": round(max_upload_bytes / 2**20, 1), "max_megapixels": max_pixels / 1e6,
+                          "work_megapixels": WORK_PIXELS / 1e6, "workers": pool.workers, "queue": pool.queue,
+                          "retention_s": retention, "view_points": view_limit, "default_fov": fov_deg,
+                          "video": video}}
+        if first is not None:  # the first loaded model's facts, as a one-model server always gave them
+            p = models.loaded[first["name"]][0] if first["name"] in models.loaded else None
+            if p is not None:
+                out.update(model=first["model"], served=served(p), metric=p.metric, train_size=p.train_size,
+                           preprocessing=p.contract.preprocessing(), depth_png=png16_encoding(p.max_depth))
+        return out
 
-    def process(data: bytes, name: str) -> dict[str, Any]:
+    def pick(names: str | None) -> list[str]:
+        chosen = [n.strip() for n in (names or models.default).split(",") if n.strip()] or [models.default]
+        if len(chosen) > 2:
+            raise DepthforgeError(f"models={names}: pick one or two models")
+        return [models.check(n) for n in chosen]
+
+    def check_fov(fov: float | None) -> None:
+        if fov is not None and not (math.isfinite(fov) and 0 < fov < 180):
+            raise DepthforgeError(f"fov={fov:g}: a horizontal field of view must be between 0 and 180 degrees")
+
+    def one(name: str, predictor, image, depth, vrange, fov, dropped) -> dict[str, Any]:
+        k, label = camera(predictor, image, fov, fov_deg)
+        encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
+        files, summary = render_result(image, depth, fov_deg, encoding, vrange, k, label, view_limit)
+        if encoding == "kitti256":
+            files["kitti256"] = b""  # a marker (never served) that names the download
+        rid = results.add(files)
+        return {"id": rid, "model": name, "metric": predictor.metric,
+                "units": "m" if predictor.metric else "relative", **summary,
+                "urls": {n: f"/api/result/{rid}/{n}" for n in RESULT_FILES if n in files}, "unloaded": dropped}
+
+    def process(data: bytes, name: str, names: list[str], fov: float | None) -> dict[str, Any]:
         start = time.perf_counter()
         image = decode_image(data, name, max_pixels)
-        with predict_lock:
-            depth = predictor(image)
-        files, summary = render_result(image, depth, fov_deg, depth_encoding)
-        rid = results.add(files)
-        urls = {n: f"/api/result/{rid}/{n}" for n in RESULT_FILES}
-        return {"id": rid, "name": name, "metric": predictor.metric, "units": "m" if predictor.metric else "relative",
-                **summary, "urls": urls, "seconds": time.perf_counter() - start}
+        runs = []
+        with pool.run():
+            for n in names:
+                predictor, dropped = models.get(n)
+                runs.append((n, predictor, predictor(image), dropped))
+        aligned = None
+        if len(runs) == 2:
+            (na, pa, a, _), (nb, pb, b, _) = runs
+            a, b = as_depth(a, pa.output), as_depth(b, pb.output)
+            if not (pa.metric and pb.metric):  # relative depth has no unit: put B on A's scale to compare them
+                ma, mb_ = np.median(a[a > 0]) if (a > 0).any() else 1.0, np.median(b[b > 0]) if (b > 0).any() else 1.0
+                b = (b * (ma / mb_)).astype(np.float32)
+                aligned = f"{nb} scaled to {na} by the ratio of their medians ({ma / mb_:.3g})"
+            runs = [(na, pa, a, runs[0][3]), (nb, pb, b, runs[1][3])]
+            vrange = depth_range(np.stack([a, b]))
+        else:
+            vrange = None
+        out = [one(n, p, image, d, vrange, fov, dropped) for n, p, d, dropped in runs]
+        body = {**out[0], "name": name, "seconds": time.perf_counter() - start}
+        if len(out) == 2:
+            a, b = runs[0][2], runs[1][2]
+            png, limit = diff_png(a, b)
+            cid = results.add({"diff.png": png})
+            body["second"] = out[1]
+            body["compare"] = {"id": cid, "urls": {"diff.png": f"/api/result/{cid}/diff.png"},
+                               **disagreement(a, b), "diff_limit": limit, "aligned": aligned,
+                               "scale": f"both maps on one colour scale, {vrange[0]:.3g} – {vrange[1]:.3g} "
+                                        f"{'m' if aligned is None and runs[0][1].metric else '(relative)'} "
+                                        "(2nd – 98th percentile of both)"}
+        return body
 
     @app.post("/api/predict")
-    async def predict(request: Request):
+    async def predict(request: Request, picked: str | None = Query(None, alias="models"), fov: float | None = None):
+        admitted = False
         try:
+            names = pick(picked)
+            check_fov(fov)
             data, name = await read_upload(request, max_upload_bytes, upload_timeout)
-            return await run_in_threadpool(process, data, Path(name).name or "upload")
-        except UploadError as e:
-            return error(e.status, str(e))
-        except DepthforgeError as e:
-            return error(400, str(e))
+            pool.admit()
+            admitted = True
+            return await run_in_threadpool(process, data, Path(name).name or "upload", names, fov)
         except Exception as e:  # never let one bad request take the service down
-            log.exception("prediction failed")
-            return error(500, f"prediction failed ({type(e).__name__}: {e})")
+            return fail(e)
+        finally:
+            if admitted:
+                pool.release()
+
+    def video_job(rid: str, clip: Path, name: str, frames: int) -> None:
+        job, folder = jobs[rid], clip.parent
+        try:
+            with pool.run():
+                predictor, job["unloaded"] = models.get(name)
+                predict_video(Counted(predictor, job), clip, folder / "depth.mp4", max_frames=frames, progress=False)
+                to_webm(folder / "depth.mp4", folder / "depth.webm")
+            job.update(state="done", url=f"/api/result/{rid}/depth.webm", download=f"/api/result/{rid}/depth.mp4")
+        except Exception as e:  # the page shows it; the server goes on
+            if not isinstance(e, DepthforgeError):
+                log.exception("video job failed")
+            job.update(state="failed", error=error_line(e))
+        finally:
+            pool.release()
+            clip.unlink(missing_ok=True)  # the upload is not kept once its depth video is made
+
+    @app.post("/api/video")
+    async def video_upload(request: Request, model: str | None = None):
+        admitted = False
+        try:
+            name = models.check(model or models.default)
+            data, filename = await read_upload(request, int(video["mb"] * 2**20), upload_timeout)
+            filename = Path(filename).name or "upload"
+            if not data:
+                raise UploadError(400, f"{filename}: empty upload")
+            pool.admit()
+            admitted = True
+            rid, folder = results.folder()
+            suffix = Path(filename).suffix.lower()
+            clip = folder / ("clip" + (suffix if suffix in VIDEO_SUFFIXES else ".bin"))
+            await run_in_threadpool(write_bytes, clip, data)
+            try:
+                frames = await run_in_threadpool(probe, clip, filename, video)
+            except DepthforgeError as e:
+                clip.unlink(missing_ok=True)
+                raise UploadError(413 if getattr(e, "kind", None) == "too large" else 400, str(e)) from None
+            jobs[rid] = {"state": "running", "frames": 0, "total": frames, "model": name, "name": filename}
+            threading.Thread(target=video_job, args=(rid, clip, name, frames), daemon=True).start()
+            admitted = False  # the job gives its place back when it ends
+            return {"job": rid, "total": frames, "model": name}
+        except Exception as e:
+            return fail(e)
+        finally:
+            if admitted:
+                pool.release()
+
+    @app.get("/api/job/{rid}")
+    def job_state(rid: str):
+        job = jobs.get(rid) if ID_RE.fullmatch(rid) and rid in results.ids else None
+        if job is None:
+            return error(404, "no such video job (unknown or expired id)")
+        return {"job": rid, **job}
 
     @app.get("/api/result/{rid}/{name}")
     def result(rid: str, name: str):
@@ -325,7 +538,8 @@ def create_app(predictor, max_upload_bytes: int = 20 * 2**20, workdir: str | Non
         media, attachment = RESULT_FILES[name]
         filename = None
         if name == "depth.png":
-            filename = depth_png_name(f"depth-{rid[:8]}", depth_encoding)
+            encoding = "kitti256" if (path.parent / "kitti256").exists() else "mm"
+            filename = depth_png_name(f"depth-{rid[:8]}", encoding)
         elif attachment:
             filename = f"depth-{rid[:8]}{Path(name).suffix}"
         return FileResponse(path, media_type=media, filename=filename,
