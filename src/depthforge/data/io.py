@@ -322,18 +322,26 @@ def read_h5(path: str | os.PathLike, key: str = "dataset", limit: int = MAX_PIXE
         raise file_error(f"{path}: not a readable HDF5 file ({e})", "unreadable") from None
 
 
-def read_columns(path: Path, min_fields: int = 2) -> list[list[str]]:
-    """A whitespace-separated file list (Marigold's ``data_split/*.txt``: paths relative to the data root, one
-    sample a line) -> its rows; blank lines and ``#`` comments skipped."""
+def data_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of a text file's lines that hold data: blank lines and ``#`` comments are skipped,
+    commas count as spaces. One line naming the file when it cannot be read."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError as e:
-        raise DepthforgeError(f"{path}: cannot read the list ({e.strerror or e})") from None
-    rows = []
+        raise DepthforgeError(f"{path}: cannot read ({e.strerror or e})") from None
+    out = []
     for n, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
+        line = line.split("#", 1)[0].replace(",", " ").strip()
+        if line:
+            out.append((n, line.split()))
+    return out
+
+
+def read_columns(path: Path, min_fields: int = 2) -> list[list[str]]:
+    """A whitespace-separated file list (Marigold's ``data_split/*.txt``: paths relative to the data root, one
+    sample a line) -> its rows (``data_lines``)."""
+    rows = []
+    for n, fields in data_lines(path):
         if len(fields) < min_fields:
             raise DepthforgeError(f"{path}: line {n}: expected {min_fields} paths, got {len(fields)}")
         rows.append(fields)

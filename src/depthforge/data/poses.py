@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DepthforgeError
+from .io import data_lines
 
 
 def pose_matrix(tx: float, ty: float, tz: float, qx: float, qy: float, qz: float, qw: float) -> np.ndarray:
@@ -23,21 +24,6 @@ def pose_matrix(tx: float, ty: float, tz: float, qx: float, qy: float, qz: float
                    [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
                    [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
     out[:3, 3] = tx, ty, tz
-    return out
-
-
-def data_lines(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of a text file's lines that hold data: blank lines and ``#`` comments are skipped,
-    commas count as spaces. One line naming the file when it cannot be read."""
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as e:
-        raise DepthforgeError(f"{path}: cannot read ({e.strerror or e})") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].replace(",", " ").strip()
-        if line:
-            out.append((n, line.split()))
     return out
 
 
@@ -97,4 +83,4 @@ def associate(first: list[float], second: list[float], max_difference: float = 0
     return sorted(matches)
 
 
-__all__ = ["pose_matrix", "data_lines", "parse_pose", "read_poses", "read_stamped", "associate"]
+__all__ = ["pose_matrix", "parse_pose", "read_poses", "read_stamped", "associate"]
