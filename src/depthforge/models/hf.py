@@ -645,7 +645,7 @@ class DepthPro(HFDepth):
             fov = torch.full((image.shape[0],), float("nan"), device=image.device)
         else:
             # width / focal length in pixels = 2·tan(FoV/2) at any width: the photo's size does not enter
-            inverse = inverse * (2 * torch.tan(torch.deg2rad(fov) / 2)).view(-1, 1, 1, 1)
+            inverse = inverse * (2 * torch.tan(fov * (math.pi / 360))).view(-1, 1, 1, 1)  # no deg2rad in ONNX
         inverse = F.interpolate(inverse, size=(h, w), mode="bilinear", align_corners=False)
         return 1.0 / inverse.clamp(*self.CLAMP), fov
 
