@@ -17,13 +17,14 @@ from torch.nn import functional as F
 import depthforge
 from conftest import liven
 from depthforge.cli import main
+from depthforge.data import build_dataset
 from depthforge.errors import DepthforgeError
 from depthforge.inference.prompt import fit_prompt, prompt_from_depth, read_prompt
 from depthforge.models import MODELS, hf
 from depthforge.viz.pointcloud import read_ply
 
 IMAGENET = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-DEPTH_PRO_SIZE = 64  # the tiny Depth Pro's network size: patch_size 32 / smallest scale 0.5
+DEPTH_PRO_SIZE = 32  # the tiny Depth Pro's network size: patch_size 16 / smallest scale 0.5
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_depth_pro_matches_transformers_depth_and_focal_length(depth_pro, shape)
     folder, net = depth_pro
     predictor = depthforge.load(folder, device="cpu")
     c = predictor.contract
-    assert (c.output, c.camera, c.prompt, c.input_size, c.mean) == ("metric", True, False, (64, 64), (0.5,) * 3)
+    assert (c.output, c.camera, c.prompt, c.input_size, c.mean) == ("metric", True, False, (32, 32), (0.5,) * 3)
     photo = _photo(*shape)
     want, fov = _depth_pro_reference(net, photo)
     got = predictor.predict(photo)
@@ -276,3 +277,57 @@ def test_depth_pro_fine_tunes_its_encoder_at_a_fraction_and_rebuilds_offline(dep
     x = torch.rand(1, 3, 40, 50)
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+def _dataset(root, fx: float = 40.0):
+    """A depthforge folder dataset (test split) of two 48×64 photos, millimetre depth and intrinsics.txt."""
+    for i in range(2):
+        (root / "test" / "rgb").mkdir(parents=True, exist_ok=True)
+        (root / "test" / "depth").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_photo(48, 64, seed=i)).save(root / "test" / "rgb" / f"{i}.png")
+        mm = 1000 + 100 * np.arange(48)[:, None] + 10 * np.arange(64)[None] + 200 * i
+        Image.fromarray(mm.astype(np.uint16)).save(root / "test" / "depth" / f"{i}.png")
+    (root / "test" / "intrinsics.txt").write_text(f"{fx} {fx} 31.5 23.5\n")
+    return root
+
+
+def test_eval_reports_the_focal_length_error_where_the_data_has_intrinsics(depth_pro, tmp_path):
+    from depthforge.evaluation.evaluate import evaluate
+
+    folder, _ = depth_pro
+    data = _dataset(tmp_path / "data", fx=40.0)
+    results = evaluate(folder, data=str(data), pictures=False, progress=False, device="cpu", out=tmp_path / "eval")
+    predictor = depthforge.load(folder, device="cpu")
+    want = []
+    for sample in build_dataset({"name": "folder", "root": str(data), "size": (240, 320)}, split="test"):
+        fx_gt = float(sample["intrinsics"][0, 0])
+        assert fx_gt == pytest.approx(40.0)
+        _, focal = predictor.predict_tensor(sample["image"][None], camera=True)
+        want.append(abs(float(focal[0, 0]) - fx_gt) / fx_gt)
+    assert results["model"]["focal_rel_err"] == pytest.approx(np.mean(want), rel=1e-5)
+    assert "focal_rel_err" not in results["baselines"].get("constant", {})
+
+
+def test_eval_feeds_a_prompt_model_the_downsampled_ground_truth_and_says_so(prompt_da, tmp_path, caplog):
+    from depthforge.evaluation.evaluate import evaluate
+    from depthforge.evaluation.metrics import compute_metrics, get_protocol
+
+    folder, _ = prompt_da
+    data = _dataset(tmp_path / "data")
+    with caplog.at_level(logging.INFO):
+        results = evaluate(folder, data=str(data), pictures=False, progress=False, device="cpu", limit=1,
+                           out=tmp_path / "eval")
+    assert results["prompt"] == "ground truth downsampled to 192 rows"
+    assert any("ground truth downsampled" in r.getMessage() for r in caplog.records)
+    # the same image and prompt by hand give the same AbsRel; without the prompt it differs
+    sample = build_dataset({"name": "folder", "root": str(data)}, split="test")[0]
+    gt = sample["depth"][0].numpy()
+    prompt = torch.from_numpy(prompt_from_depth(gt))[None, None]
+    assert prompt.shape[-2:] == (48, 64)  # never upsampled: the 48-row frames are below 192 rows
+    predictor = depthforge.load(folder, device="cpu")
+    proto = get_protocol(results["protocol"], results["max_depth"])
+    mask = proto.mask(gt, gt > 0)
+    for p, same in ((prompt, True), (None, False)):
+        pred = predictor.predict_tensor(sample["image"][None], prompt=p)[0, 0].numpy()
+        abs_rel = compute_metrics(pred, gt, proto, valid=mask)["abs_rel"]
+        assert (abs_rel == pytest.approx(results["model"]["abs_rel"], rel=1e-4)) is same, (abs_rel, results["model"]["abs_rel"], p is None)

@@ -157,12 +157,18 @@ class Predictor:
         return runs_at(self.policy(resize), h, w)
 
     @torch.inference_mode()
-    def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None) -> torch.Tensor:
-        """Images [N,3,H,W] float in [0,1] (any H, W) -> [N,1,H,W] float32 (see the class), on the input's device."""
+    def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None,
+                       prompt: torch.Tensor | None = None, camera: bool = False):
+        """Images [N,3,H,W] float in [0,1] (any H, W) -> [N,1,H,W] float32 (see the class), on the input's device.
+        ``prompt``: a depth prompt [N,1,h,w] metres (``contract.prompt``). With ``camera`` (a model that
+        ``estimates_camera``): (depth, focal lengths [N,2] (fx, fy) in pixels of the images)."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise DepthforgeError(f"predict_tensor expects a [N,3,H,W] tensor, got {shape}")
-        return self._run(images, resize, flip)[0]
+        if camera and not self.estimates_camera:
+            raise DepthforgeError(f"{self.source or 'model'}: does not estimate the camera (its contract's camera)")
+        depth, focal = self._run(images, resize, flip, prompt, camera)
+        return (depth, focal) if camera else depth
 
     def _run(self, images: torch.Tensor, resize: str | None, flip: bool | None, prompt: torch.Tensor | None = None,
              camera: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:

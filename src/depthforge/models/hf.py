@@ -562,7 +562,7 @@ class GLPN(HFDepth):
 
 def _micro_vit(**extra: Any) -> dict[str, Any]:
     return dict(model_type="dinov2", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                patch_size=8, image_size=32, **extra)
+                patch_size=8, image_size=16, **extra)
 
 
 @MODELS.register("depth-pro", family="Depth Pro (multi-scale DINOv2 ViT patches + image ViT, DPT-style decoder), "
@@ -588,9 +588,10 @@ class DepthPro(HFDepth):
     model_type = "depth_pro"
     config_class, model_class = "DepthProConfig", "DepthProForDepthEstimation"
     default_hub = "apple/DepthPro-hf"
-    default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF),
-                             size={"height": 1536, "width": 1536}, resample=2)
-    micro = dict(fusion_hidden_size=16, patch_size=32, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[8, 8],
+    # apple/DepthPro-hf: mean = std = 0.5, bilinear; its 1536×1536 is the size the network's patches tile
+    # (patch_size / the smallest scale: 384 / 0.25), which is the size used where a folder has no processor
+    default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF), resample=2)
+    micro = dict(fusion_hidden_size=16, patch_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[8, 8],
                  scaled_images_ratios=[0.5, 1], scaled_images_overlap_ratios=[0.0, 0.5],
                  scaled_images_feature_dims=[16, 8], use_fov_model=True, num_fov_head_layers=1,
                  image_model_config=_micro_vit(), patch_model_config=_micro_vit(), fov_model_config=_micro_vit())
