@@ -330,4 +330,4 @@ def test_eval_feeds_a_prompt_model_the_downsampled_ground_truth_and_says_so(prom
     for p, same in ((prompt, True), (None, False)):
         pred = predictor.predict_tensor(sample["image"][None], prompt=p)[0, 0].numpy()
         abs_rel = compute_metrics(pred, gt, proto, valid=mask)["abs_rel"]
-        assert (abs_rel == pytest.approx(results["model"]["abs_rel"], rel=1e-4)) is same, (abs_rel, results["model"]["abs_rel"], p is None)
+        assert (abs_rel == pytest.approx(results["model"]["abs_rel"], rel=1e-4)) is same, (abs_rel, p is None)

@@ -28,10 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"depthforge models (GFLOPs at {args.size[0]}x{args.size[1]}, default sizes)")
-    for col in ("name", "family", "parameters", "GFLOPs", "output", "max depth", "multiple", "pretrained weights"):
+    for col in ("name", "family", "parameters", "GFLOPs", "output", "max depth", "multiple", "camera", "prompt",
+                "pretrained weights"):
         table.add_column(col, justify="right" if col in ("parameters", "GFLOPs", "max depth", "multiple") else "left")
     for r in rows:
         table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.1f} M", f"{r['gflops']:.1f}", r["output"],
-                      f"{r['max_depth']:g} m", str(r["multiple"]), r["weights"])
+                      f"{r['max_depth']:g} m", str(r["multiple"]), "estimated" if r["camera"] else "-",
+                      "depth prompt" if r["prompt"] else "-", r["weights"])
     Console(width=200).print(table)
     return 0

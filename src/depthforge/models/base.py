@@ -31,8 +31,8 @@ follows it; a Hugging Face model's comes from its ``preprocessor_config.json``):
 What a model gives and takes besides one image and one depth map:
 
 - ``camera``: the model also estimates the camera: ``forward_camera(image)`` returns the depth and the horizontal
-  field of view [N] in degrees of the image it was given (Depth Pro); ``viz.pointcloud.estimate_intrinsics`` turns that
-  into pinhole intrinsics at a photo's size. A model without it leaves the camera to the user (or a default guess).
+  field of view [N] in degrees of the image it was given (Depth Pro); the predictor turns that into pinhole
+  intrinsics at the photo's size. A model without it leaves the camera to the user (or a default guess).
 - ``prompt``: the model takes an optional low-resolution depth prompt [N,1,h,w] in metres as ``forward(image,
   prompt)`` (Prompt Depth Anything: a phone's LiDAR); its metres come from the prompt's range.
 
