@@ -14,9 +14,9 @@ an interchangeable back end: PyTorch, ONNX Runtime or OpenVINO (``Backend``).
 """
 from __future__ import annotations
 
-import os
 import logging
 import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, NamedTuple, Sequence, Union
 
@@ -27,6 +27,7 @@ from PIL import Image
 from ..data.io import pil_to_array, read_image
 from ..errors import DepthforgeError
 from ..models.base import Contract, DepthModel
+from .prompt import check_prompt
 from .resize import infer, infer_camera, runs_at
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,8 @@ class Predictor:
         reading (see ``inference.prompt``), for a model whose contract takes one."""
         a = to_image(image, image if isinstance(image, (str, os.PathLike)) else "image")
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
-        p = None if prompt is None else torch.from_numpy(np.asarray(prompt, np.float32))[None, None]
+        # checked here too: an array handed to the API may hold millimetres or holes
+        p = None if prompt is None else torch.from_numpy(check_prompt(prompt))[None, None]
         y, focal = self._run(x, resize, flip, p, camera=self.estimates_camera)
         depth = y[0, 0].cpu().numpy().astype(np.float32)
         if focal is None:
