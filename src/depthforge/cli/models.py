@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col in ("params", "GFLOPs", "max depth") else "left",
                          no_wrap=col in ("name", "params", "GFLOPs", "max depth"))
     for r in rows:
-        table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.1f} M", f"{r['gflops']:.1f}", r["output"],
+        output = r["output"] + (" + camera" if r.get("camera") else "") + (" + prompt" if r.get("prompt") else "")
+        table.add_row(r["name"], r["family"], f"{r['parameters'] / 1e6:.1f} M", f"{r['gflops']:.1f}", output,
                       f"{r['max_depth']:g} m", r["weights"])
     Console(width=min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)).print(table)
     return 0

@@ -19,8 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "nyu8bit, metres (.npy)")
     p.add_argument("--ply", action="store_true", help="also write a coloured point cloud (PLY) per image")
     p.add_argument("--intrinsics", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"),
-                   help="camera intrinsics for --ply (default: a dataset folder's intrinsics.txt, else "
-                        "estimated from a 60° field of view)")
+                   help="camera intrinsics for --ply (default: a dataset folder's intrinsics.txt, else the "
+                        "model's estimate of the camera (Depth Pro), else a 60° field of view)")
+    p.add_argument("--prompt-depth", type=path_arg, metavar="FILE",
+                   help="a depth prompt for a model that takes one (prompt-depth-anything): a low-resolution depth "
+                        "map of the same view, 16-bit PNG in millimetres or .npy in metres (or a folder of them "
+                        "matched by file stem)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--resize", choices=("train", "pad"), default="train",
                    help="run at the training size (default) or pad the full image")
@@ -57,10 +61,16 @@ def run(args: argparse.Namespace) -> int:
     if args.gt is not None and not Path(args.gt).exists():
         raise DepthforgeError(f"--gt {args.gt}: no such file or folder")
     check_encoding(args.gt_encoding, "--gt-encoding")
+    if args.prompt_depth is not None and not Path(args.prompt_depth).exists():
+        raise DepthforgeError(f"--prompt-depth {args.prompt_depth}: no such file or folder")
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
+    if args.prompt_depth is not None:
+        predictor.check_prompt_taken()
     out = ensure_dir(args.out)
     videos = [a for a in args.inputs if is_video_source(a)]
     images = [a for a in args.inputs if a not in videos]
+    if args.prompt_depth is not None and videos:
+        raise DepthforgeError(f"--prompt-depth: depth prompts go with photos, not videos ({videos[0]})")
     cameras = list(dict.fromkeys(int(a) for a in videos if a.isdigit()))
     files = distinct([Path(a) for a in videos if not a.isdigit()])
     k = intrinsics_matrix(*args.intrinsics) if args.intrinsics else None
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         written += 1
     if images:
         d, f = predict_images(predictor, collect_inputs(images, exclude=out), out, gt=args.gt, gt_encoding=args.gt_encoding,
-                              ply=args.ply, intrinsics=k)
+                              ply=args.ply, intrinsics=k, prompt=args.prompt_depth)
         written, failed = written + d, failed + f
     print(f"{written} written to {out}" + (f", {failed} failed (see warnings)" if failed else ""))
     return 0 if written or not failed else 1

@@ -23,6 +23,7 @@ from ..data import DATA_ROOT_ENV, DATASETS, SkipBad, benchmark_spec, build_datas
 from ..files import ensure_dir, write_bytes
 from ..errors import DepthforgeError
 from ..inference.load import Opened, open_model
+from ..inference.prompt import PROMPT_ROWS, prompt_from_depth
 from ..recipe import Recipe
 from ..losses import build_loss
 from .failure import (DISTANCE_NAMES, DISTANCE_TOP, distance_errors, failure_row, masked_metrics, occlusion_edges,
@@ -228,15 +229,32 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
     safe = SkipBad(torch.utils.data.Subset(dataset, range(n)))
     rows: dict[str, list[dict]] = {"model": [], "constant": [], "mean_map": []}
     loader = DataLoader(safe, batch_size=1, collate_fn=collate)
+    prompted = predictor.contract.prompt
+    if prompted:
+        log.info("%s takes a depth prompt: each image gets its ground truth downsampled to %d rows (nearest, holes "
+                 "filled) as the prompt, as Prompt Depth Anything simulates a LiDAR", predictor.source or "the model",
+                 PROMPT_ROWS)
     for index, sample in enumerate(tqdm(loader, total=n, desc=desc, disable=not progress, unit="img")):
         if sample is None:
             continue
         gt, valid = sample["depth"][0, 0].numpy(), sample["valid"][0, 0].numpy()
         mask = proto.mask(gt, valid)
         masks = sample_masks(sample)
-        raw = predictor.predict_tensor(sample["image"])[0, 0].cpu().numpy()
+        prompt = None
+        if prompted:
+            try:
+                prompt = torch.from_numpy(prompt_from_depth(np.where(valid, gt, 0)))[None, None]
+            except DepthforgeError as e:  # no usable ground truth to prompt with: no metrics either
+                log.warning("%s: %s; skipped", sample["name"][0], e)
+                continue
+        out = predictor.predict_tensor(sample["image"], prompt=prompt, camera=predictor.estimates_camera)
+        raw = (out[0] if predictor.estimates_camera else out)[0, 0].cpu().numpy()
         depth = to_metres(raw, gt, mask, predictor.output, align_mode)
         row = image_row(depth, gt, mask, proto, seed_loss, masks)
+        if predictor.estimates_camera and "intrinsics" in sample:
+            # the focal-length error of the model's camera estimate: |f_pred - f_gt| / f_gt, on fx
+            f_gt = float(sample["intrinsics"][0, 0, 0])
+            row["focal_rel_err"] = abs(float(out[1][0, 0]) - f_gt) / f_gt
         if "depth_through" in sample:
             through = sample["depth_through"][0, 0].numpy()
             t_mask = proto.mask(through, through > 0)
@@ -354,6 +372,7 @@ def evaluate(source: str | Path, data: str | None = None, protocol: str | None =
         raise DepthforgeError(f"{data or spec['name']}: no sample with ground truth could be evaluated")
     results = {
         **head, "images": len(rows["model"]), "edges": edges_used(rows["model"]),
+        "prompt": f"ground truth downsampled to {PROMPT_ROWS} rows" if predictor.contract.prompt else None,
         "model": summarize(rows["model"]),
         "baselines": {k: summarize(v) for k, v in rows.items() if k != "model" and v},
         "by_distance": by_distance(rows["model"]),

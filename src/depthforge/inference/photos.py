@@ -7,8 +7,9 @@ with colour bars in metres and AbsRel/δ1: ``viz.panels``), and with
 ``--ply`` a coloured point cloud NAME.ply. The 16-bit PNG is NAME_depth.png in millimetres when the model's
 ``max_depth`` fits (up to 65.535 m), else NAME_depth_kitti256.png in metres x 256 (KITTI's encoding, up to
 256 m, e.g. the KITTI recipe's 80 m); read it back with ``--gt-encoding mm`` or ``kitti256`` respectively.
-Point clouds use ``--intrinsics``, else a dataset folder's ``intrinsics.txt`` (rgb/ layout), else a 60° field
-of view.
+Point clouds use ``--intrinsics``, else a dataset folder's ``intrinsics.txt`` (rgb/ layout), else the model's
+estimate of the camera (a model whose contract has ``camera``, e.g. Depth Pro), else a 60° field of view; a log
+line says which. ``--prompt-depth`` gives a model that takes one its depth prompt (``inference.prompt``).
 """
 from __future__ import annotations
 
@@ -146,13 +147,17 @@ def _gt_for(image: Path, auto: Path | None, gt: str | None) -> Path | None:
 
 
 def predict_images(predictor, items: list[Item], out: Path, gt: str | None = None, gt_encoding: str = "mm",
-                   ply: bool = False, intrinsics: np.ndarray | None = None, progress: bool = True) -> tuple[int, int]:
+                   ply: bool = False, intrinsics: np.ndarray | None = None, progress: bool = True,
+                   prompt: str | None = None) -> tuple[int, int]:
     """Predict and write every output; returns (written, failed). A bad file costs one warning line and writes
-    nothing for its image: every input of an image (photo, ground truth, camera) is read and checked, and every
-    output encoded, before its first file is written.
+    nothing for its image: every input of an image (photo, ground truth, camera, prompt) is read and checked, and
+    every output encoded, before its first file is written.
 
     ``items``: from ``collect_inputs`` (or (image, gt[, intrinsics]) tuples); ``intrinsics`` (3,3), when
-    given, replaces each item's own for ``ply``."""
+    given, replaces each item's own for ``ply``. ``prompt``: a depth prompt file, or a folder of them matched by
+    file stem (``inference.prompt``)."""
+    from .prompt import fit_prompt, read_prompt
+
     from tqdm import tqdm
 
     from ..viz.panels import panel
@@ -170,8 +175,21 @@ def predict_images(predictor, items: list[Item], out: Path, gt: str | None = Non
             if gt_path is not None:
                 gt_depth = read_depth(gt_path, gt_encoding)
                 check_same_size(gt_path, image, gt_depth)
-            depth = predictor(image)
+            depth_prompt = None
+            if prompt is not None:
+                prompt_path = _gt_for(item.image, None, prompt)
+                if prompt_path is None:
+                    raise DepthforgeError(f"{item.image}: no depth prompt named {item.image.stem}.* in {prompt}")
+                depth_prompt = fit_prompt(read_prompt(prompt_path), image.shape[:2], str(prompt_path))
+            result = predictor.predict(image, prompt=depth_prompt)
+            depth = result.depth
             k = item.intrinsics if intrinsics is None else intrinsics
+            if ply and k is not None:
+                log.info("%s: point cloud with the given camera intrinsics (fx %.1f px)", item.image, k[0][0])
+            elif ply and result.intrinsics is not None:
+                k = result.intrinsics
+                log.info("%s: point cloud with the model's estimate of the camera: horizontal field of view "
+                         "%.1f°, fx = %.1f, fy = %.1f px", item.image, result.fov, k[0, 0], k[1, 1])
             rendered = result_files(depth, encoding, image, ply, k)
             names = {"color.png": f"{name}_color.png", "depth.png": depth_png_name(f"{name}_depth", encoding),
                      "depth.npy": f"{name}.npy", "cloud.ply": f"{name}.ply"}

@@ -5,15 +5,20 @@
     depth = predict("photo.jpg")                                  # hub id; device="cuda"; runtime="openvino"
     depths = predict([rgb_uint8, gray_uint16, pil_image])         # a list in -> a list out
     print(predict.output, predict.max_depth, predict.contract.input_size)
+    result = predict.predict("photo.jpg")                         # depth, and the model's camera estimate
+    result.depth, result.intrinsics, result.fov                   # (Depth Pro; None for other models)
+    predict.predict("photo.jpg", prompt=lidar_metres)             # a depth prompt (Prompt Depth Anything)
 
 The predictor reads everything from the model's contract (``models.base.Contract``) and runs the network through
 an interchangeable back end: PyTorch, ONNX Runtime or OpenVINO (``Backend``).
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import numpy as np
 import torch
@@ -22,8 +27,10 @@ from PIL import Image
 from ..data.io import pil_to_array, read_image
 from ..errors import DepthforgeError
 from ..models.base import Contract, DepthModel
-from .resize import infer, runs_at
+from .prompt import check_prompt
+from .resize import infer, infer_camera, runs_at
 
+log = logging.getLogger(__name__)
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 RESIZE_MODES = ("train", "pad")
 
@@ -50,7 +57,19 @@ class Backend:
     forward: Callable[[torch.Tensor], torch.Tensor]
     device: torch.device
     module: torch.nn.Module | None = None  # the PyTorch model, when the back end is PyTorch
+    # forward_camera(x) -> (depth, horizontal FoV [N] degrees), for a model that estimates the camera
+    camera: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     details: dict[str, Any] = field(default_factory=dict)  # e.g. onnxruntime's providers
+
+
+class Prediction(NamedTuple):
+    """One photo's result: depth (H,W) float32 as ``Predictor.__call__`` gives it, and the model's estimate of the
+    camera when it makes one (``contract.camera``; else None): ``intrinsics`` (3,3) pinhole at the photo's size,
+    principal point at its centre, and ``fov`` its horizontal field of view in degrees."""
+
+    depth: np.ndarray
+    intrinsics: np.ndarray | None = None
+    fov: float | None = None
 
 
 def to_image(x: ImageLike, name: str = "image") -> np.ndarray:
@@ -139,17 +158,75 @@ class Predictor:
         return runs_at(self.policy(resize), h, w)
 
     @torch.inference_mode()
-    def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None) -> torch.Tensor:
-        """Images [N,3,H,W] float in [0,1] (any H, W) -> [N,1,H,W] float32 (see the class), on the input's device."""
+    def predict_tensor(self, images: torch.Tensor, resize: str | None = None, flip: bool | None = None,
+                       prompt: torch.Tensor | None = None, camera: bool = False):
+        """Images [N,3,H,W] float in [0,1] (any H, W) -> [N,1,H,W] float32 (see the class), on the input's device.
+        ``prompt``: a depth prompt [N,1,h,w] metres (``contract.prompt``). With ``camera`` (a model that
+        ``estimates_camera``): (depth, focal lengths [N,2] (fx, fy) in pixels of the images)."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise DepthforgeError(f"predict_tensor expects a [N,3,H,W] tensor, got {shape}")
+        if camera and not self.estimates_camera:
+            raise DepthforgeError(f"{self.source or 'model'}: does not estimate the camera (its contract's camera)")
+        depth, focal = self._run(images, resize, flip, prompt, camera)
+        return (depth, focal) if camera else depth
+
+    def _run(self, images: torch.Tensor, resize: str | None, flip: bool | None, prompt: torch.Tensor | None = None,
+             camera: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(depth [N,1,H,W], focal lengths [N,2] (fx, fy) px when ``camera``, else None)."""
         x = images.to(self.device, torch.float32)
-        y = infer(self.backend.forward, x, flip=self.flip if flip is None else flip, policy=self.policy(resize))
+        if prompt is not None:
+            self.check_prompt_taken()
+            prompt = prompt.to(self.device, torch.float32)
+        flip, policy = self.flip if flip is None else flip, self.policy(resize)
+        focal = None
+        if camera:
+            y, focal = infer_camera(self.backend.camera, x, flip=flip, policy=policy, prompt=prompt)
+        else:
+            y = infer(self.backend.forward, x, flip=flip, policy=policy, prompt=prompt)
         if not torch.isfinite(y).all():
             raise DepthforgeError(f"{self.source or 'model'}: the model's output is not finite (NaN or infinite): its "
                                   "weights are damaged or come from a diverged training")
-        return y.to(images.device)
+        return y.to(images.device), focal
+
+    @property
+    def estimates_camera(self) -> bool:
+        """Whether ``predict`` returns the model's estimate of the camera (its contract says so, and the back end
+        runs it)."""
+        return self.contract.camera and self.backend.camera is not None
+
+    def check_prompt_taken(self) -> None:
+        """One line when this model takes no depth prompt (before anything runs)."""
+        name = (self.info.get("model") or {}).get("name") or self.source or "this model"
+        if not self.contract.prompt:
+            raise DepthforgeError(f"{name}: takes no depth prompt (a model whose contract has prompt, such as "
+                                  "prompt-depth-anything, does)")
+        if self.backend.name != "torch":
+            raise DepthforgeError(f"{name}: a depth prompt needs the PyTorch model; the {self.backend.name} export "
+                                  "takes the image alone")
+
+    @torch.inference_mode()
+    def predict(self, image: ImageLike, prompt: np.ndarray | None = None, resize: str | None = None,
+                flip: bool | None = None) -> Prediction:
+        """One image (as ``__call__``) -> ``Prediction``: its depth and, for a model that estimates the camera,
+        the estimated intrinsics and field of view. ``prompt``: a depth prompt (h,w) float metres, 0 = no
+        reading (see ``inference.prompt``), for a model whose contract takes one."""
+        a = to_image(image, image if isinstance(image, (str, os.PathLike)) else "image")
+        x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
+        # checked here too: an array handed to the API may hold millimetres or holes
+        p = None if prompt is None else torch.from_numpy(check_prompt(prompt))[None, None]
+        y, focal = self._run(x, resize, flip, p, camera=self.estimates_camera)
+        depth = y[0, 0].cpu().numpy().astype(np.float32)
+        if focal is None:
+            return Prediction(depth)
+        if not torch.isfinite(focal).all() or not bool((focal > 0).all()):
+            log.warning("%s: the model's focal length estimate %s px is unusable (untrained field-of-view head?); "
+                        "no camera estimate", self.source or "model", focal[0].tolist())
+            return Prediction(depth)
+        h, w = depth.shape
+        fx, fy = (float(v) for v in focal[0])
+        k = np.array([[fx, 0, (w - 1) / 2], [0, fy, (h - 1) / 2], [0, 0, 1]], dtype=np.float32)
+        return Prediction(depth, k, math.degrees(2 * math.atan(0.5 * w / fx)))
 
     def __call__(self, images: ImageLike | Sequence[ImageLike], resize: str | None = None,
                  flip: bool | None = None) -> np.ndarray | list[np.ndarray]:
@@ -176,4 +253,5 @@ def from_module(model: DepthModel, info: dict, device: str | torch.device | None
     """A Predictor around a PyTorch depth model (e.g. one just trained) and its checkpoint metadata."""
     device = default_device(device)
     model = model.to(device).eval()
-    return Predictor(Backend("torch", model, device, module=model), model.contract, info, **options)
+    camera = model.forward_camera if model.contract.camera else None
+    return Predictor(Backend("torch", model, device, module=model, camera=camera), model.contract, info, **options)

@@ -80,7 +80,7 @@ def _resize_depth(y: torch.Tensor, size: tuple[int, int], policy: Contract) -> t
 
 
 def infer(forward: Forward, images: torch.Tensor, multiple: int = 1, size: tuple[int, int] | None = None,
-          flip: bool = False, policy: Contract | None = None) -> torch.Tensor:
+          flip: bool = False, policy: Contract | None = None, prompt: torch.Tensor | None = None) -> torch.Tensor:
     """Depth for ``images`` [N,3,H,W] in [0,1] -> [N,1,H,W] at the input's H×W.
 
     ``forward`` is the network (PyTorch module or ONNX session wrapper). ``policy``: a contract whose resize
@@ -88,7 +88,27 @@ def infer(forward: Forward, images: torch.Tensor, multiple: int = 1, size: tuple
     up to ``policy.multiple``, run, crop, resize back with ``output_resample``, crop the reflect padding. Without
     a policy: resize to ``size`` if given (bilinear), pad to ``multiple``. ``flip`` averages with the prediction
     of the mirrored image (test-time augmentation; ZoeDepth's post-processing averages the same way).
+    ``prompt``: a depth prompt [N,1,h,w] covering the same view, passed as ``forward(x, prompt)`` (see
+    ``infer_camera``).
     """
+    return _infer(forward, images, multiple, size, flip, policy, prompt)[0]
+
+
+def infer_camera(forward: Forward, images: torch.Tensor, flip: bool = False, policy: Contract | None = None,
+                 prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """As ``infer`` for a network that also estimates the camera, ``forward(x) -> (depth, horizontal FoV [N]
+    degrees of x)`` -> (depth [N,1,H,W], focal lengths [N,2] (fx, fy) in pixels of the H×W images).
+
+    The field of view is of what the network saw: the image after padding and resizing. Its focal length in the
+    network's pixels is brought back to the photo's by the resize's scale on each axis (a squash resize gives
+    fx ≠ fy)."""
+    y, fov, (rh, rw), (th, tw), (sh, sw) = _infer(forward, images, 1, None, flip, policy, prompt)
+    f = 0.5 * rw / torch.tan(torch.deg2rad(fov.to(torch.float64)) / 2)
+    return y, torch.stack([f * sw / tw, f * sh / th], dim=1).to(torch.float32)
+
+
+def _infer(forward, images, multiple, size, flip, policy, prompt):
+    """``infer``'s work: (depth, FoV or None, network input size, resized size, padded photo size)."""
     if policy is None:
         policy = Contract("relative", 1.0, multiple=multiple, input_size=size)  # only its resize fields matter
     h, w = images.shape[-2:]
@@ -105,10 +125,24 @@ def infer(forward: Forward, images: torch.Tensor, multiple: int = 1, size: tuple
     mh, mw = rh - th, rw - tw
     if mh or mw:
         x = F.pad(x, (mw // 2, mw - mw // 2, mh // 2, mh - mh // 2), mode="replicate")
-    y = forward(x)
+    if prompt is not None and (mh or mw or ph or pw):
+        # padding widens the view: the prompt, at the network's size, gets the same padding to stay aligned
+        prompt = F.interpolate(prompt, size=(h, w), mode="nearest")
+        if ph or pw:
+            prompt = F.pad(prompt, (pw, pw, ph, ph), mode="reflect")
+        prompt = F.interpolate(prompt, size=(th, tw), mode="nearest")
+        prompt = F.pad(prompt, (mw // 2, mw - mw // 2, mh // 2, mh - mh // 2), mode="replicate")
+
+    def run(x, prompt):
+        out = forward(x) if prompt is None else forward(x, prompt)
+        return out if isinstance(out, tuple) else (out, None)
+
+    y, fov = run(x, prompt)
     if flip:
-        y = 0.5 * (y + forward(x.flip(-1)).flip(-1))
+        yf, fovf = run(x.flip(-1), None if prompt is None else prompt.flip(-1))
+        y = 0.5 * (y + yf.flip(-1))
+        fov = None if fov is None else 0.5 * (fov + fovf)  # mirroring keeps the field of view
     y = y[..., mh // 2: mh // 2 + th, mw // 2: mw // 2 + tw]
     if (th, tw) != (sh, sw):
         y = _resize_depth(y, (sh, sw), policy)
-    return y[..., ph:ph + h, pw:pw + w]
+    return y[..., ph:ph + h, pw:pw + w], fov, (rh, rw), (th, tw), (sh, sw)

@@ -30,6 +30,14 @@ follows it; a Hugging Face model's comes from its ``preprocessor_config.json``):
 - ``output_resample``: how the prediction is resized back to the photo (``"bilinear"``; ``"bicubic"`` as
   transformers' ``post_process_depth_estimation``, clamped at 0).
 
+What a model gives and takes besides one image and one depth map:
+
+- ``camera``: the model also estimates the camera: ``forward_camera(image)`` returns the depth and the horizontal
+  field of view [N] in degrees of the image it was given (Depth Pro); the predictor turns that into pinhole
+  intrinsics at the photo's size. A model without it leaves the camera to the user (or a default guess).
+- ``prompt``: the model takes an optional low-resolution depth prompt [N,1,h,w] in metres as ``forward(image,
+  prompt)`` (Prompt Depth Anything: a phone's LiDAR); its metres come from the prompt's range.
+
 Training may ask for more than depth: ``forward_train`` returns a dict with ``depth`` and, optionally, ``aux``
 (a list of (weight, depth [N,1,h,w])) for deep supervision and ``bins`` (bin centres [N,K], metres) for a bins
 loss; ``extra_loss(outputs, batch)`` adds model-specific terms (e.g. scene classification); ``encoder()`` names the
@@ -78,6 +86,8 @@ class Contract:
     pad: str = "none"
     output_resample: str = "bilinear"
     shift: bool = False
+    camera: bool = False
+    prompt: bool = False
 
     def __post_init__(self):
         if self.output not in OUTPUT_KINDS:
@@ -182,6 +192,10 @@ class DepthModel(nn.Module):
     def forward_train(self, image: torch.Tensor) -> dict[str, Any]:
         """Training outputs: {"depth": [N,1,H,W], optional "aux": [(weight, depth)], "bins": [N,K]}."""
         return {"depth": self(image)}
+
+    def forward_camera(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(depth [N,1,H,W] as ``forward``, horizontal field of view [N] in degrees), for ``contract.camera``."""
+        raise NotImplementedError(f"{type(self).__name__} does not estimate the camera (contract.camera is False)")
 
     def extra_loss(self, outputs: dict[str, Any], batch: dict[str, Any]) -> torch.Tensor | None:
         """Model-specific training terms beyond the recipe's depth loss (None: none)."""

@@ -30,5 +30,6 @@ def catalog(size: tuple[int, int] = (240, 320), names: list[str] | None = None) 
         rows.append({"name": name, "family": MODELS.info[name].get("family", ""),
                      "parameters": sum(p.numel() for p in model.parameters()),
                      "gflops": gflops(model, size), "output": c.output, "max_depth": c.max_depth,
-                     "multiple": c.multiple, "weights": MODELS.info[name].get("weights", "")})
+                     "multiple": c.multiple, "camera": c.camera, "prompt": c.prompt,
+                     "weights": MODELS.info[name].get("weights", "")})
     return rows

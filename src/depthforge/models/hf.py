@@ -80,6 +80,7 @@ class HFDepth(DepthModel):
     default_processor: dict[str, Any] = {}   # the real checkpoints' processor, used where a source has none
     micro: dict[str, Any] = {}               # config keywords of the tiny random network
     reflect_pad = False                      # whether the processor's do_pad means ZoeDepth's reflect padding
+    takes_prompt = False                     # whether forward takes a depth prompt (the contract's prompt)
 
     def __init__(self, pretrained: str | None = None, size: str | None = None, config: dict[str, Any] | None = None,
                  processor: dict[str, Any] | None = None, max_depth: float | None = None,
@@ -221,7 +222,11 @@ class HFDepth(DepthModel):
         std = tuple(p.get("image_std", IMAGENET_STD)) if norm else (1.0, 1.0, 1.0)
         metric = self.output_kind == "metric"
         return Contract(self.output_kind, self._metric_max() if metric else self._disparity_max, self._multiple(),
-                        mean=mean, std=std, **self.policy)
+                        mean=mean, std=std, camera=self._camera(), prompt=self.takes_prompt, **self.policy)
+
+    def _camera(self) -> bool:
+        """Whether this network estimates the camera (``forward_camera``)."""
+        return False
 
     def _run_size(self, h: int, w: int) -> tuple[int, int]:
         """The size the network runs at for an input of h×w (the input's own, unless the network needs another)."""
@@ -280,15 +285,19 @@ class _DepthAnything(HFDepth):
         ``transformers``' DepthAnythingForDepthEstimation.forward, step by step, except that the head upsamples to
         the input's size taken from the tensor: transformers computes it with int(), which ONNX tracing freezes to
         the export size. At multiples of the patch size both are patch_height × patch_size (the parity test)."""
+        return self._decode(image) * self.net.head.max_depth
+
+    def _decode(self, image: torch.Tensor, **neck: Any) -> torch.Tensor:
+        """The backbone, the neck (given ``neck`` keywords) and the head up to its last activation."""
         net, x = self.net, self.normalize(image)
         feats = net.backbone.forward_with_filtered_kwargs(x).feature_maps
         patch = net.config.patch_size
-        hidden = net.neck(feats, x.shape[-2] // patch, x.shape[-1] // patch)
+        hidden = net.neck(feats, x.shape[-2] // patch, x.shape[-1] // patch, **neck)
         head = net.head
         y = head.conv1(hidden[head.head_in_index])
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
         y = head.conv3(head.activation1(head.conv2(y)))
-        return head.activation2(y) * head.max_depth
+        return head.activation2(y)
 
 
 @MODELS.register("depth-anything-v2", family="Depth Anything V2 (DINOv2 ViT + DPT head), relative disparity",
@@ -339,6 +348,56 @@ class DepthAnythingV2Metric(_DepthAnything):
                 raise ValueError(f"{source or 'config'}: no max_depth in the config; pass max_depth (20 indoor, "
                                  f"80 outdoor)")
         super()._set_max_depth(cfg, max_depth, source)
+
+
+@MODELS.register("prompt-depth-anything",
+                 family="Prompt Depth Anything (DINOv2 ViT + DPT head fed a low-resolution depth prompt), metric",
+                 weights="hub: depth-anything/prompt-depth-anything-{vits,vitl}-hf, "
+                         "depth-anything/prompt-depth-anything-vitl-transparent-hf; size micro: random",
+                 catalog={"config": {}}, test={"size": "micro"})
+class PromptDepthAnything(_DepthAnything):
+    """Prompt Depth Anything (Lin et al. 2025): image [N,3,H,W] in [0,1], H, W multiples of 14, and a depth prompt
+    [N,1,h,w] in metres at any (low) resolution, e.g. a phone's 192×256 LiDAR -> depth [N,1,H,W] in metres.
+
+    As transformers' PromptDepthAnythingForDepthEstimation: the prompt is scaled to [0, 1] by its own minimum and
+    maximum, resized bilinearly to each fusion stage inside the network (its processor never resizes it), and the
+    head's output is mapped back to the prompt's [min, max]: the metres come from the prompt. Without a prompt the
+    output is the head's in units of that range (0 = the nearest, 1 = the farthest); ``max_depth`` (default 20 m,
+    the indoor range it was trained on) only states the range evaluation and file encodings expect."""
+
+    model_type = "prompt_depth_anything"
+    config_class, model_class = "PromptDepthAnythingConfig", "PromptDepthAnythingForDepthEstimation"
+    output_kind = "metric"
+    takes_prompt = True
+    default_hub = "depth-anything/prompt-depth-anything-vits-hf"
+    # The paper's ARKitScenes setting: 1440×1920 photos resized to 756×1008 (multiples of 14), bicubic, ImageNet.
+    default_processor = dict(_DepthAnything.default_processor, size={"height": 756, "width": 1008})
+    micro = DepthAnythingV2.micro
+
+    def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
+        if max_depth is not None and not max_depth > 0:
+            raise ValueError(f"max_depth must be > 0 metres, not {max_depth!r}")
+        self._range = float(max_depth if max_depth is not None else 20.0)
+
+    def _metric_max(self) -> float:
+        return self._range
+
+    def _relu_output(self) -> nn.Conv2d | None:
+        return self.net.head.conv3
+
+    def forward(self, image: torch.Tensor, prompt: torch.Tensor | None = None) -> torch.Tensor:
+        """image [N,3,H,W] in [0,1] (H, W multiples of 14), prompt [N,1,h,w] metres or None -> [N,1,H,W]."""
+        if prompt is None:
+            return self._decode(image)
+        n = prompt.shape[0]
+        lo = prompt.reshape(n, -1).amin(1).view(n, 1, 1, 1)
+        hi = prompt.reshape(n, -1).amax(1).view(n, 1, 1, 1)
+        # a constant prompt would divide by zero; transformers' processor nudges one pixel by 1e-6 instead
+        span = (hi - lo).clamp(min=1e-6)
+        return self._decode(image, prompt_depth=(prompt - lo) / span) * span + lo
+
+    def spec_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return dict(super().spec_kwargs(kwargs), max_depth=self._range)
 
 
 @MODELS.register("dpt", family="DPT / MiDaS v3 (ViT, hybrid ResNet+ViT or DINOv2 + DPT head), relative disparity",
@@ -501,8 +560,100 @@ class GLPN(HFDepth):
         return self.net.glpn
 
 
+def _micro_vit(**extra: Any) -> dict[str, Any]:
+    return dict(model_type="dinov2", hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                patch_size=8, image_size=16, **extra)
+
+
+@MODELS.register("depth-pro", family="Depth Pro (multi-scale DINOv2 ViT patches + image ViT, DPT-style decoder), "
+                                     "metric depth and field of view",
+                 weights="hub: apple/DepthPro-hf; size micro: random",
+                 catalog={"config": {"use_fov_model": True, **{k: dict(model_type="dinov2", hidden_size=1024,
+                                                                       num_hidden_layers=24, num_attention_heads=16,
+                                                                       patch_size=16, image_size=384)
+                                                               for k in ("image_model_config", "patch_model_config",
+                                                                         "fov_model_config")}}},
+                 test={"size": "micro"})
+class DepthPro(HFDepth):
+    """Depth Pro (Bochkovskii et al. 2025): image [N,3,H,W] in [0,1], any H×W -> depth [N,1,H,W] in metres, and
+    with ``forward_camera`` the horizontal field of view [N] in degrees (its FoV head; a checkpoint without one
+    gives relative depth: the focal length that makes it metric is then unknown).
+
+    ``forward`` is transformers' whole pipeline, so any photo size goes in: its processor (normalise with
+    mean = std = 0.5, then resize to 1536×1536 bilinear without antialiasing: the contract's input_size and
+    resample) -> the network's canonical inverse depth -> ``post_process_depth_estimation`` (× width / focal
+    length = 2·tan(FoV/2), resized bilinear to the photo, inverted, clamped to [1e-4, 1e4] m). The inverse depth
+    is resized, not the depth, which is why the predictor does no resizing (``resize="none"``) around it."""
+
+    model_type = "depth_pro"
+    config_class, model_class = "DepthProConfig", "DepthProForDepthEstimation"
+    default_hub = "apple/DepthPro-hf"
+    # apple/DepthPro-hf: mean = std = 0.5, bilinear; its 1536×1536 is the size the network's patches tile
+    # (patch_size / the smallest scale: 384 / 0.25), which is the size used where a folder has no processor
+    default_processor = dict(do_normalize=True, image_mean=list(HALF), image_std=list(HALF), resample=2)
+    micro = dict(fusion_hidden_size=16, patch_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[8, 8],
+                 scaled_images_ratios=[0.5, 1], scaled_images_overlap_ratios=[0.0, 0.5],
+                 scaled_images_feature_dims=[16, 8], use_fov_model=True, num_fov_head_layers=1,
+                 image_model_config=_micro_vit(), patch_model_config=_micro_vit(), fov_model_config=_micro_vit())
+    CLAMP = (1e-4, 1e4)  # post_process_depth_estimation's bounds on inverse depth (so depth is within them too)
+
+    def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
+        if max_depth is not None:
+            raise ValueError("Depth Pro's depth is bounded by its post-processing (1e4 m); max_depth cannot be set")
+        self.output_kind = "metric" if cfg.use_fov_model else "relative"
+
+    def _metric_max(self) -> float:
+        return self.CLAMP[1]
+
+    def _camera(self) -> bool:
+        return self.net.fov_model is not None
+
+    def _policy(self, p: dict[str, Any], size: tuple[int, int] | None, multiple: int) -> dict[str, Any]:
+        c = self.net.config  # without a processor size (micro): the size the network's patches tile
+        self.net_size = size or (round(c.patch_size / min(c.scaled_images_ratios)),) * 2
+        return dict(input_size=self.net_size, resize="none", resample=RESAMPLES[p.get("resample", 2)])
+
+    def _relu_output(self) -> nn.Conv2d | None:
+        return self.net.head.layers[-2]
+
+    def _init_from_scratch(self) -> None:
+        """As the other families, and the FoV head starts at 60°: its last convolution outputs degrees, and near
+        0° (a default bias) the focal length is near infinite, every depth hits the 1e4 m clamp and no gradient
+        flows."""
+        super()._init_from_scratch()
+        if self.net.fov_model is not None:
+            nn.init.constant_(self.net.fov_model.head.layers[-1].bias, 60.0)
+
+    def encoder(self) -> nn.Module | None:
+        # the pretrained ViTs: the patch and image encoders, and the FoV head's own
+        vits = [self.net.depth_pro.encoder]
+        if self.net.fov_model is not None:
+            vits.append(self.net.fov_model.fov_encoder.model)
+        return nn.ModuleList(vits)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.forward_camera(image)[0]
+
+    def forward_camera(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image [N,3,H,W] in [0,1] -> (depth [N,1,H,W] metres, horizontal FoV [N] degrees; NaN without a FoV
+        head)."""
+        h, w = image.shape[-2:]
+        x = F.interpolate(self.normalize(image), size=self.net_size, mode="bilinear", align_corners=False)
+        out = self.net(pixel_values=x)
+        inverse = out.predicted_depth.unsqueeze(1)
+        fov = out.field_of_view
+        if fov is None:
+            fov = torch.full((image.shape[0],), float("nan"), device=image.device)
+        else:
+            # width / focal length in pixels = 2·tan(FoV/2) at any width: the photo's size does not enter
+            inverse = inverse * (2 * torch.tan(fov * (math.pi / 360))).view(-1, 1, 1, 1)  # no deg2rad in ONNX
+        inverse = F.interpolate(inverse, size=(h, w), mode="bilinear", align_corners=False)
+        return 1.0 / inverse.clamp(*self.CLAMP), fov
+
+
 # model_type -> registered name (depth_anything splits on depth_estimation_type).
-BY_TYPE = {"dpt": "dpt", "zoedepth": "zoedepth", "glpn": "glpn"}
+BY_TYPE = {"dpt": "dpt", "zoedepth": "zoedepth", "glpn": "glpn", "depth_pro": "depth-pro",
+           "prompt_depth_anything": "prompt-depth-anything"}
 
 
 def _build_config(cls_name: str, config: dict[str, Any]):
@@ -551,7 +702,8 @@ def from_pretrained_path(source: str | os.PathLike, **kwargs: Any) -> DepthModel
     folder = local_folder(source, "depth model")
     if (folder / "model_index.json").is_file() and not (folder / "config.json").is_file():
         return MODELS.build("marigold", pretrained=source, **kwargs)  # a diffusers pipeline: Marigold's is known
-    cfg = read_config(folder, source, "depth model")
+    # model_types: an architecture depthforge does not wrap is one line listing those it does
+    cfg = read_config(folder, source, "depth model", ("depth_anything", *BY_TYPE))
     return MODELS.build(model_name(cfg, source), pretrained=source, **kwargs)
 
 

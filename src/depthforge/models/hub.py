@@ -79,11 +79,12 @@ def read_config(folder: Path, source: str, what: str, model_types: tuple[str, ..
         model_type = raw.get("model_type")
     except (OSError, ValueError, AttributeError) as e:
         raise DepthforgeError(f"{path}: not a readable config.json ({e})") from None
+    if model_type not in CONFIG_MAPPING:
+        known = f" (a {what} is one of: {', '.join(model_types)})" if model_types else ""
+        raise DepthforgeError(f"{source}: model_type {model_type!r} is not one transformers knows; depthforge "
+                              f"does not run a model folder's own code{known}")
     if model_types and model_type not in model_types:
         raise DepthforgeError(f"{source}: a {model_type} model, not a {what} ({' or '.join(model_types)})")
-    if model_type not in CONFIG_MAPPING:
-        raise DepthforgeError(f"{source}: model_type {model_type!r} is not one transformers knows; depthforge "
-                              "does not run a model folder's own code")
     if raw.get("auto_map"):
         log.warning("%s: config.json's auto_map names the folder's own code; it is not run (transformers' %s "
                     "is used)", source, model_type)
