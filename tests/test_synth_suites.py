@@ -106,8 +106,7 @@ def test_build_dataset_suite_samples_carry_their_masks():
 
 # ------------------------------------------------------------------------------------------------- glass
 
-# Marked "mitsuba": `make test` runs these in a pytest process of their own, so Mitsuba's Dr.Jit runtime (its own
-# threads and JIT) never shares a process with the rest of the suite.
+# Marked "mitsuba": they render with Mitsuba 3 (select or skip them with -m).
 needs_mitsuba = pytest.mark.skipif(importlib.util.find_spec("mitsuba") is None, reason="pip install mitsuba")
 GLASS_SIZE = (36, 48)
 

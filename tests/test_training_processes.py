@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-# "processes": make test runs these in a pytest process of their own; after the rest of the suite had run in the
-# same process, polling a checkpoint while killing its writer crashed pytest (exit 139) on a clean clone.
+# "processes": they wait minutes on training subprocesses (select or skip them with -m). They once crashed pytest
+# (exit 139) after the rest of the suite in one process; tests/conftest.py::_restore_sigchld removed the cause.
 pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 N, N_VAL = 40, 12  # synthetic rooms; 30 % held out for validation

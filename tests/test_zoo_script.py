@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = "data.n=8 data.size=[32,64] test_data.n=2 test_data.size=[32,64] train.epochs=1"
 
 
-# "processes": like tests/test_training_processes.py, it waits minutes on training subprocesses, and after the rest
-# of the suite had run in the same pytest process, pytest crashed (exit 139) during that wait on a clean clone
+# "processes": like tests/test_training_processes.py, it waits minutes on training subprocesses
 pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 

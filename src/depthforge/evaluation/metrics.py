@@ -158,7 +158,7 @@ def compute_metrics(pred, gt, protocol: str | Protocol = "nyu", valid=None,
         rmse=np.sqrt(np.mean((g - p) ** 2)),
         rmse_log=np.sqrt(np.mean(e**2)),
         log10=np.mean(np.abs(np.log10(g) - np.log10(p))),
-        silog=100 * np.sqrt(np.mean(e**2) - np.mean(e) ** 2),
+        silog=100 * np.sqrt(np.var(e)),  # = sqrt(mean(e²) − mean(e)²), never negative by rounding
     )
     return {k: float(out[k]) for k in METRIC_NAMES}
 
