@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from depthforge.data import DATASETS, build_dataset, detect_format, SkipBad
-from depthforge.data.sample import MAX_PLAUSIBLE_DEPTH
 from depthforge.errors import DepthforgeError
 
 H, W = 6, 8

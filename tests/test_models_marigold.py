@@ -14,7 +14,6 @@ import depthforge
 from depthforge.errors import DepthforgeError
 from depthforge.evaluation.evaluate import align_for
 from depthforge.evaluation.metrics import to_metres
-from depthforge.inference.predictor import from_module
 from depthforge.models import build_model
 from depthforge.models.checkpoint import load_checkpoint, meta, save_model
 from depthforge.models.marigold import SIZES
