@@ -13,7 +13,7 @@ Endpoints:
 - ``POST /api/video?model=A``: a clip -> ``{"job"}``; ``GET /api/job/{id}``: its state and frames done;
 - ``GET /api/result/{id}/{name}``: ``image.jpg`` (the photo as decoded), ``color.png``, ``depth.png``,
   ``depth.npy``, ``cloud.ply``, ``hover.f32`` (little-endian float32 metres, row-major, at ``hover`` size),
-  ``points.bin`` (the 3-D view's points, ``compare.view_points``), ``diff.png``, ``depth.webm``/``depth.mp4``.
+  ``points.bin`` (the 3-D view's points, ``compare.view_points``), ``diff.png``, ``depth.mp4`` (H.264: every browser plays it).
 
 Uploads are read into memory up to the size limit and within a time limit (``--upload-timeout``), their pixel
 count is checked before decoding; predictions run in a bounded pool (503 with Retry-After when it is full);
@@ -60,7 +60,7 @@ ID_RE = re.compile(r"[0-9a-f]{32}")
 from . import MAX_PIXELS, RETENTION, UPLOAD_TIMEOUT, VIDEO_LIMITS, WORK_PIXELS
 from .compare import VIEW_POINTS, as_depth, diff_png, disagreement, view_points
 from .models import Busy, Models, NotServed, Pool, Source
-from .video import Counted, probe, to_webm
+from .video import Counted, probe
 HOVER_PIXELS = 1_000_000  # the depth sent to the page for mouse read-out is subsampled to at most this
 CLOUD_POINTS = 2_000_000  # the PLY keeps every k-th pixel (rows and columns) beyond this
 MULTIPART_OVERHEAD = 64 * 1024
@@ -73,7 +73,6 @@ RESULT_FILES = {  # name -> (media type, download as attachment)
     "hover.f32": ("application/octet-stream", False),
     "points.bin": ("application/octet-stream", False),
     "diff.png": ("image/png", False),
-    "depth.webm": ("video/webm", False),
     "depth.mp4": ("video/mp4", True),
 }
 DEPTH_PNG_LABELS = {"mm": "16-bit, mm", "kitti256": "16-bit, m × 256 as KITTI"}  # what the page's link says
@@ -483,8 +482,7 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
             with pool.run():
                 predictor, job["unloaded"] = models.get(name)
                 predict_video(Counted(predictor, job), clip, folder / "depth.mp4", max_frames=frames, progress=False)
-                to_webm(folder / "depth.mp4", folder / "depth.webm")
-            job.update(state="done", url=f"/api/result/{rid}/depth.webm", download=f"/api/result/{rid}/depth.mp4")
+            job.update(state="done", url=f"/api/result/{rid}/depth.mp4", download=f"/api/result/{rid}/depth.mp4")
         except Exception as e:  # the page shows it; the server goes on
             if not isinstance(e, DepthforgeError):
                 log.exception("video job failed")

@@ -1,15 +1,12 @@
 """Video on the page: a clip's limits checked before any frame is predicted, its depth video made by
-``inference.video.predict_video`` (with progress), and re-encoded as WebM (VP8) so that every browser plays it."""
+``inference.video.predict_video`` (with progress: H.264, which every browser plays, stabilised over time)."""
 from __future__ import annotations
 
 import math
 import os
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from ..errors import DepthforgeError
-from ..files import atomic_path
 
 
 def probe(path: str | os.PathLike, name: str, limits: dict[str, float]) -> int:
@@ -55,28 +52,3 @@ class Counted:
 
     def __getattr__(self, name):  # everything else is the predictor's
         return getattr(self.predictor, name)
-
-
-def to_webm(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Re-encode the video ``src`` as WebM/VP8 at ``dst`` (atomically): OpenCV writes MPEG-4 part 2, which
-    browsers do not play."""
-    import av
-
-    with av.open(str(src)) as inp, atomic_path(dst) as tmp:
-        stream_in = inp.streams.video[0]
-        rate = stream_in.average_rate or 25
-        with av.open(str(tmp), "w", format="webm") as out:
-            stream = out.add_stream("libvpx", rate=rate)
-            stream.width, stream.height = stream_in.codec_context.width, stream_in.codec_context.height
-            stream.pix_fmt, stream.bit_rate = "yuv420p", 4_000_000
-            tick = Fraction(1, 1) / Fraction(rate)
-            stream.codec_context.time_base = tick
-            for index, frame in enumerate(inp.decode(stream_in)):
-                frame = frame.reformat(format="yuv420p")
-                frame.pts, frame.time_base = index, tick  # one tick a frame
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-    if not Path(dst).is_file():
-        raise DepthforgeError(f"{dst}: the WebM video was not written")
