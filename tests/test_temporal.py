@@ -177,3 +177,17 @@ def test_stabilized_prediction_holds_the_scale_still_over_a_clip(tmp_path):
     assert steady["abs_rel"] <= bare["abs_rel"] + 0.02
     with pytest.raises(DepthforgeError, match="--stabilize: a video test set only"):
         evaluate("nowhere.ckpt", suite="edges", stabilize=True, out=tmp_path)
+
+
+def test_images_too_small_for_optical_flow_are_left_alone():
+    """OpenCV's DIS flow raises on images under 12 pixels each way: flicker has no correspondences there, and the
+    stabiliser passes such frames through, instead of a traceback (a benchmark's tiny fixture, a thumbnail clip)."""
+    from depthforge.evaluation.temporal import flow_correspondences
+    from depthforge.inference.stabilize import Stabilizer
+
+    image = np.random.default_rng(0).random((8, 10, 3))
+    u, v, ok = flow_correspondences(image, image)
+    assert u.shape == (8, 10) and not ok.any()
+    stab, depth = Stabilizer("relative"), np.full((8, 10), 2.0, np.float32)
+    for scale in (1.0, 1.3):
+        assert np.array_equal(stab.push(image, depth * scale), depth * scale)

@@ -189,12 +189,20 @@ def depth_correspondences(gt_from: np.ndarray, gt_to: np.ndarray, k_from: np.nda
     return u_map, v_map, np.isfinite(u_map)
 
 
+MIN_FLOW_SIDE = 12  # OpenCV's DIS flow needs a side of 12 pixels or more
+
+
 def flow_correspondences(image_from: np.ndarray, image_to: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Correspondences from optical flow on real video: OpenCV's DIS flow (medium preset) both ways on the grey
     images (H,W,3 float in [0,1]), kept where the forward and backward vectors cancel (``FB_ABS``, ``FB_REL``):
-    occluded and badly matched pixels fail that check. Returns (u, v, valid), each (H,W)."""
+    occluded and badly matched pixels fail that check. Returns (u, v, valid), each (H,W); none valid in an image
+    under 12 pixels each way, too small for DIS."""
     import cv2
 
+    h, w = np.shape(image_from)[:2]
+    if max(h, w) < MIN_FLOW_SIDE:
+        nowhere = np.full((h, w), np.nan)
+        return nowhere, nowhere.copy(), np.zeros((h, w), bool)
     grey = [cv2.cvtColor(np.ascontiguousarray(np.clip(i, 0, 1) * 255, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
             for i in (image_from, image_to)]
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

@@ -91,6 +91,8 @@ class Stabilizer:
             raise DepthforgeError(f"stabilizer: frame {frame.shape} and depth {depth.shape} must be (H,W,3) and "
                                   "(H,W) of one size")
         gray = self._small_gray(frame)
+        if max(gray.shape) < 12:  # too small for optical flow (OpenCV's DIS): passed through as it is
+            return depth.copy()
         if self._out is None or self._out.shape != depth.shape:  # the first frame, or a new size: a new reference
             self.reset()
             out = depth.copy()
