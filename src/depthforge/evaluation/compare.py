@@ -112,16 +112,18 @@ class Timed:
 
     def __init__(self, predictor):
         self.predictor, self.times, self.size = predictor, [], None
-        self.output = predictor.output
+
+    def __getattr__(self, name: str):  # output, contract, estimates_camera, ...: the predictor's
+        return getattr(self.predictor, name)
 
     def reset(self) -> None:
         """Pass a new clip on to a stateful predictor (``sequences.per_sequence``)."""
         if callable(getattr(self.predictor, "reset", None)):
             self.predictor.reset()
 
-    def predict_tensor(self, images: torch.Tensor) -> torch.Tensor:
+    def predict_tensor(self, images: torch.Tensor, **options) -> torch.Tensor:
         start = time.perf_counter()
-        out = self.predictor.predict_tensor(images)
+        out = self.predictor.predict_tensor(images, **options)
         self.times.append(time.perf_counter() - start)
         self.size = list(images.shape[-2:])
         return out

@@ -229,7 +229,9 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
     safe = SkipBad(torch.utils.data.Subset(dataset, range(n)))
     rows: dict[str, list[dict]] = {"model": [], "constant": [], "mean_map": []}
     loader = DataLoader(safe, batch_size=1, collate_fn=collate)
-    prompted = predictor.contract.prompt
+    # what the model takes and gives besides the image (a plain predictor-like object: neither)
+    prompted = bool(getattr(getattr(predictor, "contract", None), "prompt", False))
+    camera = bool(getattr(predictor, "estimates_camera", False))
     if prompted:
         log.info("%s takes a depth prompt: each image gets its ground truth downsampled to %d rows (nearest, holes "
                  "filled) as the prompt, as Prompt Depth Anything simulates a LiDAR", predictor.source or "the model",
@@ -247,11 +249,12 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
             except DepthforgeError as e:  # no usable ground truth to prompt with: no metrics either
                 log.warning("%s: %s; skipped", sample["name"][0], e)
                 continue
-        out = predictor.predict_tensor(sample["image"], prompt=prompt, camera=predictor.estimates_camera)
-        raw = (out[0] if predictor.estimates_camera else out)[0, 0].cpu().numpy()
+        extra = ({"prompt": prompt} if prompted else {}) | ({"camera": True} if camera else {})
+        out = predictor.predict_tensor(sample["image"], **extra)
+        raw = (out[0] if camera else out)[0, 0].cpu().numpy()
         depth = to_metres(raw, gt, mask, predictor.output, align_mode)
         row = image_row(depth, gt, mask, proto, seed_loss, masks)
-        if predictor.estimates_camera and "intrinsics" in sample:
+        if camera and "intrinsics" in sample:
             # the focal-length error of the model's camera estimate: |f_pred - f_gt| / f_gt, on fx
             f_gt = float(sample["intrinsics"][0, 0, 0])
             row["focal_rel_err"] = abs(float(out[1][0, 0]) - f_gt) / f_gt
