@@ -265,8 +265,10 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
             row.update({f"through/{k}": v for k, v in image_row(t_depth, through, t_mask, proto, seed_loss,
                                                                   masks).items() if k not in NOT_METRICS})
         if "twin_image" in sample:
-            twin = predictor.predict_tensor(sample["twin_image"])[0, 0].cpu().numpy()
-            row.update(paired_glass(row, twin, sample["twin_depth"][0, 0].numpy(), masks["glass"], proto,
+            twin_gt = sample["twin_depth"][0, 0].numpy()
+            extra = {"prompt": torch.from_numpy(prompt_from_depth(twin_gt))[None, None]} if prompted else {}
+            twin = predictor.predict_tensor(sample["twin_image"], **extra)[0, 0].cpu().numpy()
+            row.update(paired_glass(row, twin, twin_gt, masks["glass"], proto,
                                     predictor.output, align_mode))
         tags = {"name": sample["name"][0]} | ({"clutter": float(sample["clutter"][0])} if "clutter" in sample else {})
         rows["model"].append(row | tags)
