@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from .colors import depth_range, lut
-from .plots import pyplot, save_png
+from .figure import pyplot
+from .plots import save_png
 
 
 def worst_figure(shots: list[dict], title: str, path: Path) -> None:

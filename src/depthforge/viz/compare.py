@@ -9,7 +9,8 @@ from typing import Callable
 import numpy as np
 
 from .figure import FONT, MAX_WIDTH_IN, draw, scene_panels
-from .plots import pyplot, save_png
+from .figure import pyplot
+from .plots import save_png
 
 Better = Callable[[str], bool]  # column -> True where higher is better
 # The bars of suites.png: one panel per column, a group of bars (one per model) per test set.

@@ -82,6 +82,16 @@ def choose_scales(pred: np.ndarray, gt: np.ndarray) -> tuple[tuple[float, float]
     return p, g, False
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg back end: figures are files, never windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def range_text(vrange: tuple[float, float]) -> str:
     return f"{vrange[0]:.2f}–{vrange[1]:.2f} m"
 
@@ -132,8 +142,6 @@ def draw(scenes: list[list[list[Panel]]], title: str = "", row_labels: list[str]
     (depth: metres; error: relative error). ``row_labels``: one per scene, printed left of it (e.g. "best 1").
     The legend names the shading and outlines that appear."""
     import matplotlib.ticker
-
-    from .plots import pyplot
 
     plt = pyplot()
     ncols = max(len(row) for scene in scenes for row in scene)

@@ -7,17 +7,7 @@ import math
 from pathlib import Path
 
 from ..files import write_bytes
-from .figure import FONT, MAX_WIDTH_IN
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg back end: figures are files, never windows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .figure import FONT, MAX_WIDTH_IN, pyplot
 
 
 def figure_png(fig, dpi: int = 100) -> bytes:

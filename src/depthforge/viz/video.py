@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .colors import depth_range
-from .plots import pyplot, save_png
+from .figure import pyplot
+from .plots import save_png
 
 STRIP_FRAMES = 6  # frames shown, evenly spaced over the clip
 MAX_ERROR = 0.5  # the error maps' colour range: |pred − gt| / gt from 0 to 50 %
