@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..encode import image_bytes
+from ..evaluation.metrics import ordinal_error
 from ..viz.colors import lut
 from ..viz.pointcloud import backproject
 
@@ -33,12 +34,9 @@ def disagreement(a: np.ndarray, b: np.ndarray, pairs: int = PAIRS, seed: int = 0
     if va.size < 2:
         return out
     out["median_rel_diff"] = float(np.median(np.abs(vb - va) / va))
-    rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, va.size, pairs), rng.integers(0, va.size, pairs)
-    keep = i != j
-    i, j = i[keep], j[keep]
-    differ = np.sign(va[i] - va[j]) != np.sign(vb[i] - vb[j])
-    out.update(pairs=int(i.size), order_disagreement=float(differ.mean()) if i.size else None)
+    # evaluation's depth-order error with A as the reference; ratio 1: every pair A does not tie counts
+    share = ordinal_error(b.astype(np.float64), a.astype(np.float64), valid, n_pairs=pairs, ratio=1.0, seed=seed)
+    out.update(pairs=pairs, order_disagreement=None if np.isnan(share) else share)
     return out
 
 
