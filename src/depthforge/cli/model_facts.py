@@ -1,7 +1,8 @@
 """The facts ``depthforge models`` lists, recorded from ``models.catalog.catalog(SIZE)`` (every registered model
 built at its default size, random weights) so that listing them builds nothing. ``depthforge models --measure``
 counts them anew; tests/test_first_hour.py checks these against the registry and a build of the smallest.
-Recorded 2026-12-07; re-record after adding a model or changing a default size."""
+Recorded 2026-12-07; re-record after adding a model or changing a default size. Kept here, not in ``models/``:
+importing that package imports torch and every family, which the listing must not wait for."""
 from __future__ import annotations
 
 SIZE = (240, 320)  # (H, W) the GFLOPs are counted at
