@@ -27,10 +27,13 @@ def run(args: argparse.Namespace) -> int:
         raise DepthforgeError(f"--int8 {args.int8}: the number of calibration images must be 1 or more")
     result = export_onnx(args.checkpoint, args.onnx, args.opset, args.exporter, check=not args.no_check,
                          int8=args.int8 or 0)
+    batch = result["batch"]
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}, "
-          f"{result['exporter']} exporter; dynamic batch, height and width)")
+          f"{result['exporter']} exporter; " + ("dynamic batch, height and width)" if batch is None else
+                                              f"dynamic height and width, batch fixed at {batch})"))
     if result["max_abs_diff"] is not None:
-        print(f"onnxruntime vs PyTorch on a random 2-image batch: max |difference| {result['max_abs_diff']:.2e}")
+        print(f"onnxruntime vs PyTorch on a random {batch or 2}-image batch: max |difference| "
+              f"{result['max_abs_diff']:.2e}")
     if result.get("int8_path"):
         diff = result.get("int8_max_abs_diff")
         print(f"wrote {result['int8_path']} (int8, calibrated on {result['int8_images']} training images)"

@@ -1,10 +1,15 @@
 """Export: a model as an ONNX file that ``depthforge.load`` runs with ONNX Runtime or OpenVINO.
 
-The graph is the network alone, image [N,3,H,W] in [0,1] -> [N,1,H,W], with dynamic N, H and W (H and W
+The graph is the network alone, image [N,3,H,W] in [0,1] -> depth [N,1,H,W], with dynamic N, H and W (H and W
 multiples of the model's ``multiple``); resizing and padding stay outside, in ``inference.resize.infer``, shared
-with PyTorch. The checkpoint's metadata travels in the model's ``metadata_props``: ``depthforge`` (the checkpoint's
-info: model, recipe) and ``depthforge.contract`` (the model's contract), so ``depthforge.load("model.onnx")``
-predicts exactly as ``depthforge.load(checkpoint)``.
+with PyTorch. What the contract adds travels too: a model that estimates the camera (``camera``: Depth Pro) has a
+second output ``fov`` [N], its horizontal field of view in degrees, and a model that takes a depth prompt
+(``prompt``: Prompt Depth Anything) a second input ``prompt`` [N,1,h,w] in metres at any h×w. A model whose
+network fixes the batch in Python (``DepthModel.export_batch``) exports at that batch, which the back ends feed
+in chunks. The checkpoint's metadata travels in the model's ``metadata_props``: ``depthforge`` (the checkpoint's
+info: model, recipe), ``depthforge.contract`` (the model's contract) and ``depthforge.io`` (what each input and
+output holds, in words, for other runtimes), so ``depthforge.load("model.onnx")`` predicts exactly as
+``depthforge.load(checkpoint)``.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import torch
 from ..errors import DepthforgeError, error_line
 from ..files import remove_partial_writes, write_bytes
 from ..models.base import DepthModel
-from .onnx import CONTRACT_KEY, INPUT, META_KEY, OUTPUT, session
+from .onnx import CONTRACT_KEY, FOV, INPUT, IO_KEY, META_KEY, OUTPUT, PROMPT, session
 
 log = logging.getLogger(__name__)
 
@@ -36,34 +41,100 @@ def _example_size(model: DepthModel) -> tuple[int, int]:
     return -(-h // m) * m, -(-w // m) * m
 
 
-def _to_proto(model: torch.nn.Module, example: torch.Tensor, opset: int, exporter: str):
+class _Camera(torch.nn.Module):
+    """The graph of a camera-estimating model: image -> (depth, horizontal FoV [N] degrees)."""
+
+    def __init__(self, model: DepthModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_camera(image)
+
+
+def graph_io(contract) -> tuple[list[str], list[str]]:
+    """The export's (input names, output names) for a model of ``contract``."""
+    return [INPUT, PROMPT] if contract.prompt else [INPUT], [OUTPUT, FOV] if contract.camera else [OUTPUT]
+
+
+def describe_io(contract, batch: int | None) -> dict[str, str]:
+    """``depthforge.io``: what each input and output holds, for someone running the file without depthforge."""
+    n = "N" if batch is None else str(batch)
+    out = {INPUT: f"[{n},3,H,W] float32 RGB in [0,1] (normalisation is inside); H, W multiples of "
+                  f"{contract.multiple}; resize the photo as depthforge.contract says",
+           OUTPUT: f"[{n},1,H,W] float32 depth, {contract.output}" + (" (metres)" if contract.metric else "")}
+    if contract.prompt:
+        out[PROMPT] = (f"[{n},1,h,w] float32 depth prompt in metres at any h×w (e.g. a 192×256 LiDAR map; the "
+                       "network resizes it), holes filled; its min..max sets the output's metres")
+    if contract.camera:
+        out[FOV] = (f"[{n}] float32 horizontal field of view in degrees of the image given (W wide): its focal length "
+                    "in those pixels is f = 0.5·W / tan(fov/2); at the photo's size fx = f·W_photo/W_resized, fy = "
+                    "f·H_photo/H_resized (the contract's resize; Depth Pro resizes inside, so fx = fy = 0.5·W_photo / "
+                    "tan(fov/2)), principal point at the photo's centre ((W−1)/2, (H−1)/2)")
+    return out
+
+
+def _example(model: DepthModel, batch: int, size: tuple[int, int], seed: int) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the export's graph: the image [batch,3,H,W] and, for a prompt model, a prompt in metres
+    at a low resolution that changes with the size (so a check at another size tests the prompt's axes too)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, *size, generator=g)
+    if not model.contract.prompt:
+        return (x,)
+    low = (max(2, size[0] // 8), max(2, size[1] // 6))
+    return x, 0.5 + 3 * torch.rand(batch, 1, *low, generator=g)
+
+
+def _to_proto(model: torch.nn.Module, example: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
+              batch: int | None, multiple: int, opset: int, exporter: str):
     import onnx
 
+    inputs, outputs = names
+    axes = {} if batch else {0: "batch"}
     if exporter == "torchscript":
         buf = io.BytesIO()
-        axes = {0: "batch", 2: "height", 3: "width"}
+        dynamic = {INPUT: axes | {2: "height", 3: "width"}, OUTPUT: axes | {2: "height", 3: "width"},
+                   PROMPT: axes | {2: "prompt_height", 3: "prompt_width"}, FOV: axes}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, (example,), buf, dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
-                              dynamic_axes={INPUT: axes, OUTPUT: axes}, opset_version=opset)
+            torch.onnx.export(model, example, buf, dynamo=False, input_names=inputs, output_names=outputs,
+                              dynamic_axes={k: v for k, v in dynamic.items() if k in inputs + outputs and v},
+                              opset_version=opset)
         return onnx.load_from_string(buf.getvalue())
-    m = model.multiple
     dim = torch.export.Dim
-    shapes = {"image": {0: dim("batch", min=1), 2: m * dim("h", min=1), 3: m * dim("w", min=1)}}
+    n = {} if batch else {0: dim("batch", min=1)}
+    shapes = {"image": n | {2: multiple * dim("h", min=1), 3: multiple * dim("w", min=1)}}
+    if PROMPT in inputs:
+        shapes["prompt"] = n | {2: dim("ph", min=2), 3: dim("pw", min=2)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+        program = torch.onnx.export(model, example, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=shapes, opset_version=opset, verbose=False)
     return program.model_proto
+
+
+def compare(model: DepthModel, path: Path, size: tuple[int, int], seed: int = 1) -> float:
+    """Max |onnxruntime − PyTorch| over the export's outputs, on random inputs at ``size`` (the FoV relative to
+    its value: degrees and metres do not add)."""
+    batch = model.export_batch or 2
+    example = _example(model, batch, size, seed)
+    inputs, outputs = graph_io(model.contract)
+    with torch.inference_mode():
+        ref = model.forward_camera(*example) if model.contract.camera else (model(*example),)
+    got = session(path, ["CPUExecutionProvider"]).run(outputs, {k: v.numpy() for k, v in zip(inputs, example)})
+    diffs = [float(np.abs(got[0] - ref[0].numpy()).max())]
+    if model.contract.camera:
+        diffs.append(float((np.abs(got[1] - ref[1].numpy()) / np.abs(ref[1].numpy())).max()))
+    return max(diffs)
 
 
 def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, opset: int | None = None,
                   exporter: str = "torchscript", check: bool = True) -> dict[str, Any]:
     """Export a depth model with its checkpoint metadata to ``onnx_path`` (atomic write).
 
-    Returns {"path", "opset", "exporter", "bytes", "max_abs_diff"}; the last compares onnxruntime with PyTorch
-    on a random batch of 2 at a size other than the example's, so the dynamic axes are checked too
-    (None with ``check=False``).
+    Returns {"path", "opset", "exporter", "bytes", "batch", "max_abs_diff"}: ``batch`` None when dynamic, else
+    the fixed batch size; the last compares onnxruntime with PyTorch on a random batch (of 2 where the batch is
+    dynamic) at a size other than the example's, so the dynamic axes are checked too (None with ``check=False``).
     """
     import onnx
 
@@ -79,27 +150,25 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     check_target(path)
     model = model.cpu().eval()
     h, w = _example_size(model)
-    example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    batch = model.export_batch
+    names = graph_io(model.contract)
+    net = _Camera(model) if model.contract.camera else model
     try:
-        proto = _to_proto(model, example, opset, exporter)
+        proto = _to_proto(net, _example(model, batch or 2, (h, w), 0), names, batch, model.multiple, opset,
+                          exporter)
     except Exception as e:  # exporters raise many types; the user needs the first line
         raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {error_line(e)}") from None
-    for key, value in ((META_KEY, info), (CONTRACT_KEY, model.contract.to_dict())):
+    for key, value in ((META_KEY, info), (CONTRACT_KEY, model.contract.to_dict()),
+                       (IO_KEY, describe_io(model.contract, batch))):
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
+        entry.key, entry.value = key, json.dumps(value, ensure_ascii=False)
     proto.producer_name = "depthforge"
     data = proto.SerializeToString()
     onnx.checker.check_model(data)
     write_bytes(path, data)
-    diff = None
-    if check:
-        m = model.multiple
-        x = torch.rand(2, 3, h + m, w + 2 * m, generator=torch.Generator().manual_seed(1))
-        with torch.inference_mode():
-            ref = model(x).numpy()
-        out = session(path, ["CPUExecutionProvider"]).run([OUTPUT], {INPUT: x.numpy()})[0]
-        diff = float(np.abs(out - ref).max())
-    return {"path": str(path), "opset": opset, "exporter": exporter, "bytes": len(data), "max_abs_diff": diff}
+    diff = compare(model, path, (h + model.multiple, w + 2 * model.multiple)) if check else None
+    return {"path": str(path), "opset": opset, "exporter": exporter, "bytes": len(data), "batch": batch,
+            "max_abs_diff": diff}
 
 
 def check_target(path: Path) -> None:

@@ -26,7 +26,7 @@ from ..files import atomic_path
 from ..errors import DepthforgeError, error_line
 from ..allocator import PREFERENCE, current_allocator
 
-from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, read_metadata
+from .onnx import CONTRACT_KEY, IO_KEY, LEGACY_KEY, META_KEY, backend_calls, read_metadata
 from .predictor import Backend, Predictor
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
@@ -61,12 +61,12 @@ def _metadata(model, path: Path):
     """(checkpoint info, contract) from depthforge's metadata_props: ONNX ones arrive in rt_info["framework"],
     and an IR keeps them there."""
     raw = {key: model.get_rt_info(["framework", key]).astype(str)
-           for key in (META_KEY, CONTRACT_KEY, LEGACY_KEY) if model.has_rt_info(["framework", key])}
+           for key in (META_KEY, CONTRACT_KEY, LEGACY_KEY, IO_KEY) if model.has_rt_info(["framework", key])}
     return read_metadata(path, raw)
 
 
 def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: int | None = None,
-                     ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
+                     ) -> tuple[Callable[..., torch.Tensor], dict[str, Any]]:
     """An exported model -> (forward, info) on the CPU with OpenVINO.
 
     ``path``: ``.onnx`` (fp32 or int8 QDQ from ``quantize_onnx``) or ``.xml`` (from ``save_openvino``).
@@ -75,9 +75,11 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
     ``threads``: CPU threads for inference (default: all cores). The LATENCY performance hint is set (one
     stream, every thread on one image), as for interactive prediction.
 
-    ``forward(x [N,3,H,W] float32) -> [N,1,H,W] float32`` on x's device; safe to call from several threads
-    (calls are serialised). ``info``: {"depthforge", "depthforge.model" (the metadata), "path", "precision",
-    "inference_precision" (what the float parts run in: "f32" or "bf16"), "threads"}.
+    ``forward(x [N,3,H,W] float32, prompt=None) -> [N,1,H,W] float32`` on x's device (``prompt``: [N,1,h,w]
+    metres, for an export with the prompt input); safe to call from several threads (calls are serialised).
+    ``info``: {"depthforge", "contract" (the metadata), "path", "precision", "inference_precision" (what the
+    float parts run in: "f32" or "bf16"), "threads", "calls" (``inference.onnx.backend_calls``' keywords: the
+    camera output and prompt input, if any)}.
     """
     path = Path(path)
     if precision not in PRECISIONS:
@@ -86,44 +88,50 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
         raise DepthforgeError(f"threads must be a positive integer, got {threads!r}")
     core, model = _read(path)
     meta_info, contract = _metadata(model, path)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise DepthforgeError(f"{path}: expected one input and one output, got {len(model.inputs)} and "
-                              f"{len(model.outputs)}")
+    inputs = [p.get_any_name() for p in model.inputs]
+    outputs = [p.get_any_name() for p in model.outputs]
+    if not 1 <= len(inputs) <= 2 or not 1 <= len(outputs) <= 2:
+        raise DepthforgeError(f"{path}: expected one or two inputs (image, prompt) and outputs (depth, fov), got "
+                              f"{len(inputs)} and {len(outputs)}")
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if PRECISIONS[precision]:
         config["INFERENCE_PRECISION_HINT"] = PRECISIONS[precision]
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    cache: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+    cache: OrderedDict[tuple[tuple[int, ...], ...], Any] = OrderedDict()
     lock = threading.Lock()
 
-    def request(shape: tuple[int, ...]):
-        if shape in cache:
-            cache.move_to_end(shape)
-            return cache[shape]
+    def request(shapes: dict[str, tuple[int, ...]]):
+        key = tuple(shapes[name] for name in inputs)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
         static = model.clone()
-        static.reshape({static.inputs[0]: list(shape)})
+        static.reshape({port: list(shapes[name]) for port, name in zip(static.inputs, inputs)})
         try:
             compiled = core.compile_model(static, "CPU", config)
         except Exception as e:
-            raise DepthforgeError(f"{path}: OpenVINO cannot compile the model for input {list(shape)} "
-                                  f"({_reason(e)})") from None
-        cache[shape] = compiled.create_infer_request()
+            raise DepthforgeError(f"{path}: OpenVINO cannot compile the model for input "
+                                  f"{' and '.join(str(list(s)) for s in key)} ({_reason(e)})") from None
+        cache[key] = compiled.create_infer_request()
         if len(cache) > SHAPE_CACHE:
             cache.popitem(last=False)
-        return cache[shape]
+        return cache[key]
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        a = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         with lock:
-            req = request(tuple(a.shape))
-            y = req.infer({0: a})[0].copy()  # the request reuses its output buffer on the next call
-        return torch.from_numpy(y).to(x.device)
+            req = request({name: a.shape for name, a in feed.items()})
+            out = req.infer({name: feed[name] for name in inputs})
+            # the request reuses its output buffers on the next call
+            return [out[i].copy() for i in range(len(outputs))]
 
+    batch = model.inputs[0].get_partial_shape()[0]
+    calls = backend_calls(run, inputs, outputs, batch.get_length() if batch.is_static else None)
     # what the float parts run in: the hint, or the plugin's default for this CPU
     runs = PRECISIONS[precision] or core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
-    info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision, "inference_precision": runs, "threads": threads}
-    return forward, info
+    info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision,
+            "inference_precision": runs, "threads": threads, "calls": calls}
+    return calls["forward"], info
 
 
 def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> dict[str, Any]:
@@ -160,7 +168,7 @@ def load_openvino(path: str | os.PathLike, device: str | None = None, precision:
     ``options`` as for ``depthforge.load``; resizing/padding run in PyTorch around the compiled model."""
     if device is not None and torch.device(device).type != "cpu":
         raise DepthforgeError(f"{path}: the OpenVINO back end runs on the CPU here, not {device!r}")
-    forward, info = openvino_forward(path, precision, threads)
+    _, info = openvino_forward(path, precision, threads)
     details = {k: info[k] for k in ("precision", "inference_precision", "threads")}
-    backend = Backend("openvino", forward, torch.device("cpu"), details=details)
+    backend = Backend("openvino", device=torch.device("cpu"), details=details, **info["calls"])
     return Predictor(backend, info["contract"], info["depthforge"], source=str(path), **options)

@@ -59,6 +59,9 @@ class Backend:
     module: torch.nn.Module | None = None  # the PyTorch model, when the back end is PyTorch
     # forward_camera(x) -> (depth, horizontal FoV [N] degrees), for a model that estimates the camera
     camera: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    # an export whose graph takes a depth prompt: forward(x, prompt) and camera(x, prompt) need one (PyTorch's
+    # prompt model also runs without)
+    needs_prompt: bool = False
     details: dict[str, Any] = field(default_factory=dict)  # e.g. onnxruntime's providers
 
 
@@ -178,6 +181,10 @@ class Predictor:
         if prompt is not None:
             self.check_prompt_taken()
             prompt = prompt.to(self.device, torch.float32)
+        elif self.backend.needs_prompt:
+            raise DepthforgeError(f"{self.name}: this {self.backend.name} export takes a depth prompt beside each "
+                                  "image (predict --prompt-depth FILE, predictor.predict(photo, prompt=metres)); "
+                                  "the PyTorch model also runs without one")
         flip, policy = self.flip if flip is None else flip, self.policy(resize)
         focal = None
         if camera:
@@ -197,13 +204,17 @@ class Predictor:
 
     def check_prompt_taken(self) -> None:
         """One line when this model takes no depth prompt (before anything runs)."""
-        name = (self.info.get("model") or {}).get("name") or self.source or "this model"
         if not self.contract.prompt:
-            raise DepthforgeError(f"{name}: takes no depth prompt (a model whose contract has prompt, such as "
+            raise DepthforgeError(f"{self.name}: takes no depth prompt (a model whose contract has prompt, such as "
                                   "prompt-depth-anything, does)")
-        if self.backend.name != "torch":
-            raise DepthforgeError(f"{name}: a depth prompt needs the PyTorch model; the {self.backend.name} export "
-                                  "takes the image alone")
+        if self.backend.name != "torch" and not self.backend.needs_prompt:
+            raise DepthforgeError(f"{self.name}: this {self.backend.name} export takes the image alone (exported "
+                                  "before exports carried the prompt input); export it again")
+
+    @property
+    def name(self) -> str:
+        """The model's registered name, else where it was loaded from: what error lines call it."""
+        return (self.info.get("model") or {}).get("name") or self.source or "this model"
 
     @torch.inference_mode()
     def predict(self, image: ImageLike, prompt: np.ndarray | None = None, resize: str | None = None,

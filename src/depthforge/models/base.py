@@ -151,6 +151,9 @@ class DepthModel(nn.Module):
     """Base class of every model. Subclasses set ``self.contract`` in ``__init__`` and implement ``forward``."""
 
     contract: Contract
+    # The batch size an ONNX export is fixed at (None: dynamic), for a network whose Python code bakes the batch
+    # into the traced graph; the exported model's back ends then run a larger batch in chunks of this size.
+    export_batch: int | None = None
 
     def __init__(self) -> None:
         super().__init__()

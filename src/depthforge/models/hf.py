@@ -596,6 +596,9 @@ class DepthPro(HFDepth):
                  scaled_images_feature_dims=[16, 8], use_fov_model=True, num_fov_head_layers=1,
                  image_model_config=_micro_vit(), patch_model_config=_micro_vit(), fov_model_config=_micro_vit())
     CLAMP = (1e-4, 1e4)  # post_process_depth_estimation's bounds on inverse depth (so depth is within them too)
+    # transformers' patch encoder splits and merges its patches by the batch size as a Python int (merge_patches),
+    # which a trace bakes into the graph: an export runs at the batch it was traced at, one image
+    export_batch = 1
 
     def _set_max_depth(self, cfg, max_depth: float | None, source: str) -> None:
         if max_depth is not None:
