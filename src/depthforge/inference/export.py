@@ -205,21 +205,20 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
         quantize_onnx(path, int8_path, calibration)
         result["int8_path"], result["int8_images"] = str(int8_path), len(calibration)
         if check:
-            x = torch.rand(2, 3, *_example_size(model), generator=torch.Generator().manual_seed(1))
-            with torch.inference_mode():
-                ref = model(x).numpy()
-            out = session(int8_path, ["CPUExecutionProvider"]).run([OUTPUT], {INPUT: x.numpy()})[0]
-            result["int8_max_abs_diff"] = float(np.abs(out - ref).max())
+            result["int8_max_abs_diff"] = compare(model, int8_path, _example_size(model))
     return result
 
 
 def calibration_from_recipe(info: dict, model: DepthModel, n: int) -> list[np.ndarray]:
     """``n`` images spread evenly over the training split of the checkpoint's recipe (a model without one, as a
     Hugging Face folder: the default recipe's synthetic rooms), at the model's input size (what
-    ``resize="train"`` predicts at), as calibration batches [1,3,H,W]."""
+    ``resize="train"`` predicts at), as calibration batches [1,3,H,W]; for a model that takes a depth prompt,
+    pairs (image, prompt [1,1,h,w]): each image's ground truth downsampled as evaluation prompts
+    (``inference.prompt.prompt_from_depth``)."""
     from ..data import SkipBad, build_dataset
     from ..data.transforms import resize
     from ..recipe import validate
+    from .prompt import prompt_from_depth
 
     if info.get("config"):
         recipe = validate(info["config"], "checkpoint recipe")
@@ -233,8 +232,18 @@ def calibration_from_recipe(info: dict, model: DepthModel, n: int) -> list[np.nd
     out = []
     for k in range(min(n, len(data))):
         sample = data[int(k * len(data) / min(n, len(data)))]
-        if sample is not None:
-            out.append(resize(sample, size)["image"][None].numpy())
+        if sample is None:
+            continue
+        sample = resize(sample, size)
+        image = sample["image"][None].numpy()
+        if not model.contract.prompt:
+            out.append(image)
+            continue
+        depth = np.where(sample["valid"][0].numpy(), sample["depth"][0].numpy(), 0)
+        try:
+            out.append((image, prompt_from_depth(depth)[None, None]))
+        except DepthforgeError as e:  # no usable ground truth to prompt with, as evaluation skips it
+            log.warning("int8: calibration image %d: %s; skipped", k, e)
     if not out:
         raise DepthforgeError(f"{name}: no training image could be read for int8 calibration")
     return out

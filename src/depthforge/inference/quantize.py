@@ -28,11 +28,11 @@ import numpy as np
 
 from ..errors import DepthforgeError, error_line
 from ..files import write_bytes
-from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY
+from .onnx import CONTRACT_KEY, IO_KEY, LEGACY_KEY, META_KEY, PROMPT
 
 log = logging.getLogger(__name__)
 
-META_KEYS = (META_KEY, CONTRACT_KEY, LEGACY_KEY)  # the metadata_props export.py writes
+META_KEYS = (META_KEY, CONTRACT_KEY, LEGACY_KEY, IO_KEY)  # the metadata_props export.py writes
 METHODS = ("minmax", "percentile", "entropy")
 # Ops that get QDQ pairs. Conv is where the time goes (int8 AMX/VNNI kernels); the ops around it stay float
 # (bf16 in OpenVINO). Measured on the seed U-Net at 240x320: also quantising MaxPool/Concat was no faster and
@@ -41,12 +41,20 @@ METHODS = ("minmax", "percentile", "entropy")
 OPS = ("Conv",)
 
 
-def _batches(calibration: Iterable[Any], name: str) -> Iterator[np.ndarray]:
-    """Check and yield calibration batches: arrays [N,3,H,W] float32 in [0,1] (torch tensors accepted)."""
-    for i, x in enumerate(calibration):
-        if hasattr(x, "detach"):  # a torch tensor
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+def _array(x: Any) -> np.ndarray:
+    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)  # torch tensors accepted
+
+
+def _batches(calibration: Iterable[Any], name: str, prompt: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+    """Check and yield calibration batches: arrays [N,3,H,W] float32 in [0,1] or, for an export that takes a
+    depth prompt (``prompt``), pairs (image, prompt [N,1,h,w] metres), each as a tuple of the graph's inputs."""
+    for i, item in enumerate(calibration):
+        pair = isinstance(item, (tuple, list))
+        if pair != prompt or (pair and len(item) != 2):
+            raise DepthforgeError(f"{name}: calibration item {i} must be " + (
+                "a pair (image [N,3,H,W], prompt [N,1,h,w] metres): the model takes a depth prompt" if prompt else
+                "an image [N,3,H,W]: the model takes no depth prompt"))
+        x = _array(item[0] if pair else item)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] < 1:
             raise DepthforgeError(f"{name}: calibration image {i} must be [N,3,H,W], got shape {x.shape}")
         if not np.issubdtype(x.dtype, np.floating):
@@ -54,7 +62,14 @@ def _batches(calibration: Iterable[Any], name: str) -> Iterator[np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise DepthforgeError(f"{name}: calibration image {i} must be finite values in [0,1]")
-        yield x
+        if not pair:
+            yield (x,)
+            continue
+        p = np.ascontiguousarray(_array(item[1]), dtype=np.float32)
+        if p.ndim != 4 or p.shape[:2] != (x.shape[0], 1) or not (np.isfinite(p).all() and p.min() > 0):
+            raise DepthforgeError(f"{name}: calibration prompt {i} must be [{x.shape[0]},1,h,w] positive metres, "
+                                  f"got shape {p.shape}")
+        yield x, p
 
 
 def calibration_images(images: Iterable[Any], size: tuple[int, int] = (240, 320),
@@ -83,16 +98,16 @@ def calibration_images(images: Iterable[Any], size: tuple[int, int] = (240, 320)
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over our checked batches."""
 
-    def __init__(self, batches: Iterator[np.ndarray], input_name: str):
-        self.batches, self.input_name, self.count, self.size = batches, input_name, 0, None
+    def __init__(self, batches: Iterator[tuple[np.ndarray, ...]], input_names: list[str]):
+        self.batches, self.input_names, self.count, self.size = batches, input_names, 0, None
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self.batches, None)
-        if x is None:
+        inputs = next(self.batches, None)
+        if inputs is None:
             return None
-        self.count += x.shape[0]
-        self.size = list(x.shape[2:])
-        return {self.input_name: x}
+        self.count += inputs[0].shape[0]
+        self.size = list(inputs[0].shape[2:])
+        return dict(zip(self.input_names, inputs))
 
     def rewind(self) -> None:  # the readers' protocol has it; one pass is all static calibration needs
         pass
@@ -164,7 +179,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     """Static int8 (QDQ) quantisation of a depthforge ONNX export; ``dst_onnx`` is written atomically.
 
     ``calibration``: batches [N,3,H,W] float32 in [0,1] (see ``calibration_images``), a few dozen photos of the
-    kind the model will see. ``per_channel``: one weight scale per output channel (what keeps conv weights
+    kind the model will see; for an export that takes a depth prompt, pairs (image, prompt [N,1,h,w] metres). ``per_channel``: one weight scale per output channel (what keeps conv weights
     accurate). ``method``: how activation ranges are set from the calibration outputs — "minmax" (full range,
     an outlier widens the step for every value), "percentile" (clips the top ``100 - percentile`` % of
     values; the default: on held-out NYU photos the seed U-Net's mean |depth difference| vs fp32 was 0.012 m
@@ -199,11 +214,12 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     if not model.graph.input:
         raise DepthforgeError(f"{src}: the ONNX model has no input")
     start = time.perf_counter()
-    batches = _batches(calibration, str(src))
+    names = [i.name for i in model.graph.input]
+    batches = _batches(calibration, str(src), prompt=PROMPT in names)
     first = next(batches, None)  # checked before the slow part, and an empty set is named as such
     if first is None:
         raise DepthforgeError(f"{src}: no calibration images given")
-    reader = _Reader(itertools.chain([first], batches), model.graph.input[0].name)
+    reader = _Reader(itertools.chain([first], batches), names)
     with _work_dir(dst) as tmp:
         prepared = src
         if preprocess:
