@@ -385,11 +385,7 @@ def test_the_3d_points_are_bounded_and_follow_the_camera(client, monkeypatch):
     pts = compare.view_points(depth, np.zeros((75, 101, 3), np.float32), k, limit=500)
     m = int(np.frombuffer(pts[:4], "<u4")[0])
     assert 0 < m <= 500 and m == len(range(0, 75, 4)) * len(range(0, 101, 4))
-    # a model with its own camera estimate is used when the user gives none
-    predictor = app.state.models.loaded["seed-unet"][0]
-    monkeypatch.setattr(predictor, "estimate_intrinsics", lambda image: np.diag([70.0, 70.0, 1.0]), raising=False)
-    body = upload(c, png_bytes()).json()
-    assert body["intrinsics"].startswith("the model's own estimate") and body["focal_px"] == 70
+    # a model's own camera estimate: tests/test_export_camera.py (Depth Pro, PyTorch and exported)
 
 
 class Held:

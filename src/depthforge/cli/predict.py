@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.checkpoint, device=args.device, resize=args.resize, flip=args.flip)
     if args.prompt_depth is not None:
         predictor.check_prompt_taken()
+    else:
+        predictor.check_prompt_needed()
     out = ensure_dir(args.out)
     videos = [a for a in args.inputs if is_video_source(a)]
     images = [a for a in args.inputs if a not in videos]

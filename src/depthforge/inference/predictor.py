@@ -181,10 +181,8 @@ class Predictor:
         if prompt is not None:
             self.check_prompt_taken()
             prompt = prompt.to(self.device, torch.float32)
-        elif self.backend.needs_prompt:
-            raise DepthforgeError(f"{self.name}: this {self.backend.name} export takes a depth prompt beside each "
-                                  "image (predict --prompt-depth FILE, predictor.predict(photo, prompt=metres)); "
-                                  "the PyTorch model also runs without one")
+        else:
+            self.check_prompt_needed()
         flip, policy = self.flip if flip is None else flip, self.policy(resize)
         focal = None
         if camera:
@@ -210,6 +208,13 @@ class Predictor:
         if self.backend.name != "torch" and not self.backend.needs_prompt:
             raise DepthforgeError(f"{self.name}: this {self.backend.name} export takes the image alone (exported "
                                   "before exports carried the prompt input); export it again")
+
+    def check_prompt_needed(self) -> None:
+        """One line when this model cannot run without a depth prompt (an export whose graph takes one)."""
+        if self.backend.needs_prompt:
+            raise DepthforgeError(f"{self.name}: this {self.backend.name} export takes a depth prompt beside each "
+                                  "image (predict --prompt-depth FILE, predictor.predict(photo, prompt=metres)); "
+                                  "the PyTorch model also runs without one")
 
     @property
     def name(self) -> str:

@@ -298,20 +298,24 @@ def served(predictor) -> dict[str, Any]:
             "output": predictor.output}
 
 
-def camera(predictor, image: np.ndarray, fov: float | None, default_fov: float) -> tuple[np.ndarray, str]:
+def predict_with_camera(predictor, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(depth, the model's estimate of the camera's intrinsics (3,3) at the image's size or None), in one run of the
+    network: ``Predictor.predict`` where the model estimates the camera (Depth Pro, PyTorch or exported)."""
+    if getattr(predictor, "estimates_camera", False):
+        result = predictor.predict(image)
+        return result.depth, result.intrinsics
+    return predictor(image), None
+
+
+def camera(image: np.ndarray, fov: float | None, default_fov: float,
+           estimate: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """The intrinsics the point clouds use and where they came from: the user's field of view, else the model's
-    own estimate when its predictor makes one (``estimate_intrinsics(image) -> (3,3)``), else ``default_fov``."""
+    own ``estimate`` (see ``predict_with_camera``), else ``default_fov``."""
     h, w = image.shape[:2]
     if fov is not None:
         return estimate_intrinsics(h, w, fov), f"from your {fov:g}° horizontal field of view"
-    estimate = getattr(predictor, "estimate_intrinsics", None)
-    if callable(estimate):
-        try:
-            k = np.asarray(estimate(image), np.float32).reshape(3, 3)
-            if np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0:
-                return k, f"the model's own estimate (focal length {k[0, 0]:.0f} px)"
-        except Exception:  # a model whose estimate fails still gets its cloud, on the default camera
-            log.exception("the model's camera estimate failed")
+    if estimate is not None:
+        return estimate, f"the model's own estimate (focal length {estimate[0, 0]:.0f} px)"
     return (estimate_intrinsics(h, w, default_fov),
             f"estimated from a {default_fov:g}° horizontal field of view (the default; none given)")
 
@@ -415,8 +419,8 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
         if fov is not None and not (math.isfinite(fov) and 0 < fov < 180):
             raise DepthforgeError(f"fov={fov:g}: a horizontal field of view must be between 0 and 180 degrees")
 
-    def one(name: str, predictor, image, depth, vrange, fov, dropped) -> dict[str, Any]:
-        k, label = camera(predictor, image, fov, fov_deg)
+    def one(name: str, predictor, image, depth, vrange, fov, dropped, estimate=None) -> dict[str, Any]:
+        k, label = camera(image, fov, fov_deg, estimate)
         encoding = png16_encoding(predictor.max_depth)  # the 16-bit PNG must hold the model's whole range
         files, summary = render_result(image, depth, fov_deg, encoding, vrange, k, label, view_limit)
         if encoding == "kitti256":
@@ -429,11 +433,12 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
     def process(data: bytes, name: str, names: list[str], fov: float | None) -> dict[str, Any]:
         start = time.perf_counter()
         image = decode_image(data, name, max_pixels)
-        runs = []
+        runs, estimates = [], {}
         with pool.run():
             for n in names:
                 predictor, dropped = models.get(n)
-                runs.append((n, predictor, predictor(image), dropped))
+                depth, estimates[n] = predict_with_camera(predictor, image)
+                runs.append((n, predictor, depth, dropped))
         aligned = None
         if len(runs) == 2:
             (na, pa, a, _), (nb, pb, b, _) = runs
@@ -446,7 +451,7 @@ def create_app(predictor=None, max_upload_bytes: int = 20 * 2**20, workdir: str 
             vrange = depth_range(np.stack([a, b]))
         else:
             vrange = None
-        out = [one(n, p, image, d, vrange, fov, dropped) for n, p, d, dropped in runs]
+        out = [one(n, p, image, d, vrange, fov, dropped, estimates[n]) for n, p, d, dropped in runs]
         body = {**out[0], "name": name, "seconds": time.perf_counter() - start}
         if len(out) == 2:
             a, b = runs[0][2], runs[1][2]
