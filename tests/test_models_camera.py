@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 
 import numpy as np
 import pytest
@@ -100,52 +99,6 @@ def test_depth_pro_matches_transformers_depth_and_focal_length(depth_pro, shape)
     assert got.intrinsics[:2, 2] == pytest.approx([(shape[1] - 1) / 2, (shape[0] - 1) / 2])
 
 
-def test_depth_pro_onnx_export_matches_depth_and_fov_in_onnxruntime_and_openvino(depth_pro, tmp_path):
-    """The whole pipeline (resize in, post-processing out) traces with dynamic height and width; the batch is fixed
-    at the traced one (transformers' patch encoder counts patches per batch in Python)."""
-    ort = pytest.importorskip("onnxruntime")
-    folder, _ = depth_pro
-    model = hf.from_pretrained_path(folder).eval()
-
-    class Camera(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model.forward_camera(x)
-
-    path = tmp_path / "depth-pro.onnx"
-    axes = {2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Camera(), torch.rand(1, 3, 48, 64), str(path), dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["depth", "fov"],
-                          dynamic_axes={"image": axes, "depth": axes})
-    runtimes = _runtimes(ort, path)
-    for size in ((48, 64), (37, 81)):
-        x = torch.from_numpy(_photo(*size, seed=2)).permute(2, 0, 1)[None].float() / 255
-        with torch.no_grad():
-            depth, fov = model.forward_camera(x)
-        for name, run in runtimes.items():
-            got_depth, got_fov = run({"image": x.numpy()})
-            assert np.abs(got_depth - depth.numpy()).max() <= 1e-4 * float(depth.abs().max()), name
-            assert np.abs(got_fov - fov.numpy()).max() <= 1e-4 * float(fov.abs().max()), name
-
-
-def _runtimes(ort, path) -> dict:
-    """{runtime: run(inputs) -> outputs} for the ONNX file: onnxruntime, and OpenVINO where it is installed."""
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = {"onnxruntime": lambda feed: sess.run(None, feed)}
-    try:
-        import openvino
-    except ImportError:
-        return out
-    compiled = openvino.Core().compile_model(str(path), "CPU")
-    out["openvino"] = lambda feed: [np.asarray(v) for v in compiled(feed).values()]
-    return out
-
-
 def test_prompt_depth_anything_matches_transformers_with_the_same_prompt(prompt_da):
     folder, net = prompt_da
     model = hf.from_pretrained_path(folder).eval()
@@ -163,27 +116,6 @@ def test_prompt_depth_anything_matches_transformers_with_the_same_prompt(prompt_
     assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
     # the metres come from the prompt: the head's ReLU output lands at or above its nearest reading
     assert float(got.min()) >= min(p.min() for p in prompts) / 1000 - 1e-6
-
-
-def test_prompt_depth_anything_onnx_export_takes_the_prompt_in_onnxruntime_and_openvino(prompt_da, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    folder, _ = prompt_da
-    model = hf.from_pretrained_path(folder).eval()
-    path = tmp_path / "pda.onnx"
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.rand(2, 3, 70, 98), torch.rand(2, 1, 6, 8) + 1), str(path), dynamo=False,
-                          opset_version=17, input_names=["image", "prompt"], output_names=["depth"],
-                          dynamic_axes={"image": axes, "prompt": axes, "depth": axes})
-    runtimes = _runtimes(ort, path)
-    for batch, size, low in ((1, (56, 84), (12, 18)), (3, (70, 98), (6, 8))):
-        x, p = torch.rand(batch, 3, *size), torch.rand(batch, 1, *low) * 3 + 0.5
-        with torch.no_grad():
-            want = model(x, p).numpy()
-        for name, run in runtimes.items():
-            got = run({"image": x.numpy(), "prompt": p.numpy()})[0]
-            assert np.abs(got - want).max() <= 1e-4 * float(np.abs(want).max()), name
 
 
 def test_predict_ply_uses_the_models_camera_and_says_so(depth_pro, tmp_path, caplog):
