@@ -67,10 +67,10 @@ def describe_io(contract, batch: int | None) -> dict[str, str]:
         out[PROMPT] = (f"[{n},1,h,w] float32 depth prompt in metres at any h×w (e.g. a 192×256 LiDAR map; the "
                        "network resizes it), holes filled; its min..max sets the output's metres")
     if contract.camera:
-        out[FOV] = (f"[{n}] float32 horizontal field of view in degrees of the image given (W wide): its focal length "
-                    "in those pixels is f = 0.5·W / tan(fov/2); at the photo's size fx = f·W_photo/W_resized, fy = "
-                    "f·H_photo/H_resized (the contract's resize; Depth Pro resizes inside, so fx = fy = 0.5·W_photo / "
-                    "tan(fov/2)), principal point at the photo's centre ((W−1)/2, (H−1)/2)")
+        out[FOV] = (f"[{n}] float32 horizontal field of view in degrees of the image given (W wide): its focal "
+                    "length in those pixels is f = 0.5·W / tan(fov/2); at the photo's size fx = f·W_photo/W_resized, "
+                    "fy = f·H_photo/H_resized (the contract's resize; Depth Pro resizes inside, so fx = fy = "
+                    "0.5·W_photo / tan(fov/2)), principal point at the photo's centre ((W−1)/2, (H−1)/2)")
     return out
 
 

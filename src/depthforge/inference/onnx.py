@@ -37,7 +37,8 @@ def backend_calls(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], inpu
                   outputs: Sequence[str], batch: int | None) -> dict[str, Any]:
     """A runtime's ``run(feed) -> [outputs]`` on an export's graph -> the ``Backend`` keywords that run it:
     ``forward(x, prompt=None) -> depth``, ``camera`` (``-> (depth, FoV [N] degrees)``, where the graph has the
-    ``fov`` output) and ``needs_prompt`` (whether it has the ``prompt`` input). A fixed ``batch`` runs in chunks of it."""
+    ``fov`` output) and ``needs_prompt`` (whether it has the ``prompt`` input). A fixed ``batch`` runs in chunks
+    of it."""
 
     def chunks(x: torch.Tensor, prompt: torch.Tensor | None) -> list[torch.Tensor]:
         if (prompt is None) == (PROMPT in inputs):

@@ -26,7 +26,7 @@ from ..files import atomic_path
 from ..errors import DepthforgeError, error_line
 from ..allocator import PREFERENCE, current_allocator
 
-from .onnx import CONTRACT_KEY, IO_KEY, LEGACY_KEY, META_KEY, backend_calls, read_metadata
+from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, backend_calls, read_metadata
 from .predictor import Backend, Predictor
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
@@ -61,7 +61,7 @@ def _metadata(model, path: Path):
     """(checkpoint info, contract) from depthforge's metadata_props: ONNX ones arrive in rt_info["framework"],
     and an IR keeps them there."""
     raw = {key: model.get_rt_info(["framework", key]).astype(str)
-           for key in (META_KEY, CONTRACT_KEY, LEGACY_KEY, IO_KEY) if model.has_rt_info(["framework", key])}
+           for key in (META_KEY, CONTRACT_KEY, LEGACY_KEY) if model.has_rt_info(["framework", key])}
     return read_metadata(path, raw)
 
 
