@@ -2,7 +2,7 @@
 # The README's model-zoo table: every family trained from scratch on the same synthetic rooms for the same number
 # of samples (2,200 rooms at 128x160, 90/10 split: 1,980 x 10 epochs = 19,800 samples, 1,240 steps of 16), one
 # run at a time so none shares the cores, then all evaluated side by side on the 200 held-out test rooms and the
-# edges / clutter suites by `depthforge compare`.
+# edges / clutter / paired glass suites by `depthforge compare`.
 #
 #   scripts/zoo_table.sh [OUT [NAME ...]]     (default OUT: runs/zoo; default: every model below)
 #
@@ -48,4 +48,4 @@ for name in "${names[@]}"; do
   models+=(--model "$ckpt")
 done
 # shellcheck disable=SC2086
-"$df" compare "${models[@]}" --suites edges,clutter --out "$out/compare" --no-progress ${ZOO_COMPARE:-}
+"$df" compare "${models[@]}" --suites edges,clutter,glass --out "$out/compare" --no-progress ${ZOO_COMPARE:-}
