@@ -173,3 +173,28 @@ def test_an_image_smaller_than_the_seed_ssim_window_is_scored_without_the_seed_f
     proto = get_protocol("none")
     row = image_row(gt * 1.1, gt, proto.mask(gt), proto, build_loss("seed"))
     assert math.isnan(row["seed_loss"]) and row["abs_rel"] == pytest.approx(0.1, rel=1e-5)
+
+
+def test_baselines_are_aligned_as_the_model_is():
+    """A model fitted to each image (a relative output, median-aligned) is compared with baselines fitted the same
+    way: the constant baseline becomes each image's median ground truth, whatever constant was stored."""
+    from depthforge.evaluation.evaluate import per_image
+    from depthforge.evaluation.metrics import Protocol
+
+    rng = np.random.default_rng(0)
+    gts = [rng.uniform(1, 9, (24, 32)).astype(np.float32) for _ in range(3)]
+    dataset = [{"image": torch.zeros(3, 24, 32), "depth": torch.from_numpy(g)[None], "valid": torch.ones(1, 24, 32,
+                dtype=torch.bool), "name": f"img{i}"} for i, g in enumerate(gts)]
+
+    class Relative:
+        output = "relative"
+
+        def predict_tensor(self, images):
+            return torch.ones(1, 1, 24, 32)
+
+    proto = Protocol("none", 1e-3, 10.0)
+    baselines = {"constant": 100.0, "mean_map": torch.full((24, 32), 50.0)}
+    rows = per_image(Relative(), dataset, proto, "median", baselines, progress=False)
+    want = [float(np.mean(np.abs(g - np.median(g)) / g)) for g in gts]
+    for key in ("constant", "mean_map", "model"):  # all three are constants: after the fit, the same depth
+        assert [r["abs_rel"] for r in rows[key]] == pytest.approx(want, rel=1e-5), key

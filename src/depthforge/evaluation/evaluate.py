@@ -219,7 +219,7 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
               limit: int | None = None, progress: bool = True, keep=None, desc: str = "evaluating"
               ) -> dict[str, list[dict]]:
     """The loop over a test set: {"model": rows, "constant": rows, "mean_map": rows} (baseline rows only with
-    ``baselines``), one ``image_row`` per image with a ground truth. A glass sample's rows also hold the metrics
+    ``baselines``, aligned with ``align_mode`` as the model is), one ``image_row`` per image with a ground truth. A glass sample's rows also hold the metrics
     against its ``depth_through`` (the Kinect-like convention) under "through/...", and, where it has a twin
     rendered without glass, ``paired_glass``'s columns. ``keep(index, sample, depth, row)`` is called for every
     evaluated image (pictures)."""
@@ -278,7 +278,13 @@ def per_image(predictor, dataset, proto: Protocol, align_mode: str, baselines: d
                                      align_corners=False)[0, 0].numpy()
             for key, pred in (("constant", np.full((h, w), baselines["constant"], np.float32)),
                               ("mean_map", mean_map)):
-                rows[key].append(image_row(pred, gt, mask, proto, seed_loss, masks) | tags)
+                # aligned as the model is: a model fitted to each image must beat baselines fitted the same way
+                depth = to_metres(pred, gt, mask, "metric", align_mode)
+                brow = image_row(depth, gt, mask, proto, seed_loss, masks)
+                if "twin_image" in sample:  # blind to the image: on the glass-free twin it predicts the same
+                    brow.update(paired_glass(brow, pred, sample["twin_depth"][0, 0].numpy(), masks["glass"], proto,
+                                             "metric", align_mode))
+                rows[key].append(brow | tags)
         if keep is not None:
             keep(index, sample, depth, rows["model"][-1])
     return rows
