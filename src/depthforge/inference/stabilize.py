@@ -295,6 +295,13 @@ class Stabilized:
     def __init__(self, predictor, align: bool | None = None):
         self.predictor = predictor
         self.stabilizer = Stabilizer(predictor.output, align=align)
+        self.model_seconds, self.model_frames = 0.0, 0
+
+    @property
+    def timing(self) -> dict[str, float]:
+        """Milliseconds per frame of the model and of the stabiliser (the stabiliser's share of the video path)."""
+        return {"model_ms": 1000 * self.model_seconds / max(self.model_frames, 1),
+                "stabilize_ms": self.stabilizer.ms_per_frame}
 
     def __getattr__(self, name: str):
         return getattr(self.predictor, name)
@@ -307,7 +314,10 @@ class Stabilized:
 
         if images.shape[0] != 1:
             raise DepthforgeError(f"stabilised prediction takes one frame at a time, got a batch of {images.shape[0]}")
+        start = time.perf_counter()
         raw = self.predictor.predict_tensor(images)
+        self.model_seconds += time.perf_counter() - start
+        self.model_frames += 1
         frame = images[0].permute(1, 2, 0).cpu().numpy()
         depth = self.stabilizer.push(frame, raw[0, 0].cpu().numpy())
         return torch.from_numpy(depth)[None, None].to(raw.device)
