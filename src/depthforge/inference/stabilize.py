@@ -8,7 +8,7 @@ Each frame is blended with the previous *stabilised* output carried into it, in 
 
 1. **Where each pixel was** — OpenCV's DIS optical flow from the current frame back to the previous one, once per
    frame, on grey images at a small working size (``work_size``); the flow is scaled up with the depth map.
-2. **How the camera moved** (``motion``; default for metric outputs): the previous output, warped by
+2. **How the camera moved** (``motion``; default for metric outputs that are not rescaled): the previous output, warped by
    the flow, gives 3-D points in the previous camera and the flow gives where they are seen now; a RANSAC PnP
    (EPnP, then refined) on a few hundred of them gives the rotation R and translation t, and every warped depth
    is moved with it: ``z_now = (R·X_prev + t)_z``. Without this a warped depth keeps its old value: walking
@@ -42,7 +42,11 @@ this filter deviates: it is training-free, works on any per-frame model and sees
 frame of state), which is what a webcam needs. Its scale alignment follows the per-window scale-shift alignment
 in spirit, done per frame against the running output.
 
-State kept between frames: the previous frame's grey image at the working size, the previous output, and two
+A depth map larger than the working size is stabilised at that size and the correction (stabilised / raw, a
+ratio) is scaled back up onto the full-size prediction, so the cost stays that of the working size and the
+full-size map keeps its own detail.
+
+State kept between frames: the previous frame's grey image and the previous output at the working size, and two
 constant coordinate grids — a fixed number of arrays whatever the clip's length (``state``).
 """
 from __future__ import annotations
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 
 ALIGN_KINDS = ("relative", "disparity", "metric")
 FIT_PIXELS = 4096  # pixels of the block-averaged maps used in a fit: enough for a stable median, cheap
+EDGE_STEP = 0.05  # a bilinear read more than 5 % off the nearest pixel straddles a depth edge
 PNP_POINTS = 400  # correspondences given to PnP: RANSAC's cost grows with them; a few hundred pin 6 numbers down
 PNP_ERROR = 1.0  # RANSAC inlier threshold, pixels at a 160-pixel side (scaled with the image)
 
@@ -69,8 +74,8 @@ class Stabilizer:
     ("metric" | "relative" | "disparity"); 0 or non-finite is invalid and passes through untouched.
     ``align``: rescale each frame to the running reference (default: relative and disparity outputs only;
     a metric output keeps its scale and is only smoothed). ``motion``: move the previous output with the camera
-    motion estimated from flow and depth (default: metric outputs only: aligned to a moved reference, a relative
-    output's scale takes on the noise of each estimated translation and drifts (measured: per-frame scale spread
+    motion estimated from flow and depth (default: metric outputs that are not aligned: aligned to a moved
+    reference, the output's scale takes on the noise of each estimated translation and drifts (measured: per-frame scale spread
     2.5 % against 0.4 % unmoved on tests/test_stabilize.py's clip), and a disparity's unknown shift makes
     1/disparity a bent depth (measured worse on the video suite)). ``strength`` in [0,1):
     the weight of the carried-over previous output where it is fully trusted. ``work_size``: the longest side the
@@ -91,7 +96,7 @@ class Stabilizer:
             raise DepthforgeError(f"stabilizer: focal must be positive (a fraction of the longer side), got {focal}")
         self.output = output
         self.align = output != "metric" if align is None else bool(align)
-        self.motion = output == "metric" if motion is None else bool(motion)
+        self.motion = not self.align and output == "metric" if motion is None else bool(motion)
         self.strength, self.work_size, self.focal = float(strength), int(work_size), float(focal)
         self.flow_tolerance, self.photo_tolerance = float(flow_tolerance), float(photo_tolerance)
         self.depth_tolerance, self.fb_check = float(depth_tolerance), bool(fb_check)
@@ -126,12 +131,17 @@ class Stabilizer:
         gray = self._small_gray(frame)
         if max(gray.shape) < 12:  # too small for optical flow (OpenCV's DIS): passed through as it is
             return depth.copy()
-        if self._out is None or self._out.shape != depth.shape:  # the first frame, or a new size: a new reference
+        # a depth map larger than the working size is stabilised at that size; the correction (a ratio) is scaled
+        # back up onto the full-size prediction, which keeps its own detail: the cost no longer grows with the map
+        small = _shrunk(depth, gray.shape) if gray.shape != depth.shape else depth
+        if self._out is None or self._out.shape != small.shape:  # the first frame, or a new size: a new reference
             self.reset()
-            out = depth.copy()
+            out = small.copy()
         else:
-            out = self._step(gray, depth)
+            out = self._step(gray, small)
         self._gray, self._out = gray, out
+        if small is not depth:
+            out = _grown(out, small, depth)
         self.frames += 1
         self.seconds += time.perf_counter() - start
         return out.copy()
@@ -170,7 +180,7 @@ class Stabilizer:
         if self._gray.shape != gray.shape:  # the frame's size changed under an unchanged depth size: start over
             self.reset()
             return depth.copy()
-        (gx, gy), (sx, sy) = self._grids(h, w, sh, sw)
+        _, (sx, sy) = self._grids(h, w, sh, sw)
         dis = self._dis()
         back = dis.calc(gray, self._gray, None)  # where each current pixel was in the previous frame
         mx, my = sx + back[..., 0], sy + back[..., 1]
@@ -184,20 +194,16 @@ class Stabilizer:
             bad += (np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1]) / self.flow_tolerance) ** 2
         trust = (np.exp(-bad) * inside).astype(np.float32)
 
-        # the previous output warped into this frame, at the full size (flow scaled up with the map)
-        if (sh, sw) != (h, w):
-            fx, fy = w / sw, h / sh
-            flow = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
-            mapx, mapy = gx + flow[..., 0] * fx, gy + flow[..., 1] * fy
-            trust = cv2.resize(trust, (w, h), interpolation=cv2.INTER_LINEAR)
-        else:
-            mapx, mapy = mx, my
+        mapx, mapy = mx, my  # the depth is at the working size (``push``)
         prev = self._out
         prev_ok = np.isfinite(prev) & (prev > 0)
-        # nearest, not bilinear: a bilinear read across a depth edge makes a depth between the two surfaces, one
-        # the tolerance below cannot tell from a small change (measured: 10x the smear on a moving object's edge)
-        warped = cv2.remap(np.where(prev_ok, prev, 0).astype(np.float32), mapx, mapy, cv2.INTER_NEAREST,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        # bilinear on smooth depth, nearest across an edge: a bilinear read there makes a depth between the two
+        # surfaces, one the tolerance below cannot tell from a small change (measured: 10x the smear on a moving
+        # object's edge), while nearest alone misplaces a smooth slope by up to half a pixel
+        src = np.where(prev_ok, prev, 0).astype(np.float32)
+        near = cv2.remap(src, mapx, mapy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        lin = cv2.remap(src, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        warped = np.where(np.abs(lin - near) <= EDGE_STEP * near, lin, near)
         seen = cv2.remap(prev_ok.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=0)
         valid = np.isfinite(depth) & (depth > 0)
@@ -273,6 +279,26 @@ class Stabilizer:
         if not (np.isfinite(s) and np.isfinite(t) and s > 0):
             return cur
         return np.where(valid, cur * s + t, 0).astype(np.float32)
+
+
+def _shrunk(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``depth`` averaged down to ``shape`` over its valid pixels only (0 where fewer than half are valid)."""
+    import cv2
+
+    ok = (np.isfinite(depth) & (depth > 0)).astype(np.float32)
+    size = (shape[1], shape[0])
+    num = cv2.resize(np.where(ok > 0, depth, 0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    den = cv2.resize(ok, size, interpolation=cv2.INTER_AREA)
+    return np.where(den > 0.5, num / np.maximum(den, 1e-6), 0).astype(np.float32)
+
+
+def _grown(out: np.ndarray, small: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The working-size correction ``out / small`` scaled up and applied to the full-size ``depth``."""
+    import cv2
+
+    ratio = np.where((small > 0) & (out > 0), out / np.maximum(small, 1e-12), 1).astype(np.float32)
+    ratio = cv2.resize(ratio, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.where(np.isfinite(depth) & (depth > 0), depth * ratio, depth).astype(np.float32)
 
 
 def _trimmed_lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
