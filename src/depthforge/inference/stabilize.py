@@ -7,9 +7,9 @@
 Each frame is blended with the previous *stabilised* output carried into it, in four steps:
 
 1. **Where each pixel was** — OpenCV's DIS optical flow from the current frame back to the previous one, once per
-   frame, on grey images at a small working size (``work_size``); the flow is scaled up with the depth map.
-2. **How the camera moved** (``motion``; default for metric outputs that are not rescaled): the previous output, warped by
-   the flow, gives 3-D points in the previous camera and the flow gives where they are seen now; a RANSAC PnP
+   frame, on grey images at a small working size (``work_size``; a larger depth map is stabilised at that size).
+2. **How the camera moved** (``motion``; default for metric outputs that are not rescaled): the previous output,
+   warped by the flow, gives 3-D points in the previous camera and the flow gives where they are seen now; a RANSAC PnP
    (EPnP, then refined) on a few hundred of them gives the rotation R and translation t, and every warped depth
    is moved with it: ``z_now = (R·X_prev + t)_z``. Without this a warped depth keeps its old value: walking
    towards a wall, the blend would lag behind the wall coming closer (a lag measured as most of the warped
@@ -75,8 +75,8 @@ class Stabilizer:
     ``align``: rescale each frame to the running reference (default: relative and disparity outputs only;
     a metric output keeps its scale and is only smoothed). ``motion``: move the previous output with the camera
     motion estimated from flow and depth (default: metric outputs that are not aligned: aligned to a moved
-    reference, the output's scale takes on the noise of each estimated translation and drifts (measured: per-frame scale spread
-    2.5 % against 0.4 % unmoved on tests/test_stabilize.py's clip), and a disparity's unknown shift makes
+    reference, the output's scale takes on the noise of each estimated translation and drifts (measured: per-frame
+    scale spread 2.5 % against 0.4 % unmoved on tests/test_stabilize.py's clip), and a disparity's unknown shift makes
     1/disparity a bent depth (measured worse on the video suite)). ``strength`` in [0,1):
     the weight of the carried-over previous output where it is fully trusted. ``work_size``: the longest side the
     flow is computed at. ``focal``: the assumed focal length as a fraction of the longer side.
