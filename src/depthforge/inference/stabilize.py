@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 ALIGN_KINDS = ("relative", "disparity", "metric")
 FIT_PIXELS = 4096  # pixels of the block-averaged maps used in a fit: enough for a stable median, cheap
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as OpenCV's RGB2GRAY
 EDGE_STEP = 0.05  # a bilinear read more than 5 % off the nearest pixel straddles a depth edge
 PNP_POINTS = 400  # correspondences given to PnP: RANSAC's cost grows with them; a few hundred pin 6 numbers down
 PNP_ERROR = 1.0  # RANSAC inlier threshold, pixels at a 160-pixel side (scaled with the image)
@@ -148,15 +149,18 @@ class Stabilizer:
 
     # ------------------------------------------------------------------------------------------------------------
     def _small_gray(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as uint8 grey at the working size: shrunk first, so the conversions run on the small image."""
         import cv2
 
-        if frame.dtype != np.uint8:
-            frame = (np.clip(frame.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-        h, w = gray.shape
+        h, w = frame.shape[:2]
         k = min(1.0, self.work_size / max(h, w))
         size = (max(8, round(w * k)), max(8, round(h * k)))
-        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA) if size != (w, h) else gray
+        if size != (w, h):
+            frame = cv2.resize(frame if frame.dtype == np.uint8 else frame.astype(np.float32, copy=False), size,
+                               interpolation=cv2.INTER_AREA)
+        if frame.dtype != np.uint8:
+            frame = (np.clip(frame.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
 
     def _grids(self, h: int, w: int, sh: int, sw: int):
         if self._grid is None or self._grid[0].shape != (h, w):
@@ -344,6 +348,11 @@ class Stabilized:
         raw = self.predictor.predict_tensor(images)
         self.model_seconds += time.perf_counter() - start
         self.model_frames += 1
-        frame = images[0].permute(1, 2, 0).cpu().numpy()
+        # grey here, from the [3,H,W] planes: an (H,W,3) view of them is strided, and copying it for OpenCV cost
+        # more than the rest of the stabiliser on a 480x640 frame (measured; so did the same sum in torch)
+        start = time.perf_counter()
+        rgb = images[0].float().cpu().numpy()
+        frame = GREY_WEIGHTS[0] * rgb[0] + GREY_WEIGHTS[1] * rgb[1] + GREY_WEIGHTS[2] * rgb[2]
+        self.stabilizer.seconds += time.perf_counter() - start  # counted as the stabiliser's time
         depth = self.stabilizer.push(frame, raw[0, 0].cpu().numpy())
         return torch.from_numpy(depth)[None, None].to(raw.device)
