@@ -421,6 +421,7 @@ def video_results(predictor, dataset, proto: Protocol, head: dict, limit: int | 
     if not rows:
         raise DepthforgeError(f"{head['data']}: no clip with ground truth could be evaluated")
     results = {**head, "clips": len(rows), "model": summarize_clips(rows), "per_clip": rows}
+    results.update(getattr(predictor, "timing", {}))  # a stabilised predictor: model and stabiliser ms per frame
     write_bytes(out / "metrics.json", json.dumps(results, indent=2, default=float).encode())
     write_bytes(out / "metrics.md", markdown_clips(results).encode())
     if pictures:

@@ -111,6 +111,10 @@ def markdown_clips(results: dict) -> str:
         lines.append(f"| {r['clip']} | {r['frames']} | " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     m = results["model"]
     lines.append(f"| **mean** | {int(m['frames'])} | " + " | ".join(fmt(m.get(c)) for c in cols) + " |")
+    if results.get("stabilize_ms") is not None:
+        ms, st = results["model_ms"], results["stabilize_ms"]
+        lines += ["", f"Stabilised: model {ms:.1f} ms a frame, stabiliser {st:.1f} ms a frame "
+                      f"({100 * st / max(ms, 1e-9):.1f} % of the model's time)."]
     if m.get("skipped"):
         lines += ["", f"{int(m['skipped'])} frames could not be read and were skipped."]
     return "\n".join(lines) + "\n"
