@@ -28,13 +28,19 @@ from ..allocator import PREFERENCE, current_allocator
 
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, backend_calls, read_metadata
 from .predictor import Backend, Predictor
+from .runtime import need
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
 
 
 def _reason(e: BaseException) -> str:
-    """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised."""
+    """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised; a line
+    that ends in a colon ("FrontEnd API failed with GeneralFailure:") with the line it introduces."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Exception from", "Check '"))] or lines
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return error_line(ValueError(f"{lines[0]} {lines[1]}"))
     return error_line(e, skip=("Exception from", "Check '"))
 
 
@@ -43,8 +49,7 @@ def _read(path: Path):
     if allocator in PREFERENCE:  # OpenVINO's CPU plugin aborts in free() beside a preloaded tcmalloc/jemalloc
         raise DepthforgeError(f"{path}: OpenVINO cannot run beside the preloaded {allocator} "
                               f"(LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}); unset it for this process")
-    import openvino as ov
-
+    ov = need("openvino")
     if not path.is_file():
         raise DepthforgeError(f"{path}: model not found")
     if path.suffix.lower() not in (".onnx", ".xml"):
@@ -142,8 +147,7 @@ def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> 
     The ``.bin`` is written before the ``.xml``, each atomically, so a complete ``.xml`` always has its weights.
     Returns {"xml", "bin", "bytes"}.
     """
-    import openvino as ov
-
+    ov = need("openvino")
     xml = Path(xml_path)
     if xml.suffix.lower() != ".xml":
         raise DepthforgeError(f"{xml}: the OpenVINO IR file name must end in .xml")
