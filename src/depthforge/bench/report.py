@@ -38,7 +38,8 @@ def print_report(r: dict) -> None:
                ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "disagreement", "d1"])
         t = p["target"]
         print(f"  target: >= {t['speedup_vs_torch_fp32']:g}x PyTorch fp32 at <= {100 * t['disagreement']:g} % δ1 "
-              "disagreement (disagreement: 1 - δ1 of the row against PyTorch fp32; d1: against the rooms' ground truth)")
+              "disagreement (disagreement: 1 - δ1 of the row against PyTorch fp32; d1: against the rooms' "
+              "ground truth)")
         for name, row in p["backends"].items():
             if "target_met" in row:
                 print(f"  {name:34s}  {'met' if row['target_met'] else row['gap']}")
