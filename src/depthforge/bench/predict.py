@@ -141,6 +141,7 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
     ``d1_agreement`` (``agreement``) and ``disagreement`` = 1 − it; whether the issue's target is met
     (``TARGET_SPEEDUP`` × at ≤ ``TARGET_DISAGREEMENT``) or the ``gap``; ``d1``: δ1 against the rooms' ground truth.
     A slow row (``budget`` seconds) times fewer calls and compares fewer images: ``repeats``, ``images``.
+    OpenVINO rows say what their float parts ran in (``runs``: a bf16 hint runs as f32 on a CPU without bf16).
     int8 is onnxruntime's static QDQ quantisation (``inference.quantize``) calibrated on ``calib_n`` synthetic
     training rooms.
     """
@@ -186,17 +187,18 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
         backends = {
             "torch_fp32": lambda: torch_forward(False),
             "torch_bf16": lambda: torch_forward(True),
-            "onnxruntime_fp32": lambda: load_onnx(fp32_onnx, "cpu").backend.forward,
-            "onnxruntime_int8": lambda: load_onnx(int8_onnx, "cpu").backend.forward,
-            "openvino_fp32": lambda: load_openvino(fp32_onnx, precision="fp32").backend.forward,
-            "openvino_bf16": lambda: load_openvino(fp32_onnx, precision="bf16").backend.forward,
-            "openvino_int8": lambda: load_openvino(int8_onnx, precision="auto").backend.forward,
+            "onnxruntime_fp32": lambda: load_onnx(fp32_onnx, "cpu").backend,
+            "onnxruntime_int8": lambda: load_onnx(int8_onnx, "cpu").backend,
+            "openvino_fp32": lambda: load_openvino(fp32_onnx, precision="fp32").backend,
+            "openvino_bf16": lambda: load_openvino(fp32_onnx, precision="bf16").backend,
+            "openvino_int8": lambda: load_openvino(int8_onnx, precision="auto").backend,
         }
         ref = None
         for name, make in backends.items():
             say(progress, f"prediction: {name} ...")
             try:
-                row = _measure(make(), images, prompts, n, test_n, budget)
+                made = make()
+                row = _measure(getattr(made, "forward", made), images, prompts, n, test_n, budget)
             except Exception as e:  # a runtime that cannot run here: the row says why, the rest goes on
                 rows[name] = {"error": brief(e)}
                 continue
@@ -207,6 +209,8 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
                        d1_agreement=agreement(preds[:k], ref[:k]),
                        d1=_delta1(preds, depth[:len(preds)], valid[:len(preds)], output))
             row["disagreement"] = 1 - row["d1_agreement"]
+            if "inference_precision" in getattr(made, "details", {}):  # OpenVINO: bf16 runs as f32 without bf16
+                row["runs"] = made.details["inference_precision"]
             rows[name] = row
     base = rows.get("torch_fp32", {}).get("ms")
     for row in rows.values():

@@ -60,6 +60,8 @@ def predict_markdown(p: dict) -> str:
              "|---|---:|---:|---:|---:|---|"]
     for name, row in p["backends"].items():
         runtime = name.replace("_", " ").replace("torch", "PyTorch").replace("openvino", "OpenVINO")
+        if name.endswith("bf16") and row.get("runs") == "f32":
+            runtime += " (runs f32: no native bf16)"
         if "error" in row:
             lines.append(f"| {runtime} | — | — | — | — | fails: {row['error']} |")
             continue

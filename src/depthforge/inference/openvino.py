@@ -13,6 +13,7 @@ OpenVINO fuses each conv's LeakyReLU and BatchNorm into it (post-ops), so no mod
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from .predictor import Backend, Predictor
 from .runtime import need
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
+log = logging.getLogger(__name__)
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
 
 
@@ -132,8 +134,12 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
 
     batch = model.inputs[0].get_partial_shape()[0]
     calls = backend_calls(run, inputs, outputs, batch.get_length() if batch.is_static else None)
-    # what the float parts run in: the hint, or the plugin's default for this CPU
+    # what the float parts run in: the hint, or the plugin's default for this CPU; a bf16 hint on a CPU without
+    # native bf16 (AVX2 only) compiles to f32 without a word (compiled INFERENCE_PRECISION_HINT: f32)
     runs = PRECISIONS[precision] or core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    if runs == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        log.info("%s: OpenVINO runs bf16 as f32 here: this CPU has no native bf16", path)
+        runs = "f32"
     info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision,
             "inference_precision": runs, "threads": threads, "calls": calls}
     return calls["forward"], info
