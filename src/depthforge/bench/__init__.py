@@ -127,6 +127,8 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
                "size": list(predict_size), "width": width, "steps": predict_train_steps, "test_n": test_n,
                "calib_n": calib_n, "flops_roof": roof}
         results["predict"] = spawn(job, "glibc")
+        if results["predict"].get("bad_input"):  # a size the model cannot take, a source it cannot open
+            raise DepthforgeError(results["predict"]["error"])
     if "data" in sections:
         results["data"] = pipeline_rates(size=size, batch=batch,
                                          workers=default_workers() if workers is None else workers, n=data_n,

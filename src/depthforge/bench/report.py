@@ -35,7 +35,14 @@ def print_report(r: dict) -> None:
     elif "predict" in r:
         p = r["predict"]
         _table(f"prediction of one {p['size'][0]}x{p['size'][1]} image: {p['model']}", p["backends"],
-               ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "d1"])
+               ["ms", "speedup_vs_torch_fp32", "max_abs_diff", "disagreement", "d1"])
+        t = p["target"]
+        print(f"  target: >= {t['speedup_vs_torch_fp32']:g}x PyTorch fp32 at <= {100 * t['disagreement']:g} % δ1 "
+              "disagreement (disagreement: 1 - δ1 of the row against PyTorch fp32; d1: against the rooms' "
+              "ground truth)")
+        for name, row in p["backends"].items():
+            if "target_met" in row:
+                print(f"  {name:34s}  {'met' if row['target_met'] else row['gap']}")
     if "data" in r:
         d = r["data"]
         _table(f"data loading + augmentation, {d['workers']} worker(s), batch {d['batch']} "
@@ -43,3 +50,22 @@ def print_report(r: dict) -> None:
                d["sources"], ["samples_per_s", "vs_training", "vs_gpu"])
         for note in d["notes"]:
             print(f"  note: {note}")
+
+
+def predict_markdown(p: dict) -> str:
+    """``bench``'s prediction section as a Markdown table (the README's): runtime, ms, speed-up, max |Δ|, δ1
+    disagreement, target met or the gap."""
+    lines = [f"| runtime ({p['size'][0]}×{p['size'][1]}) | ms (best) | speed-up | max abs Δ | δ1 disagreement | "
+             f"target (≥ {p['target']['speedup_vs_torch_fp32']:g}×, ≤ {100 * p['target']['disagreement']:g} %) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, row in p["backends"].items():
+        runtime = name.replace("_", " ").replace("torch", "PyTorch").replace("openvino", "OpenVINO")
+        if name.endswith("bf16") and row.get("runs") == "f32":
+            runtime += " (runs f32: no native bf16)"
+        if "error" in row:
+            lines.append(f"| {runtime} | — | — | — | — | fails: {row['error']} |")
+            continue
+        lines.append(f"| {runtime} | {row['ms']:.0f} | {row['speedup_vs_torch_fp32']:.2f}× | "
+                     f"{number(row['max_abs_diff'], '.2g')} | {100 * row['disagreement']:.2f} % | "
+                     f"{'met' if row['target_met'] else row['gap']} |")
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ from ..errors import DepthforgeError, error_line
 from ..files import remove_partial_writes, write_bytes
 from ..models.base import DepthModel
 from .onnx import CONTRACT_KEY, FOV, INPUT, IO_KEY, META_KEY, OUTPUT, PROMPT, session
+from .runtime import need
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ def _example(model: DepthModel, batch: int, size: tuple[int, int], seed: int) ->
 
 def _to_proto(model: torch.nn.Module, example: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
               batch: int | None, multiple: int, opset: int, exporter: str):
-    import onnx
-
+    onnx = need("onnx")
     inputs, outputs = names
     axes = {} if batch else {0: "batch"}
     if exporter == "torchscript":
@@ -136,8 +136,7 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     the fixed batch size; the last compares onnxruntime with PyTorch on a random batch (of 2 where the batch is
     dynamic) at a size other than the example's, so the dynamic axes are checked too (None with ``check=False``).
     """
-    import onnx
-
+    onnx = need("onnx")
     if exporter not in EXPORTERS:
         raise DepthforgeError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     path = Path(onnx_path)

@@ -19,8 +19,7 @@ from ..models.base import DepthModel
 from ..models.hub import HUB_ID
 from ..recipe import Recipe, validate
 from .predictor import Predictor, from_module
-
-RUNTIMES = ("torch", "onnxruntime", "openvino")
+from .runtime import RUNTIMES, need
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 EXPORT_SUFFIXES = (".onnx", ".xml")
 
@@ -87,6 +86,8 @@ def open_model(source: str | os.PathLike, device: str | torch.device | None = No
     kind = kind_of(source)
     if runtime is not None and runtime not in RUNTIMES:
         raise DepthforgeError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime not in (None, "torch"):  # a missing package first: exporting would not help
+        need(runtime)
     baselines = None
     if kind == "export":
         if runtime == "openvino" or path.suffix.lower() == ".xml":

@@ -12,6 +12,7 @@ import torch
 from ..errors import DepthforgeError, error_line
 from ..models.base import Contract
 from .predictor import Backend, Predictor
+from .runtime import need
 
 INPUT, OUTPUT = "image", "depth"
 PROMPT, FOV = "prompt", "fov"  # the second input of a prompt model's export, the second output of a camera model's
@@ -63,7 +64,7 @@ def backend_calls(run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], inpu
 
 
 def session(path: str | os.PathLike, providers: list[str]):
-    import onnxruntime as ort
+    ort = need("onnxruntime")
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -78,8 +79,7 @@ def load_onnx(path: str | os.PathLike, device: str | None = None, **options: Any
 
     ``options`` as for ``depthforge.load``. Resizing/padding run in PyTorch on the CPU around the session.
     """
-    import onnxruntime as ort
-
+    ort = need("onnxruntime")
     path = Path(path)
     if not path.is_file():
         raise DepthforgeError(f"{path}: ONNX model not found")

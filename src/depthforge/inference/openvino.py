@@ -13,6 +13,7 @@ OpenVINO fuses each conv's LeakyReLU and BatchNorm into it (post-ops), so no mod
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -28,13 +29,20 @@ from ..allocator import PREFERENCE, current_allocator
 
 from .onnx import CONTRACT_KEY, LEGACY_KEY, META_KEY, backend_calls, read_metadata
 from .predictor import Backend, Predictor
+from .runtime import need
 
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}  # auto: the plugin's own choice (bf16 on AMX/AVX512-BF16)
+log = logging.getLogger(__name__)
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
 
 
 def _reason(e: BaseException) -> str:
-    """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised."""
+    """The line of an OpenVINO error that says what is wrong, not where in its C++ sources it was raised; a line
+    that ends in a colon ("FrontEnd API failed with GeneralFailure:") with the line it introduces."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Exception from", "Check '"))] or lines
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return error_line(ValueError(f"{lines[0]} {lines[1]}"))
     return error_line(e, skip=("Exception from", "Check '"))
 
 
@@ -43,8 +51,7 @@ def _read(path: Path):
     if allocator in PREFERENCE:  # OpenVINO's CPU plugin aborts in free() beside a preloaded tcmalloc/jemalloc
         raise DepthforgeError(f"{path}: OpenVINO cannot run beside the preloaded {allocator} "
                               f"(LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}); unset it for this process")
-    import openvino as ov
-
+    ov = need("openvino")
     if not path.is_file():
         raise DepthforgeError(f"{path}: model not found")
     if path.suffix.lower() not in (".onnx", ".xml"):
@@ -127,8 +134,12 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
 
     batch = model.inputs[0].get_partial_shape()[0]
     calls = backend_calls(run, inputs, outputs, batch.get_length() if batch.is_static else None)
-    # what the float parts run in: the hint, or the plugin's default for this CPU
+    # what the float parts run in: the hint, or the plugin's default for this CPU; a bf16 hint on a CPU without
+    # native bf16 (AVX2 only) compiles to f32 without a word (compiled INFERENCE_PRECISION_HINT: f32)
     runs = PRECISIONS[precision] or core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    if runs == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        log.info("%s: OpenVINO runs bf16 as f32 here: this CPU has no native bf16", path)
+        runs = "f32"
     info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision,
             "inference_precision": runs, "threads": threads, "calls": calls}
     return calls["forward"], info
@@ -142,8 +153,7 @@ def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> 
     The ``.bin`` is written before the ``.xml``, each atomically, so a complete ``.xml`` always has its weights.
     Returns {"xml", "bin", "bytes"}.
     """
-    import openvino as ov
-
+    ov = need("openvino")
     xml = Path(xml_path)
     if xml.suffix.lower() != ".xml":
         raise DepthforgeError(f"{xml}: the OpenVINO IR file name must end in .xml")

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import DepthforgeError, error_line
 from ..files import write_bytes
 from .onnx import CONTRACT_KEY, IO_KEY, LEGACY_KEY, META_KEY, PROMPT
+from .runtime import need
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class _Reader:
 
 
 def _method(method: str):
+    need("onnxruntime")
     from onnxruntime.quantization import CalibrationMethod
 
     try:
@@ -193,7 +195,8 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     Returns {"path", "bytes", "src_bytes", "images", "size" (calibration [H, W]), "method", "per_channel",
     "quantized" (number of QuantizeLinear nodes), "seconds"}.
     """
-    import onnx
+    onnx = need("onnx")
+    need("onnxruntime")
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -264,10 +267,9 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
 
 def read_export_metadata(path: str | os.PathLike) -> tuple[dict, Any]:
     """(checkpoint info, contract) of an exported ONNX file (fp32 or int8)."""
-    import onnx
-
     from .onnx import read_metadata
 
+    onnx = need("onnx")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
