@@ -1,11 +1,19 @@
-"""The subprocess a timed setting runs in (``machine.spawn``): one training-step setting, or the prediction
-table, given as a JSON job; prints its figures as one JSON line."""
+"""The subprocess a timed setting runs in (``machine.spawn``): one training-step setting, one model's profile,
+one model on the device path, or the prediction table, given as a JSON job; prints its figures as one JSON line."""
 import json
 import sys
 
-from .predict import predict_table
-from .train import step_worker
-
 job = json.loads(sys.argv[1])
 kind = job.pop("kind")
-print(json.dumps(step_worker(job) if kind == "step" else predict_table(**job)))
+if kind == "step":
+    from .train import step_worker as work
+elif kind == "profile":
+    from .profile import profile_worker as work
+elif kind == "device":
+    from .device import device_worker as work
+else:
+    from .predict import predict_table
+
+    def work(job):
+        return predict_table(**job)
+print(json.dumps(work(job)))

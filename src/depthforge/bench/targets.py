@@ -1,0 +1,123 @@
+"""Issue 22's speed targets against one ``bench`` run: each with its measured value, met or the gap, and for a
+miss the operator holding it (from the ``profile`` section); and the text of the profile and targets sections."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..evaluation.report import number
+from .train import FASTEST
+
+# (model, limit seconds) of a training step at batch 16, 128x160 (issue 22, item 1)
+STEP_LIMITS = {"depthformer": 5.0, "dpt": 5.0, "zoedepth": 4.0, "binsformer": 2.0}
+FAMILY_FRACTION = 0.20  # of the bf16 ceiling, every family at that size
+AT, BATCH = [128, 160], 16
+# the seed U-Net at batch 16, 240x320 (item 2): step, fraction of the bf16 ceiling, peak memory
+SEED_AT, SEED_STEP, SEED_FRACTION, SEED_MB = [240, 320], 1.6, 0.50, 3000.0
+
+
+def _held_by(prof: dict | None, memory_bound: bool) -> str | None:
+    """The operator holding a miss: the top one by self time, or the top memory-bound one for a ceiling miss."""
+    if not prof or "top_ops" not in prof:
+        return None
+    op = prof.get("top_memory_bound") if memory_bound else prof["top_ops"][0] if prof["top_ops"] else None
+    if not op:
+        return None
+    return f"{op['op']} ({op['class']}, {op['share']:.0%} of operator time; arithmetic {prof['arithmetic_share']:.0%})"
+
+
+def _row(target: str, measured, limit: float, unit: str, at_most: bool, prof: dict | None, note: str = "") -> dict:
+    row: dict[str, Any] = {"target": target, "limit": limit, "unit": unit, "measured": measured}
+    if measured is None:
+        row.update(met=None, note=note or "not measured in this run")
+        return row
+    met = measured <= limit if at_most else measured >= limit
+    row["met"] = bool(met)
+    row["gap"] = measured / limit if at_most else (limit / measured if measured > 0 else float("inf"))
+    if not met:
+        row["held_by"] = _held_by(prof, memory_bound=unit == "of the bf16 ceiling")
+    if note:
+        row["note"] = note
+    return row
+
+
+def targets(r: dict) -> list[dict]:
+    """Every target of issue 22 items 1-2 against result ``r`` of ``bench``; ``gap`` is the factor to go
+    (measured / limit for a time or memory, limit / measured for a fraction); ``measured`` None: not run here."""
+    prof = r.get("profile") or {}
+    models = prof.get("models", {})
+    same = prof.get("size") == AT and prof.get("batch") == BATCH
+    where = "" if same or not prof else f"profiled at {prof['size'][0]}x{prof['size'][1]}, batch {prof['batch']}"
+    rows = []
+    for name, limit in STEP_LIMITS.items():
+        p = models.get(name, {})
+        ok = same and "step_s" in p
+        rows.append(_row(f"{name} training step, batch {BATCH} at {AT[0]}x{AT[1]}", p["step_s"] if ok else None,
+                         limit, "s", True, p, where or p.get("error", "")))
+        if ok:
+            rows[-1]["precision"], rows[-1]["peak_rss_mb"] = p["precision"], p["peak_rss_mb"]
+    for name, p in models.items():
+        if name == "seed-unet":
+            continue
+        ok = same and "fraction_of_bf16_ceiling" in p
+        rows.append(_row(f"{name} GFLOP/s at {AT[0]}x{AT[1]}", p["fraction_of_bf16_ceiling"] if ok else None,
+                         FAMILY_FRACTION, "of the bf16 ceiling", False, p, where or p.get("error", "")))
+    t = r.get("train") or {}
+    s = t.get("settings", {}).get(FASTEST, {})
+    ok = t.get("size") == SEED_AT and t.get("batch") == BATCH and "step_s" in s
+    note = "" if ok else ("the train section ran at another size or batch" if t else "")
+    seed_prof = models.get("seed-unet")
+    label = f"seed U-Net ({FASTEST}), batch {BATCH} at {SEED_AT[0]}x{SEED_AT[1]}"
+    rows.append(_row(f"{label}: step", s.get("step_s") if ok else None, SEED_STEP, "s", True, seed_prof, note))
+    rows.append(_row(f"{label}: GFLOP/s", s.get("fraction_of_ceiling") if ok else None, SEED_FRACTION,
+                     "of the bf16 ceiling", False, seed_prof, note))
+    rows.append(_row(f"{label}: peak RSS", s.get("peak_rss_mb") if ok else None, SEED_MB, "MB", True, seed_prof,
+                     note))
+    return rows
+
+
+def print_profile(r: dict) -> None:
+    """The profile and targets sections of the text report."""
+    c = r["ceiling"]
+    if not c.get("bf16_native", True):
+        print("note: this CPU has no native bf16 (no AVX512-BF16/AMX): bf16 is emulated, so the bf16 ceiling is "
+              "low and bf16 steps are slower than fp32")
+    if "profile" in r:
+        p = r["profile"]
+        print(f"\ntraining step by operator ({p['precision']}, batch {p['batch']} at {p['size'][0]}x{p['size'][1]}, "
+              f"{p['steps']} profiled step(s) after a warm-up)")
+        for name, m in p["models"].items():
+            if "error" in m:
+                print(f"  {name}: {m['error']}")
+                continue
+            print(f"  {name}: step {m['step_s']:.3g} s, peak RSS {m['peak_rss_mb']:.0f} MB, "
+                  f"{m['gflops_per_s']:.3g} GFLOP/s = {m.get('fraction_of_bf16_ceiling', float('nan')):.1%} of bf16, "
+                  f"{m.get('fraction_of_fp32_ceiling', float('nan')):.1%} of fp32 ceiling; arithmetic "
+                  f"{m['arithmetic_share']:.0%} of operator time")
+            print("    " + ", ".join(f"{k} {v / m['ops_s']:.0%}" for k, v in m["by_class_s"].items() if v))
+            for op in m["top_ops"][:6]:
+                print(f"    {op['op']:44s} {op['class']:13s} {op['self_s']:8.3f} s {op['share']:6.1%}")
+    if r.get("targets"):
+        print("\ntargets (issue 22)")
+        for t in r["targets"]:
+            if t["met"] is None:
+                state = f"not measured: {t['note']}"
+            else:
+                state = ("met" if t["met"] else f"MISSED by {t['gap']:.3g}x") + (
+                    f"; held by {t['held_by']}" if t.get("held_by") else "")
+            print(f"  {t['target']:60s} {number(t['measured'], '.3g'):>8s} (limit {t['limit']:g} {t['unit']}) {state}")
+
+
+def print_device(d: dict) -> None:
+    """The device section: training and prediction throughput per model."""
+    print(f"\ndevice {d['device']} ({d['name']}), {d['precision']}, training batch {d['batch']}, {d['steps']} steps; "
+          f"{d['cached_samples']} samples cached once ("
+          + ", ".join(f"{k} in {v:.1f} s" for k, v in d["cache_s"].items()) + ")")
+    for name, m in d["models"].items():
+        if "error" in m:
+            print(f"  {name}: {m['error']}")
+            continue
+        pred = ", ".join(f"b{b} {p['samples_per_s']:.4g}" if "samples_per_s" in p else f"b{b} {p['error']}"
+                         for b, p in m["predict"].items())
+        print(f"  {name} at {m['size'][0]}x{m['size'][1]}: train {m['train_samples_per_s']:.4g} img/s, peak "
+              f"{m['train_peak_mb']:.0f} MB; pipeline {m['pipeline_samples_per_s']:.4g} samples/s "
+              f"({'keeps up' if m['pipeline_keeps_up'] else 'SHORT'}); predict img/s {pred}")
