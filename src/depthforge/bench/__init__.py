@@ -35,10 +35,10 @@ import torch
 
 from ..allocator import PREFERENCE, current_allocator, pick_allocator
 from ..errors import DepthforgeError
-from .checks import check_device, check_size
+from .checks import check_device, check_sections
 from .data import NYU_HW, default_workers, pipeline_rates
 from .machine import ceiling, load_average, say, spawn
-from .profile import PROFILE_BATCH, PROFILE_MODELS, PROFILE_SIZE, profile_models
+from .profile import PROFILE_BATCH, PROFILE_SIZE, profile_models
 from .targets import targets
 from .train import DEFAULT_SETTINGS, FASTEST, SETTINGS, model_steps, train_steps
 
@@ -47,8 +47,7 @@ MAX_BATCH_PIXELS = 2**25  # batch x H x W of one training step: 28x the default 
 # option -> (low, high): what ``depthforge bench`` takes, checked before anything is allocated or timed
 LIMITS = {"--batch": (1, 256), "--steps": (1, 1000), "--rounds": (1, 100), "--model-batch": (1, 256),
           "--train-steps": (0, 100_000), "--test-images": (1, 10_000), "--workers": (0, 256),
-          "--data-samples": (1, 100_000), "--profile-batch": (1, 256), "--profile-steps": (1, 100),
-          "--device-batch": (1, 4096), "--device-steps": (1, 10_000), "--device-predict-batches": (1, 4096)}
+          "--data-samples": (1, 100_000)}
 
 
 def check_args(*, size, batch: int, steps: int, width: float, settings, rounds: int, models, model_size,
@@ -107,42 +106,20 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
           workers: int | None = None, data_n: int = 48, synth_n: int = 24, file_size=NYU_HW,
           sections=("train", "models", "profile", "predict", "data"), progress: bool = True, device: str = "cpu",
           profile_names=None, profile_size=PROFILE_SIZE, profile_batch: int = PROFILE_BATCH,
-          profile_steps: int = 1, profile_kwargs: str = "catalog", device_options: dict | None = None) -> dict[str, Any]:
+          profile_steps: int = 1, profile_kwargs: str = "catalog",
+          device_options: dict | None = None) -> dict[str, Any]:
     """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring). ``model_size``
     None: 128x128 rounded up to each model's multiple; a given size must be a multiple of each model's."""
-    from ..models import MODELS
-
     dev = check_device(device)
     exact, model_size = model_size is not None, tuple(model_size or (128, 128))
     check_args(size=size, batch=batch, steps=steps, width=width, settings=settings, rounds=rounds, models=models,
                model_size=model_size, model_batch=model_batch, predict_size=predict_size,
                predict_train_steps=predict_train_steps, test_n=test_n, workers=workers, data_n=data_n,
                sections=sections, checkpoint=checkpoint)
-    opts = device_options or {}
-    values = [("--profile-batch", profile_batch), ("--profile-steps", profile_steps)] if "profile" in sections else []
-    values += [(f"--device-{k.replace('_', '-')}", v) for k in ("batch", "steps") if (v := opts.get(k)) is not None]
-    values += [("--device-predict-batches", b) for b in opts.get("predict_batches", ())]
-    for option, value in values:
-        if not LIMITS[option][0] <= value <= LIMITS[option][1]:
-            raise DepthforgeError(f"bench {option} {value}: must be {LIMITS[option][0]}..{LIMITS[option][1]}")
-    for option, names in (("--profile-models", profile_names), ("--device-models", (device_options or {}).get("models"))):
-        unknown = [n for n in names or () if n not in MODELS]
-        if unknown:
-            raise DepthforgeError(f"bench {option}: unknown model(s) {', '.join(unknown)}; "
-                                  f"known: {', '.join(sorted(MODELS))}")
-    checks = [("--size", "seed-unet", {"width": width}, size)] if "train" in sections else []
-    if exact and "models" in sections:
-        checks += [("--model-size", n, MODELS.info[n].get(model_kwargs, {}), model_size) for n in models or MODELS]
-    if "profile" in sections:
-        checks += [("--profile-size", n, MODELS.info[n].get(profile_kwargs, {}), profile_size)
-                   for n in profile_names or PROFILE_MODELS]
-    if "device" in sections:
-        from .device import DEVICE_MODELS
-
-        checks += [("--device-size", n, MODELS.info[n].get(opts.get("kwargs_key", "catalog"), {}),
-                    opts.get("size") or DEVICE_MODELS.get(n, (128, 160))) for n in opts.get("models") or DEVICE_MODELS]
-    for option, name, kwargs, hw in checks:
-        check_size(option, name, kwargs, hw)
+    check_sections(sections, width=width, size=size, models=models, model_size=model_size if exact else None,
+                   model_kwargs=model_kwargs, profile_names=profile_names, profile_size=profile_size,
+                   profile_batch=profile_batch, profile_steps=profile_steps, profile_kwargs=profile_kwargs,
+                   device_options=device_options or {})
     results: dict[str, Any] = {"machine": {
         "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": current_allocator(),
         "training_allocator": pick_allocator("auto"),

@@ -24,6 +24,7 @@ from .machine import brief, rss_mb, say, spawn
 # V2 at its native 518 (issue 22's GPU targets), the families at the issue's 128x160
 DEVICE_MODELS = {"seed-unet": (240, 320), "depthformer": (128, 160), "dpt": (128, 160), "zoedepth": (128, 160),
                  "binsformer": (128, 160), "glpn": (128, 160), "depth-anything-v2": (518, 518)}
+AT = (128, 160)  # a model not listed above
 PREDICT_BATCHES = (1, 8, 32, 128)
 JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "gamma": (0.9, 1.1)}  # the recipe's ``true``
 
@@ -153,7 +154,7 @@ def device_bench(device: torch.device, *, models: list | None = None, size=None,
     batch = batch or (32 if gpu else 2)
     steps = steps or (20 if gpu else 2)
     samples = samples or (256 if gpu else 4)
-    names = {n: DEVICE_MODELS.get(n, (128, 160)) for n in models or DEVICE_MODELS}
+    names = {n: DEVICE_MODELS.get(n, AT) for n in models or DEVICE_MODELS}
     rows: dict[str, Any] = {}
     caches: dict[tuple, tuple[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="depthforge-bench-device-") as tmp:

@@ -131,8 +131,8 @@ def profile_models(names=None, *, size=PROFILE_SIZE, batch: int = PROFILE_BATCH,
                            "kwargs": kwargs_key, "models": {}}
     for name in names:
         say(progress, f"profile: training step of {name} at {size[0]}x{size[1]}, batch {batch} ...")
-        job = {"kind": "profile", "model": name, "kwargs": MODELS.info[name].get(kwargs_key, {}), "size": list(size), "batch": batch, "steps": steps,
-               "precision": precision, "top": top}
+        job = {"kind": "profile", "model": name, "kwargs": MODELS.info[name].get(kwargs_key, {}), "size": list(size),
+               "batch": batch, "steps": steps, "precision": precision, "top": top}
         before = load_average()
         r = spawn(job)
         r["load"] = before
