@@ -40,7 +40,8 @@ CLASSES = (
                     r"sum|mean|max|min|amax|amin|maximum|minimum|std|var|var_mean|norm|linalg_vector_norm|"
                     r"addcmul_?|addcdiv_?|lerp_?|_foreach_.*|sqrt_|reciprocal|floor|ceil|round|eq|ne|gt|lt|ge|"
                     r"le|logical_.*|bitwise_.*|masked_fill_?|cumsum|prod|_amp_.*|_local_scalar_dense|"
-                    r"nan_to_num|isfinite|sgn|argmax|argmin|topk|sort|mse_loss.*|l1_loss.*|smooth_l1.*)$"),
+                    r"nan_to_num|isfinite|sgn|argmax|argmin|topk|sort|mse_loss.*|l1_loss.*|smooth_l1.*|bernoulli_?|"
+                    r"native_dropout.*|dropout)$"),
 )
 _COMPILED = [(name, re.compile(p)) for name, p in CLASSES]
 KINDS = [name for name, _ in CLASSES] + ["other"]
