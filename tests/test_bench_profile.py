@@ -71,7 +71,7 @@ def test_profile_worker_splits_a_real_step_by_operator():
 
 def _prof(name, step, fraction):
     op = {"op": "aten::grid_sampler_2d", "class": "sampling", "share": 0.4, "self_s": 1.0, "calls": 1}
-    return {"step_s": step, "precision": "bf16", "peak_rss_mb": 900.0, "fraction_of_bf16_ceiling": fraction,
+    return {"step_s": step, "precision": "bf16", "peak_rss_mb": 900.0, "gflops_per_s": 100.0 * fraction,
             "arithmetic_share": 0.2, "top_ops": [op], "top_memory_bound": op}
 
 
@@ -79,7 +79,7 @@ def test_targets_say_met_or_the_gap_and_the_operator_holding_a_miss():
     r = {"profile": {"size": [128, 160], "batch": 16, "models": {
             "depthformer": _prof("depthformer", 10.0, 0.05), "binsformer": _prof("binsformer", 1.0, 0.3)}},
          "train": {"size": [240, 320], "batch": 16, "settings": {"bf16_channels_last": {
-             "step_s": 1.2, "gflops_per_s": 40.0, "peak_rss_mb": 3500.0}}}, "ceiling": {"bf16_gflops": 100.0}}
+             "step_s": 1.2, "gflops_per_s": 40.0, "peak_rss_mb": 3500.0}}}, "ceiling": {"bf16_gflops": 100.0, "fp32_gflops": 10.0, "bf16_native": True}}
     rows = {t["target"].split(",")[0].split(" at ")[0]: t for t in targets(r)}
     d = rows["depthformer training step"]
     assert d["met"] is False and d["gap"] == 2.0 and d["held_by"].startswith("aten::grid_sampler_2d (sampling, 40%")
@@ -93,6 +93,10 @@ def test_targets_say_met_or_the_gap_and_the_operator_holding_a_miss():
     r["train"]["settings"] = {"fp32": {"step_s": 2.0, "gflops_per_s": 20.0, "peak_rss_mb": 2000.0}}
     seed = [t for t in targets(r) if t["target"].startswith("seed U-Net")]
     assert all("(fp32)" in t["target"] for t in seed) and [t["met"] for t in seed] == [False, False, True]
+    # where bf16 is emulated (its roof far below fp32's), fractions are of the fp32 ceiling
+    r["ceiling"]["bf16_native"] = False
+    row = next(t for t in targets(r) if t["target"].startswith("depthformer GFLOP/s"))
+    assert row["measured"] == pytest.approx(0.5) and "fp32 ceiling (bf16 is emulated here)" in row["unit"]
     # another size is never compared with the issue's limits
     r["profile"]["size"] = [64, 64]
     assert all(t["met"] is None for t in targets(r) if "depthformer" in t["target"])
