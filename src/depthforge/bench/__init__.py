@@ -104,7 +104,7 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
           model_sizes: dict | None = None, model_kwargs: str = "catalog", checkpoint: str | None = None,
           predict_size=(240, 320), predict_train_steps: int = 20, test_n: int = 8, calib_n: int = 4,
           workers: int | None = None, data_n: int = 48, synth_n: int = 24, file_size=NYU_HW,
-          sections=("train", "models", "profile", "predict", "data"), progress: bool = True, device: str = "cpu",
+          sections=("train", "models", "predict", "data"), progress: bool = True, device: str = "cpu",
           profile_names=None, profile_size=PROFILE_SIZE, profile_batch: int = PROFILE_BATCH,
           profile_steps: int = 1, profile_kwargs: str = "catalog",
           device_options: dict | None = None) -> dict[str, Any]:
