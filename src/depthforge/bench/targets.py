@@ -99,10 +99,11 @@ def print_profile(r: dict) -> None:
             if "error" in m:
                 print(f"  {name}: {m['error']}")
                 continue
+            bf16 = f"{m.get('fraction_of_bf16_ceiling', float('nan')):.1%} of bf16, " if c.get("bf16_native", True) \
+                else ""  # a fraction of an emulated roof says nothing
             print(f"  {name}: step {m['step_s']:.3g} s, peak RSS {m['peak_rss_mb']:.0f} MB, "
-                  f"{m['gflops_per_s']:.3g} GFLOP/s = {m.get('fraction_of_bf16_ceiling', float('nan')):.1%} of bf16, "
-                  f"{m.get('fraction_of_fp32_ceiling', float('nan')):.1%} of fp32 ceiling; arithmetic "
-                  f"{m['arithmetic_share']:.0%} of operator time")
+                  f"{m['gflops_per_s']:.3g} GFLOP/s = {bf16}{m.get('fraction_of_fp32_ceiling', float('nan')):.1%} of "
+                  f"the fp32 ceiling; arithmetic {m['arithmetic_share']:.0%} of operator time")
             print("    " + ", ".join(f"{k} {v / m['ops_s']:.0%}" for k, v in m["by_class_s"].items() if v))
             for op in m["top_ops"][:6]:
                 print(f"    {op['op']:44s} {op['class']:13s} {op['self_s']:8.3f} s {op['share']:6.1%}")
