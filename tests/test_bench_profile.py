@@ -87,16 +87,25 @@ def test_targets_say_met_or_the_gap_and_the_operator_holding_a_miss():
     assert rows["dpt training step"]["met"] is None  # not profiled: not measured, never met
     assert rows["depthformer GFLOP/s"]["met"] is False and rows["depthformer GFLOP/s"]["gap"] == pytest.approx(4.0)
     assert rows["binsformer GFLOP/s"]["met"] is True
-    seed = [t for t in targets(r) if t["target"].startswith("seed U-Net")]
+    seed = [t for t in targets(r) if t["target"].startswith("seed U-Net (")]
     assert [t["met"] for t in seed] == [True, False, False] and seed[1]["measured"] == pytest.approx(0.4)
     # without the bf16 setting: the fastest that ran, named
     r["train"]["settings"] = {"fp32": {"step_s": 2.0, "gflops_per_s": 20.0, "peak_rss_mb": 2000.0}}
-    seed = [t for t in targets(r) if t["target"].startswith("seed U-Net")]
+    seed = [t for t in targets(r) if t["target"].startswith("seed U-Net (")]
     assert all("(fp32)" in t["target"] for t in seed) and [t["met"] for t in seed] == [False, False, True]
     # where bf16 is emulated (its roof far below fp32's), fractions are of the fp32 ceiling
     r["ceiling"]["bf16_native"] = False
     row = next(t for t in targets(r) if t["target"].startswith("depthformer GFLOP/s"))
     assert row["measured"] == pytest.approx(0.5) and "fp32 ceiling (bf16 is emulated here)" in row["unit"]
+    # the GPU targets: only from a cuda device section
+    gpu = {"device": "cuda", "name": "H100", "models": {
+        "seed-unet": {"size": [240, 320], "train_samples_per_s": 2500.0, "pipeline_keeps_up": False},
+        "depth-anything-v2": {"size": [518, 518], "predict": {"1": {"samples_per_s": 80.0},
+                                                              "32": {"samples_per_s": 600.0}}}}}
+    train, predict = targets({**r, "device": gpu})[-2:]
+    assert train["measured"] == 2500 and train["met"] is False  # fast enough, but the pipeline falls behind
+    assert predict["measured"] == 600 and predict["met"] is True
+    assert all(t["met"] is None for t in targets({**r, "device": {**gpu, "device": "cpu"}})[-2:])
     # another size is never compared with the issue's limits
     r["profile"]["size"] = [64, 64]
     assert all(t["met"] is None for t in targets(r) if "depthformer" in t["target"])

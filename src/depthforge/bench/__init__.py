@@ -146,7 +146,7 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
         from .device import device_bench
 
         results["device"] = device_bench(dev, progress=progress, **(device_options or {}))
-    if "train" in sections or "profile" in sections:
+    if {"train", "profile", "device"} & set(sections):
         results["targets"] = targets(results)
     if "predict" in sections:
         # in a process without a preloaded allocator: OpenVINO's plugins crash with tcmalloc or jemalloc preloaded

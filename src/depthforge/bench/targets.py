@@ -13,6 +13,7 @@ FAMILY_FRACTION = 0.20  # of the bf16 ceiling, every family at that size
 AT, BATCH = [128, 160], 16
 # the seed U-Net at batch 16, 240x320 (item 2): step, fraction of the bf16 ceiling, peak memory
 SEED_AT, SEED_STEP, SEED_FRACTION, SEED_MB = [240, 320], 1.6, 0.50, 3000.0
+GPU_TRAIN, GPU_PREDICT = 2000.0, 500.0  # img/s on one H100 (item 4)
 
 
 def _held_by(prof: dict | None, memory_bound: bool) -> str | None:
@@ -82,6 +83,27 @@ def targets(r: dict) -> list[dict]:
     rows.append(_row(f"{label}: GFLOP/s", fraction, SEED_FRACTION, unit, False, seed_prof, note))
     rows.append(_row(f"{label}: peak RSS", s.get("peak_rss_mb") if ok else None, SEED_MB, "MB", True, seed_prof,
                      note))
+    rows += device_targets(r.get("device"))
+    return rows
+
+
+def device_targets(d: dict | None) -> list[dict]:
+    """Issue 22 item 4 on one GPU: the seed U-Net's training at 240x320 >= 2,000 img/s with the pipeline keeping
+    up, Depth Anything V2 (Small) predicting at 518x518 >= 500 img/s (its best batch)."""
+    gpu = bool(d) and d["device"].startswith("cuda")
+    note = "" if gpu else "needs bench --device cuda"
+    seed = (d or {}).get("models", {}).get("seed-unet", {}) if gpu else {}
+    ok = seed.get("size") == SEED_AT and "train_samples_per_s" in seed
+    rows = [_row(f"seed U-Net training on {(d or {}).get('name', 'a GPU')} at {SEED_AT[0]}x{SEED_AT[1]}",
+                 seed["train_samples_per_s"] if ok else None, GPU_TRAIN, "img/s", False, None, note)]
+    if ok:
+        rows[-1]["pipeline_keeps_up"] = seed["pipeline_keeps_up"]
+        rows[-1]["met"] = rows[-1]["met"] and seed["pipeline_keeps_up"]
+    da = (d or {}).get("models", {}).get("depth-anything-v2", {}) if gpu else {}
+    rates = [p["samples_per_s"] for p in da.get("predict", {}).values() if "samples_per_s" in p]
+    ok = da.get("size") == [518, 518] and bool(rates)
+    rows.append(_row("Depth Anything V2 prediction on a GPU at 518x518 (best batch)", max(rates) if ok else None,
+                     GPU_PREDICT, "img/s", False, None, note))
     return rows
 
 
