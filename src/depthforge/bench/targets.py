@@ -20,10 +20,16 @@ def _held_by(prof: dict | None, memory_bound: bool) -> str | None:
     """The operator holding a miss: the top one by self time, or the top memory-bound one for a ceiling miss."""
     if not prof or "top_ops" not in prof:
         return None
-    op = prof.get("top_memory_bound") if memory_bound else prof["top_ops"][0] if prof["top_ops"] else None
-    if not op:
+    def say(op: dict) -> str:
+        return f"{op['op']} ({op['class']}, {op['share']:.0%} of operator time)"
+
+    top, memory = (prof["top_ops"] or [None])[0], prof.get("top_memory_bound")
+    other = memory if memory and top and memory["op"] != top["op"] else None
+    held = [say(op) for op in ([memory] if memory_bound else [top, other]) if op]
+    if not held:
         return None
-    return f"{op['op']} ({op['class']}, {op['share']:.0%} of operator time; arithmetic {prof['arithmetic_share']:.0%})"
+    return "; ".join(held[:1] + [f"top memory-bound {h}" for h in held[1:]]) + \
+        f"; arithmetic {prof['arithmetic_share']:.0%} of operator time"
 
 
 def _row(target: str, measured, limit: float, unit: str, at_most: bool, prof: dict | None, note: str = "") -> dict:
