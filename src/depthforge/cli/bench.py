@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated sections of {','.join(SECTIONS)} (default: {','.join(CPU_SECTIONS)}; "
                         "with --device cuda: device)")
     p.add_argument("--device", default="cpu", help="where the device section runs: cuda, cuda:N, or cpu (the same "
-                                                   "path at a tiny size)")
+                                                   "path; with --device-size and --device-kwargs test it is tiny)")
     g = p.add_argument_group("training step of the seed U-Net")
     g.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     g.add_argument("--batch", type=int, default=16)
