@@ -14,6 +14,11 @@ object):
   hits every setting alike). ``settings="all"`` adds the allocator and oneDNN alternatives (``SETTINGS``).
 - ``models``: every registered model's training step at a small common size (each built from its
   ``MODELS.info[name]["catalog"]`` keywords: the real architecture, random weights, nothing downloaded).
+- ``profile``: each zoo family's training step (and the seed U-Net's) at issue 22's size under
+  ``torch.profiler``: top operators by self time, classed arithmetic or memory-bound (``profile``).
+- ``targets``: issue 22's speed targets, met or the gap, and the operator holding a miss (``targets``).
+- ``device``: the GPU path (``--device cuda``; the same code on the CPU at a tiny size): training throughput
+  and memory in bf16 + channels_last fed by an on-device pipeline, prediction throughput by batch (``device``).
 - ``predict``: one image at ``predict_size`` through PyTorch fp32/bf16, onnxruntime fp32/int8 and OpenVINO
   fp32/bf16/int8, each with its max |difference| from PyTorch fp32 and its δ1 on held-out synthetic rooms.
 - ``data``: samples/s of loading + training augmentation through a DataLoader for synthetic rendering and for
@@ -30,8 +35,11 @@ import torch
 
 from ..allocator import PREFERENCE, current_allocator, pick_allocator
 from ..errors import DepthforgeError
+from .checks import check_device, check_sections
 from .data import NYU_HW, default_workers, pipeline_rates
 from .machine import ceiling, load_average, say, spawn
+from .profile import PROFILE_BATCH, PROFILE_SIZE, profile_models
+from .targets import targets
 from .train import DEFAULT_SETTINGS, FASTEST, SETTINGS, model_steps, train_steps
 
 MAX_SIDE = 4096
@@ -92,16 +100,26 @@ def check_args(*, size, batch: int, steps: int, width: float, settings, rounds: 
 
 
 def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, settings=DEFAULT_SETTINGS,
-          rounds: int = 1, models: list[str] | None = None, model_size=(128, 128), model_batch: int = 2,
+          rounds: int = 1, models: list[str] | None = None, model_size=None, model_batch: int = 2,
           model_sizes: dict | None = None, model_kwargs: str = "catalog", checkpoint: str | None = None,
           predict_size=(240, 320), predict_train_steps: int = 20, test_n: int = 8, calib_n: int = 4,
           workers: int | None = None, data_n: int = 48, synth_n: int = 24, file_size=NYU_HW,
-          sections=("train", "models", "predict", "data"), progress: bool = True) -> dict[str, Any]:
-    """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring)."""
+          sections=("train", "models", "predict", "data"), progress: bool = True, device: str = "cpu",
+          profile_names=None, profile_size=PROFILE_SIZE, profile_batch: int = PROFILE_BATCH,
+          profile_steps: int = 1, profile_kwargs: str = "catalog",
+          device_options: dict | None = None) -> dict[str, Any]:
+    """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring). ``model_size``
+    None: 128x128 rounded up to each model's multiple; a given size must be a multiple of each model's."""
+    dev = check_device(device)
+    exact, model_size = model_size is not None, tuple(model_size or (128, 128))
     check_args(size=size, batch=batch, steps=steps, width=width, settings=settings, rounds=rounds, models=models,
                model_size=model_size, model_batch=model_batch, predict_size=predict_size,
                predict_train_steps=predict_train_steps, test_n=test_n, workers=workers, data_n=data_n,
                sections=sections, checkpoint=checkpoint)
+    check_sections(sections, width=width, size=size, models=models, model_size=model_size if exact else None,
+                   model_kwargs=model_kwargs, profile_names=profile_names, profile_size=profile_size,
+                   profile_batch=profile_batch, profile_steps=profile_steps, profile_kwargs=profile_kwargs,
+                   device_options=device_options or {})
     results: dict[str, Any] = {"machine": {
         "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": current_allocator(),
         "training_allocator": pick_allocator("auto"),
@@ -120,6 +138,16 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
     if "models" in sections:
         results["models"] = model_steps(models, size=model_size, batch=model_batch, steps=1, sizes=model_sizes,
                                         kwargs_key=model_kwargs, roof=roof, progress=progress)
+    if "profile" in sections:
+        results["profile"] = profile_models(profile_names, size=profile_size, batch=profile_batch,
+                                            steps=profile_steps, kwargs_key=profile_kwargs, roof=roof,
+                                            progress=progress)
+    if "device" in sections:
+        from .device import device_bench
+
+        results["device"] = device_bench(dev, progress=progress, **(device_options or {}))
+    if {"train", "profile", "device"} & set(sections):
+        results["targets"] = targets(results)
     if "predict" in sections:
         # in a process without a preloaded allocator: OpenVINO's plugins crash with tcmalloc or jemalloc preloaded
         say(progress, "prediction (PyTorch, onnxruntime, OpenVINO) ...")

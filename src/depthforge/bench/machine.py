@@ -66,10 +66,20 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> tu
     return 2 * size**3 / best / 1e9, size
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); without, oneDNN emulates it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # not Linux: unknown, so no note that it is emulated
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def ceiling(n: int = 2048, seconds: float = 0.5) -> dict[str, float]:
     bf16, bf16_n = matmul_gflops(torch.bfloat16, n, seconds)
     fp32, fp32_n = matmul_gflops(torch.float32, n, seconds)
-    return {"bf16_gflops": bf16, "fp32_gflops": fp32, "matmul_size": fp32_n, "bf16_matmul_size": bf16_n}
+    return {"bf16_gflops": bf16, "fp32_gflops": fp32, "matmul_size": fp32_n, "bf16_matmul_size": bf16_n,
+            "bf16_native": native_bf16()}
 
 
 def spawn(job: dict, allocator: str = "auto", extra_env: dict | None = None, timeout: float = 1800) -> dict:

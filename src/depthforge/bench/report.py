@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..evaluation.report import number
+from .targets import print_device, print_profile
 
 
 def _table(title: str, rows: dict[str, dict], keys: list[str]) -> None:
@@ -30,6 +31,9 @@ def print_report(r: dict) -> None:
     if "models" in r:
         _table("training step per model (bf16, SILog)", r["models"],
                ["size", "batch", "step_s", "peak_rss_mb", "parameters", "fraction_of_ceiling"])
+    print_profile(r)
+    if "device" in r:
+        print_device(r["device"])
     if "predict" in r and "error" in r["predict"]:
         print(f"\nprediction: {r['predict']['error']}")
     elif "predict" in r:

@@ -48,6 +48,7 @@ from ..losses.bins import bins_chamfer
 from .backbones import build_backbone
 from .base import MODELS, Contract, DepthModel
 from .layers import conv_bn, sine_positions
+from .msda import fuse_sampling
 
 Tensor = torch.Tensor
 
@@ -195,7 +196,7 @@ class BinsFormer(DepthModel):
                                    encoder_n_points=points, encoder_ffn_dim=ffn, num_feature_levels=LEVELS,
                                    dropout=0.1, activation_dropout=0.1, activation_function="relu",
                                    use_timm_backbone=False, use_pretrained_backbone=False)
-        return DeformableDetrEncoder(cfg)
+        return fuse_sampling(DeformableDetrEncoder(cfg))  # levels summed one by one (msda.py)
 
     def _init_weights(self) -> None:
         """The toolbox's head init: Xavier-uniform on every matrix outside the encoders (the deformable encoder

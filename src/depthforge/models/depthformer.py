@@ -14,7 +14,8 @@
   skip's size, concat, two (3×3 conv + LeakyReLU 0.01); channels C3, C2, C1, 64 @ ½; depth = ReLU(conv3×3 64 → 1)
   + min_depth, resized bilinearly to the input.
 
-The sampling of multi-scale deformable attention is ``transformers``' Deformable-DETR module (pure PyTorch path).
+The sampling of multi-scale deformable attention is ``transformers``' Deformable-DETR module (pure PyTorch path),
+its levels summed one by one (``msda.py``: the same result without the stacked samples).
 Deviations: ``forward`` clamps the output to [min_depth, max_depth] (the toolbox clamps when it evaluates;
 ``forward_train`` returns the unclamped depth); head="sigmoid" gives the toolbox's ``scale_up`` head instead.
 The neck's SyncBN is plain BatchNorm (one process; DDP converts it where a run asks).
@@ -32,6 +33,7 @@ from ..errors import DepthforgeError
 from .backbones import Backbone, build_backbone
 from .base import MODELS, Contract, DepthModel
 from .layers import conv_bn, sine_positions
+from .msda import fuse_sampling
 
 # size -> (Swin size in backbones.SIZES, neck width E). E = 256 for Swin-T, 512 for Swin-L (toolbox configs).
 SIZES = {"micro": ("micro", 32), "tiny": ("tiny", 256), "base": ("base", 256), "large": ("large", 512)}
@@ -61,7 +63,7 @@ class DeformAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"embed_dim must be a multiple of {heads} heads, not {dim}")
         cfg = DeformableDetrConfig(d_model=dim, num_feature_levels=levels)
-        self.attn = DeformableDetrMultiscaleDeformableAttention(cfg, num_heads=heads, n_points=points)
+        self.attn = fuse_sampling(DeformableDetrMultiscaleDeformableAttention(cfg, num_heads=heads, n_points=points))
         self.dropout = nn.Dropout(dropout)
         self.reset()
 
