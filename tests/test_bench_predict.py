@@ -14,7 +14,7 @@ from depthforge.bench.report import predict_markdown
 from depthforge.cli import main
 from depthforge.errors import DepthforgeError
 
-from conftest import liven
+from test_compare import hf_folder
 
 ROWS = {"torch_fp32", "torch_bf16", "onnxruntime_fp32", "onnxruntime_int8", "openvino_fp32", "openvino_bf16",
         "openvino_int8"}
@@ -23,20 +23,7 @@ ROWS = {"torch_fp32", "torch_bf16", "onnxruntime_fp32", "onnxruntime_int8", "ope
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A micro Depth Anything V2 saved as a Hugging Face folder, its weights of unit gain (``liven``)."""
-    import transformers
-
-    from depthforge.models import hf
-
-    torch.manual_seed(0)
-    net = transformers.DepthAnythingForDepthEstimation(
-        transformers.DepthAnythingConfig.from_dict(dict(hf.DepthAnythingV2.micro))).eval()
-    liven(net)
-    path = tmp_path_factory.mktemp("da-v2-micro")
-    net.save_pretrained(path)
-    transformers.DPTImageProcessorPil(size={"height": 42, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
-                                      image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
-                                      ).save_pretrained(path)
-    return path
+    return hf_folder(tmp_path_factory.mktemp("da-v2-micro"), live=True)
 
 
 def test_agreement_is_delta1_of_one_prediction_against_the_other():

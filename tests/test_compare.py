@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_checkpoint
+from conftest import liven, make_checkpoint
 from depthforge.errors import DepthforgeError
 from depthforge.evaluation.compare import model_label, best, budget_recipes, check_suites, compare, parse_recipe
 from depthforge.evaluation.evaluate import evaluate, per_image
@@ -38,14 +38,17 @@ def recipe_checkpoint(path, seed: int = 0, width: float = 0.25):
     return path
 
 
-def hf_folder(path):
-    """A tiny random Depth Anything V2 (relative: disparity) saved as a Hugging Face folder, as test_models_hf."""
+def hf_folder(path, live: bool = False):
+    """A tiny random Depth Anything V2 (relative: disparity) saved as a Hugging Face folder, as test_models_hf;
+    ``live``: weights of unit gain (``conftest.liven``), so outputs vary by O(1)."""
     import transformers
     from depthforge.models import hf
 
     torch.manual_seed(0)
     net = transformers.DepthAnythingForDepthEstimation(transformers.DepthAnythingConfig.from_dict(
         dict(hf.DepthAnythingV2.micro))).eval()
+    if live:
+        liven(net)
     net.save_pretrained(path)
     transformers.DPTImageProcessorPil(size={"height": 42, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14,
                                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
