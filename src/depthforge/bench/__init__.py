@@ -35,14 +35,13 @@ import torch
 
 from ..allocator import PREFERENCE, current_allocator, pick_allocator
 from ..errors import DepthforgeError
-from .checks import check_device, check_sections
+from .checks import MAX_SIDE, check_device, check_sections
 from .data import NYU_HW, default_workers, pipeline_rates
 from .machine import ceiling, load_average, say, spawn
 from .profile import PROFILE_BATCH, PROFILE_SIZE, profile_models
 from .targets import targets
 from .train import DEFAULT_SETTINGS, FASTEST, SETTINGS, model_steps, train_steps
 
-MAX_SIDE = 4096
 MAX_BATCH_PIXELS = 2**25  # batch x H x W of one training step: 28x the default 16 x 240 x 320
 # option -> (low, high): what ``depthforge bench`` takes, checked before anything is allocated or timed
 LIMITS = {"--batch": (1, 256), "--steps": (1, 1000), "--rounds": (1, 100), "--model-batch": (1, 256),

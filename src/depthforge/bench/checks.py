@@ -60,6 +60,7 @@ def check_size(option: str, name: str, kwargs: dict, size) -> None:
                               f"(its size multiple); e.g. {option} {fit}")
 
 
+MAX_SIDE = 4096  # the longest side any bench option takes
 # option -> (low, high) of the profile and device sections (``check_args`` holds the others')
 LIMITS = {"--profile-batch": (1, 256), "--profile-steps": (1, 100), "--device-batch": (1, 4096),
           "--device-steps": (1, 10_000), "--device-predict-batches": (1, 4096)}
@@ -78,11 +79,18 @@ def check_sections(sections, *, width: float, size, models, model_size, model_kw
     values = [("--profile-batch", profile_batch), ("--profile-steps", profile_steps)] if "profile" in sections else []
     values += [(f"--device-{k}", v) for k in ("batch", "steps") if (v := opts.get(k)) is not None]
     values += [("--device-predict-batches", b) for b in opts.get("predict_batches", ())]
+    if opts.get("predict_batches") == []:
+        raise DepthforgeError("bench --device-predict-batches: name at least one batch size")
+    for option, hw in (("--profile-size", profile_size), ("--device-size", opts.get("size"))):
+        if hw is not None and not all(16 <= side <= MAX_SIDE for side in hw):
+            raise DepthforgeError(f"bench {option} {' '.join(map(str, hw))}: each side must be 16..{MAX_SIDE}")
     for option, value in values:
         low, high = LIMITS[option]
         if not low <= value <= high:
             raise DepthforgeError(f"bench {option} {value}: must be {low}..{high}")
     for option, names in (("--profile-models", profile_names), ("--device-models", opts.get("models"))):
+        if names is not None and not names:
+            raise DepthforgeError(f"bench {option}: name at least one model")
         unknown = [n for n in names or () if n not in MODELS]
         if unknown:
             raise DepthforgeError(f"bench {option}: unknown model(s) {', '.join(unknown)}; "

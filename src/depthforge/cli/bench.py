@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from ..bench.report import print_report
     from ..errors import DepthforgeError
 
-    only = args.only or (["device"] if args.device.startswith("cuda") else list(CPU_SECTIONS))
+    only = args.only if args.only is not None else (["device"] if args.device.startswith("cuda") else
+                                                     list(CPU_SECTIONS))
     bad = [s for s in only if s not in SECTIONS]
     if bad:
         raise DepthforgeError(f"bench --only: unknown section(s) {', '.join(bad)}; known: {', '.join(SECTIONS)}")
