@@ -75,7 +75,10 @@ def tae_figure(series: dict[str, list[float]], path: Path, title: str) -> None:
     """TAE (×100) of each frame pair (t, t+1) over t, one line per entry of ``series`` (a clip or a model), with
     its mean in the legend."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+    n = len(series)  # a clip set's 20 legend entries need height, and room beside the plot
+    fig, ax = plt.subplots(figsize=(7 + 3 * (n > 3), max(3.2, 0.8 + 0.16 * n)), layout="constrained")
+    if n > 10:  # the default cycle repeats after 10 colours
+        ax.set_prop_cycle(color=plt.get_cmap("tab20")(np.arange(n) % 20))
     for label, values in series.items():
         finite = [v for v in values if not math.isnan(v)]
         mean = f"{np.mean(finite):.2f}" if finite else "—"
@@ -85,7 +88,7 @@ def tae_figure(series: dict[str, list[float]], path: Path, title: str) -> None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if series:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over the lines
     ax.set_title(title, fontsize=9)
     save_png(fig, path, dpi=100)
 
