@@ -99,3 +99,14 @@ def current_allocator() -> str:
         if any(lib in maps for lib in LIBRARIES[name]):
             return name
     return "glibc" if os.environ.get("GLIBC_TUNABLES") == MALLOC_TUNING else "default"
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX). Without it oneDNN emulates bf16, and a
+    training step is ~12x slower than in fp32 (seed U-Net, batch 16 at 96x128: 11 s against 0.9 s on an AVX2-only
+    AMD EPYC), where with it bf16 is ~3.5x faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:  # not Linux: unknown, so treated as native (the recipe and the report keep bf16)
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..allocator import malloc_env
+from ..allocator import malloc_env, native_bf16
 from ..errors import error_line
 
 
@@ -64,15 +64,6 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5) -> tu
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t)
     return 2 * size**3 / best / 1e9, size
-
-
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); without, oneDNN emulates it."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True  # not Linux: unknown, so no note that it is emulated
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def ceiling(n: int = 2048, seconds: float = 0.5) -> dict[str, float]:
