@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/depthforge demo
 
 # One pytest process runs everything (the multi-process training and Mitsuba tests included; see
-# tests/conftest.py::_restore_sigchld for what once crashed it) and prints the slowest tests: the suite is kept
+# inference/openvino.py::core for what once crashed it) and prints the slowest tests: the suite is kept
 # under 15 minutes on 2 cores
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=15

@@ -65,10 +65,10 @@ def make_checkpoint(path: Path, size=(96, 128), seed: int = 0) -> Path:
 @pytest.fixture(autouse=True)
 def _restore_sigchld():
     """Put SIGCHLD's handler back after each test. A DataLoader with workers installs torch's process-wide
-    handler once (``_set_SIGCHLD_handler``); it then runs ``_error_if_any_worker_fails`` (C++, iterating every
-    registered worker pid) on each later child exit in this process — every subprocess the rest of the suite
-    starts — which is where the suite's exit-139 crashes waited. A handler left by one test must not run in
-    another's."""
+    handler once (``_set_SIGCHLD_handler``); it then runs on every later child exit in this process — every
+    subprocess the rest of the suite starts. A handler left by one test must not run in another's. (The suite's
+    old exit-139 crashes were such a handler running on a signal stack OpenVINO had freed; see
+    ``inference.openvino.core``.)"""
     before = signal.getsignal(signal.SIGCHLD)
     yield
     if signal.getsignal(signal.SIGCHLD) is not before:

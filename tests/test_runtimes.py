@@ -1,6 +1,8 @@
 """int8 (onnxruntime QDQ) and OpenVINO back ends against PyTorch fp32 on real photos; metadata, files, errors."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 from depthforge import build_model
 from depthforge.errors import DepthforgeError
 from depthforge.inference.export import export_module
-from depthforge.inference.openvino import load_openvino, openvino_forward, save_openvino
+from depthforge.inference.openvino import core, load_openvino, openvino_forward, save_openvino
 from depthforge.inference.quantize import calibration_images, quantize_onnx, read_export_metadata
 from depthforge.models.checkpoint import meta
 
@@ -105,9 +107,7 @@ def test_openvino_close_to_torch(exported, precision):
 
 
 def _native_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _vnni() -> bool:
@@ -125,6 +125,30 @@ def test_openvino_int8_close_to_torch(exported, int8):
     depth = forward(x)
     _check_close(depth, ref, TOL["int8"] if _vnni() else 0.2)
     assert float((depth - ref).abs().mean()) < 0.04  # 0.027 m measured on the AMD EPYC, depths of 2-7 m
+
+
+def test_openvino_leaves_a_usable_signal_stack(exported):
+    """OpenVINO's CPU plugin swaps the thread's signal stack in and out with each Core; two Cores released in the
+    order they were made used to leave it on freed memory, and the next Python signal handler — here a SIGCHLD
+    one, as a DataLoader with workers installs — killed the process (exit 139, no traceback: the suite's
+    intermittent crash). Run in a child process so that a crash fails this test, not the suite."""
+    script = f"""
+import gc, os, signal, time
+import torch
+from depthforge.inference.openvino import openvino_forward
+x = torch.rand(1, 3, {SIZE[0]}, {SIZE[1]})
+first = openvino_forward({str(exported[0])!r}, "fp32"); first[0](x)
+second = openvino_forward({str(exported[0])!r}, "fp32"); second[0](x)
+del first; gc.collect(); del second; gc.collect()
+got = []
+signal.signal(signal.SIGCHLD, lambda *a: got.append(1))
+if os.fork() == 0:
+    os._exit(0)
+os.wait()
+print("handled", len(got))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "handled 1", (done.returncode, done.stderr[-500:])
 
 
 def test_openvino_shapes(exported):

@@ -13,6 +13,7 @@ OpenVINO fuses each conv's LeakyReLU and BatchNorm into it (post-ops), so no mod
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -46,19 +47,27 @@ def _reason(e: BaseException) -> str:
     return error_line(e, skip=("Exception from", "Check '"))
 
 
+@functools.cache
+def core():
+    """The process's one OpenVINO ``Core``, never released. Its CPU plugin installs a signal stack
+    (``sigaltstack``) on the calling thread when it loads and puts the previous one back when its Core is
+    released; two Cores released in the order they were made leave the thread pointing at a freed stack, and
+    the next Python signal handler (a DataLoader's SIGCHLD) then crashes the process with no traceback (OpenVINO
+    2026.4, measured: tests/test_runtimes.py::test_openvino_leaves_a_usable_signal_stack)."""
+    return need("openvino").Core()
+
+
 def _read(path: Path):
     allocator = current_allocator()
     if allocator in PREFERENCE:  # OpenVINO's CPU plugin aborts in free() beside a preloaded tcmalloc/jemalloc
         raise DepthforgeError(f"{path}: OpenVINO cannot run beside the preloaded {allocator} "
                               f"(LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}); unset it for this process")
-    ov = need("openvino")
     if not path.is_file():
         raise DepthforgeError(f"{path}: model not found")
     if path.suffix.lower() not in (".onnx", ".xml"):
         raise DepthforgeError(f"{path}: OpenVINO back end reads .onnx or .xml (OpenVINO IR) files")
-    core = ov.Core()
     try:
-        return core, core.read_model(str(path))
+        return core().read_model(str(path))
     except Exception as e:  # OpenVINO raises RuntimeError with a multi-line C++ trace
         raise DepthforgeError(f"{path}: not a readable {path.suffix[1:].upper()} model ({_reason(e)})") \
             from None
@@ -93,7 +102,7 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
         raise DepthforgeError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise DepthforgeError(f"threads must be a positive integer, got {threads!r}")
-    core, model = _read(path)
+    model = _read(path)
     meta_info, contract = _metadata(model, path)
     inputs = [p.get_any_name() for p in model.inputs]
     outputs = [p.get_any_name() for p in model.outputs]
@@ -116,7 +125,7 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
         static = model.clone()
         static.reshape({port: list(shapes[name]) for port, name in zip(static.inputs, inputs)})
         try:
-            compiled = core.compile_model(static, "CPU", config)
+            compiled = core().compile_model(static, "CPU", config)
         except Exception as e:
             raise DepthforgeError(f"{path}: OpenVINO cannot compile the model for input "
                                   f"{' and '.join(str(list(s)) for s in key)} ({_reason(e)})") from None
@@ -136,8 +145,8 @@ def openvino_forward(path: str | os.PathLike, precision: str = "auto", threads: 
     calls = backend_calls(run, inputs, outputs, batch.get_length() if batch.is_static else None)
     # what the float parts run in: the hint, or the plugin's default for this CPU; a bf16 hint on a CPU without
     # native bf16 (AVX2 only) compiles to f32 without a word (compiled INFERENCE_PRECISION_HINT: f32)
-    runs = PRECISIONS[precision] or core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
-    if runs == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    runs = PRECISIONS[precision] or core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    if runs == "bf16" and "BF16" not in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         log.info("%s: OpenVINO runs bf16 as f32 here: this CPU has no native bf16", path)
         runs = "f32"
     info = {"depthforge": meta_info, "contract": contract, "path": str(path), "precision": precision,
@@ -157,7 +166,7 @@ def save_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> 
     xml = Path(xml_path)
     if xml.suffix.lower() != ".xml":
         raise DepthforgeError(f"{xml}: the OpenVINO IR file name must end in .xml")
-    _, model = _read(Path(onnx_path))
+    model = _read(Path(onnx_path))
     _metadata(model, Path(onnx_path))
     bin_ = xml.with_suffix(".bin")
     with atomic_path(xml) as tmp_xml:
