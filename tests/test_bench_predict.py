@@ -85,11 +85,11 @@ def test_every_runtime_on_a_hugging_face_folder_against_pytorch_fp32(folder):
 @pytest.mark.slow  # the CLI measures the matrix-multiply ceiling first: ~15 s
 def test_a_size_that_is_not_a_multiple_of_the_patch_is_one_line(folder, capsys):
     with pytest.raises(DepthforgeError, match=r"^bench --predict-size 30 42: depth-anything-v2 takes sides that are "
-                                              r"multiples of 14 \(its patch\), e.g. 28 42$"):
+                                              r"multiples of 14 \(its size multiple\); e.g. --predict-size 28 42$"):
         predict_table(folder, size=(30, 42))
     capsys.readouterr()
     # through the CLI: the table runs in a subprocess, whose bad input becomes the parent's one line and exit 1
     code = main(["bench", "--only", "predict", "--checkpoint", str(folder), "--predict-size", "266", "351", "--json"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err == ("error: bench --predict-size 266 351: depth-anything-v2 takes sides that are "
-                                 "multiples of 14 (its patch), e.g. 266 350")
+                                 "multiples of 14 (its size multiple); e.g. --predict-size 266 350")

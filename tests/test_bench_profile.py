@@ -8,10 +8,12 @@ import sys
 import pytest
 import torch
 
+from depthforge.bench.checks import check_size
 from depthforge.bench.device import device_bench
 from depthforge.bench.profile import op_class, profile_worker
 from depthforge.bench.targets import targets
 from depthforge.cli import main
+from depthforge.errors import DepthforgeError
 
 
 def finite(x) -> bool:
@@ -43,6 +45,15 @@ def test_bad_sizes_and_names_are_one_line_and_exit_1(argv, needle, capsys):
     assert main(["bench", *argv]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
+
+
+def test_one_size_check_names_the_option_and_the_nearest_size_that_fits():
+    assert check_size("--predict-size", "dpt", (28, 42), 14) == (28, 42)
+    with pytest.raises(DepthforgeError, match=r"^bench --device-size 30 351: dpt takes sides that are multiples of 14 "
+                                              r"\(its size multiple\); e.g. --device-size 28 350$"):
+        check_size("--device-size", "dpt", (30, 351), 14)
+    with pytest.raises(DepthforgeError, match=r"e.g. --size 32 32$"):  # below the multiple: up to it, never 0
+        check_size("--size", "glpn", (16, 16), 32)
 
 
 def test_operators_are_classed_arithmetic_or_memory_bound():

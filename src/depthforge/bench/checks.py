@@ -50,14 +50,17 @@ def model_multiple(name: str, kwargs: dict) -> int:
     return _MULTIPLES[key]
 
 
-def check_size(option: str, name: str, kwargs: dict, size) -> None:
-    """One line where ``size`` (H, W) is below model ``name``'s multiple or not a multiple of it."""
-    m = model_multiple(name, kwargs)
+def check_size(option: str, name: str, size, multiple: int) -> tuple[int, int]:
+    """``size`` (H, W) as ints when both sides are multiples of model ``name``'s size ``multiple`` (its
+    ``contract.multiple``: a ViT's patch, a CNN's total downsampling), else one line naming ``option`` and the
+    nearest size that fits. Used for a registry build (``model_multiple``) and a loaded model alike."""
     h, w = (int(s) for s in size)
+    m = int(multiple)
     if h < m or w < m or h % m or w % m:
-        fit = f"{-(-h // m) * m} {-(-w // m) * m}"
+        fit = " ".join(str(max(1, round(s / m)) * m) for s in (h, w))
         raise DepthforgeError(f"bench {option} {h} {w}: {name} takes sides that are multiples of {m} "
                               f"(its size multiple); e.g. {option} {fit}")
+    return h, w
 
 
 MAX_SIDE = 4096  # the longest side any bench option takes
@@ -106,4 +109,4 @@ def check_sections(sections, *, width: float, size, models, model_size, model_kw
         checks += [("--device-size", n, MODELS.info[n].get(key, {}), opts.get("size") or DEVICE_MODELS.get(n, AT))
                    for n in opts.get("models") or DEVICE_MODELS]
     for option, name, kwargs, hw in checks:
-        check_size(option, name, kwargs, hw)
+        check_size(option, name, hw, model_multiple(name, kwargs))

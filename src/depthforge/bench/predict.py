@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import DepthforgeError
+from .checks import check_size, model_multiple
 from .machine import brief, say
 
 def synth_batches(split: str, n: int, size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,26 +118,17 @@ def _prompts(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(maps))[:, None].float()
 
 
-def check_size(size, multiple: int, name: str) -> tuple[int, int]:
-    """``size`` (H, W) when both are multiples of the model's ``multiple`` (its patch), else one line."""
-    h, w = (int(s) for s in size)
-    if h % multiple or w % multiple:
-        near = [f"{max(1, round(s / multiple)) * multiple}" for s in (h, w)]
-        raise DepthforgeError(f"bench --predict-size {h} {w}: {name} takes sides that are multiples of "
-                              f"{multiple} (its patch), e.g. {' '.join(near)}")
-    return h, w
-
-
 def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320), width: float = 1.0,
                   steps: int = 20, test_n: int = 8, calib_n: int = 4, n: int = 5, budget: float = 30.0,
                   flops_roof: dict | None = None, progress: bool = False) -> dict[str, Any]:
     """One image (batch 1) at ``size`` through every back end and precision, side by side.
 
     The model: ``checkpoint`` (a depthforge checkpoint, Hugging Face folder or hub id), else a seed U-Net briefly
-    trained (``steps`` steps; 0: random weights). ``size`` must be a multiple of the model's patch (at a model's
-    native size, e.g. 518×518 for Depth Anything V2: what it runs at). Rows: ms per image (best of up to ``n``
-    timed calls; ``ms_median`` beside it), the speed-up over PyTorch fp32, and the agreement with PyTorch fp32
-    over up to ``test_n`` held-out synthetic rooms (split "test"): ``max_abs_diff`` (the model's output units),
+    trained (``steps`` steps; 0: random weights). ``size``: sides that are multiples of the model's size multiple
+    (``checks.check_size``), at a model's native size, e.g. 518×518 for Depth Anything V2: what it runs at.
+    Rows: ms per image (best of up to ``n`` timed calls; ``ms_median`` beside it), the speed-up over PyTorch fp32,
+    and the agreement with PyTorch fp32 over up to ``test_n`` held-out synthetic rooms (split "test"):
+    ``max_abs_diff`` (the model's output units),
     ``d1_agreement`` (``agreement``) and ``disagreement`` = 1 − it; whether the issue's target is met
     (``TARGET_SPEEDUP`` × at ≤ ``TARGET_DISAGREEMENT``) or the ``gap``; ``d1``: δ1 against the rooms' ground truth.
     A slow row (``budget`` seconds) times fewer calls and compares fewer images: ``repeats``, ``images``.
@@ -155,11 +146,10 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
 
         model, info, _ = open_module(checkpoint)
         source = f"model {checkpoint}"
-        h, w = check_size(size, model.multiple, (info.get("model") or {}).get("name") or str(checkpoint))
+        h, w = check_size("--predict-size", (info.get("model") or {}).get("name") or str(checkpoint), size,
+                          model.multiple)
     else:
-        from ..models import build_model
-
-        h, w = check_size(size, build_model("seed-unet", width=width).multiple, "seed-unet")
+        h, w = check_size("--predict-size", "seed-unet", size, model_multiple("seed-unet", {"width": width}))
         say(progress, f"prediction: training a seed U-Net for {steps} steps ...")
         model, info = brief_training(width, size, steps)
         source = (f"seed-unet width {width} trained {steps} steps on synthetic rooms" if steps
