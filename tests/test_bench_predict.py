@@ -27,10 +27,11 @@ def folder(tmp_path_factory):
 
 
 def test_agreement_is_delta1_of_one_prediction_against_the_other():
-    ref = torch.tensor([1.0, 2.0, 4.0, 8.0, 0.0])  # the last: no ratio (0), left out
+    ref = torch.tensor([1.0, 2.0, 4.0, 8.0, 0.0, 0.004])  # the last two: no ratio (0, below FLOOR × 8), left out
     assert agreement(ref, ref) == 1
-    pred = torch.tensor([1.2, 2.6, 4.0, -1.0, 5.0])  # 1.2: in; 1.3: out; equal: in; negative: out
+    pred = torch.tensor([1.2, 2.6, 4.0, -1.0, 5.0, 1.0])  # 1.2: in; 1.3: out; equal: in; negative: out
     assert agreement(pred, ref) == pytest.approx(0.5)
+    assert agreement(torch.tensor([[float("nan"), 1.0], [float("inf"), 2.0]]), torch.ones(2, 2)) == 0.25  # pooled
     assert agreement(ref, pred.clamp_min(0) * 0) != agreement(ref, ref)  # a zero reference has no pixels
     assert agreement(torch.ones(3), torch.zeros(3)) != agreement(torch.ones(3), torch.zeros(3))  # NaN
 

@@ -59,19 +59,21 @@ def _delta1(pred: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, output
 
 TARGET_SPEEDUP, TARGET_DISAGREEMENT = 5.0, 0.01  # issue 22: >= 5x PyTorch fp32 at <= 1 % δ1 disagreement
 FLOOR = 1e-3  # agreement: pixels where the reference is below this fraction of its maximum have no usable ratio
+TINY = 1e-12  # agreement: pred's floor, so a pixel pred puts at or below 0 has a ratio far above 1.25
 
 
 def agreement(pred: torch.Tensor, ref: torch.Tensor) -> float:
-    """δ1 of one prediction against another: the share of pixels where max(pred/ref, ref/pred) < 1.25 (the field's
-    δ1 with ``ref`` in place of the ground truth), over the pixels where ``ref`` exceeds ``FLOOR`` × its maximum
-    (a relative model's ReLU gives 0 far away, where no ratio exists); a pixel ``pred`` puts at or below 0 there
-    disagrees."""
-    ref, pred = ref.double(), pred.double()
-    mask = ref > FLOOR * float(ref.max())
-    if not bool(mask.any()):
-        return float("nan")
-    a, b = pred[mask].clamp_min(1e-12), ref[mask]
-    return float((torch.maximum(a / b, b / a) < 1.25).double().mean())
+    """δ1 of one prediction against another: ``evaluation.metrics.compute_metrics``' d1 with ``ref`` as the ground
+    truth, every pixel of the batch pooled as one image, with no depth cap, over the pixels where ``ref`` exceeds
+    ``FLOOR`` × its maximum (the valid mask: a relative model's ReLU gives 0 far away, where no ratio exists). The
+    protocol's minimum depth ``TINY`` floors ``pred``, so a pixel ``pred`` puts at or below 0 there, or leaves
+    non-finite, disagrees. NaN when no pixel is valid."""
+    from ..evaluation.metrics import Protocol, compute_metrics
+
+    ref = ref.double().reshape(1, -1)
+    pred = torch.nan_to_num(pred.double().reshape(1, -1), nan=0.0, posinf=0.0, neginf=0.0)
+    valid = ref > FLOOR * float(ref.max())
+    return compute_metrics(pred, ref, Protocol("none", TINY, float("inf")), valid=valid)["d1"]
 
 
 def _target(row: dict) -> None:
