@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from depthforge.bench.checks import check_size
-from depthforge.bench.device import device_bench
+from depthforge.bench.device import augmentation, device_bench
 from depthforge.bench.profile import op_class, profile_worker
 from depthforge.bench.targets import targets
 from depthforge.cli import main
+from depthforge.data.transforms import JITTER_DEFAULTS, adjust_color, hflip
 from depthforge.errors import DepthforgeError
 
 
@@ -120,6 +121,34 @@ def test_targets_say_met_or_the_gap_and_the_operator_holding_a_miss():
     # another size is never compared with the limits
     r["profile"]["size"] = [64, 64]
     assert all(t["met"] is None for t in targets(r) if "depthformer" in t["target"])
+
+
+def test_device_augmentation_flips_depth_with_the_image_and_colours_the_image_only():
+    torch.manual_seed(0)
+    n, h, w = 32, 6, 10
+    ramp = torch.linspace(0.3, 0.6, w)  # dark left, bright right: a flip shows through any colour change
+    image = torch.stack([0.9 * ramp, ramp, 1.1 * ramp])[:, None].expand(n, 3, h, w).clone()
+    depth = (1 + torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w) / 6).expand(n, 1, h, w).clone()
+    depth[::3, :, 0, :2] = 0  # invalid pixels stay 0, wherever the flip takes them
+    aug = augmentation()
+    params = aug.forward_parameters(image.shape)
+    x, d = aug(image, depth, params=params)
+    flipped = x[:, :, :, 0].mean((1, 2)) > x[:, :, :, -1].mean((1, 2))
+    assert 0 < int(flipped.sum()) < n  # both kinds drawn
+    for i in range(n):  # depth: the image's flip, its metres untouched (no colour change, no clamp to [0, 1])
+        assert torch.equal(d[i], depth[i].flip(-1) if flipped[i] else depth[i]), i
+    # the image: training's own flip and adjust_color, with the factors kornia drew
+    p = {item.name.split("_")[0]: item.data for item in params}
+    assert torch.equal(p["RandomHorizontalFlip"]["batch_prob"].bool(), flipped)
+    factors = {k: p["ColorJitter"][f"{k}_factor"] for k in ("brightness", "contrast", "saturation")}
+    factors["gamma"] = p["RandomGamma"]["gamma_factor"]
+    for k, f in factors.items():  # drawn in training's ranges (``jitter: true``)
+        lo, hi = JITTER_DEFAULTS[k] if k == "gamma" else (1 - JITTER_DEFAULTS[k], 1 + JITTER_DEFAULTS[k])
+        assert lo <= float(f.min()) < float(f.max()) <= hi, k
+    for i in range(n):
+        s = {"image": image[i], "depth": depth[i], "valid": depth[i] > 0}
+        s = adjust_color(hflip(s) if flipped[i] else s, **{k: float(f[i]) for k, f in factors.items()})
+        assert torch.allclose(x[i], s["image"], atol=1e-5), i
 
 
 def test_device_path_runs_on_the_cpu_at_a_tiny_size():

@@ -4,9 +4,9 @@ channels_last, fed by a pipeline that keeps up, and prediction throughput by bat
 
 The pipeline: samples are decoded and resized once, into one array file on disk (``write_cache``: float16
 [N, 4, H, W], RGB in [0, 1] and depth in metres, 0 = invalid; float16 keeps 8-bit colour and depth to 4 mm at
-10 m), which is moved to the device whole; each batch is gathered and augmented there in torch
-(``augment``: the training recipe's flip and colour jitter), so no worker process or host copy sits in the
-step. Its own rate (samples/s, no model) is reported beside the training's consumption.
+10 m), which is moved to the device whole; each batch is gathered and augmented there, batched, by kornia's
+augmentation modules (``augmentation``: the training recipe's flip and colour jitter), so no worker process or
+host copy sits in the step. Its own rate (samples/s, no model) is reported beside the training's consumption.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ DEVICE_MODELS = {"seed-unet": (240, 320), "depthformer": (128, 160), "dpt": (128
                  "binsformer": (128, 160), "glpn": (128, 160), "depth-anything-v2": (518, 518)}
 AT = (128, 160)  # a model not listed above
 PREDICT_BATCHES = (1, 8, 32, 128)
-JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "gamma": (0.9, 1.1)}  # the recipe's ``true``
+HFLIP = 0.5  # the recipes' ``augment.hflip``
 
 
 def write_cache(path: Path, n: int, size) -> Path:
@@ -43,37 +43,40 @@ def write_cache(path: Path, n: int, size) -> Path:
     return path
 
 
-def augment(x: torch.Tensor, depth: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample left-right flip (p 0.5) of image and depth, and colour jitter of the image (brightness,
-    contrast, saturation factors in [0.8, 1.2], gamma in [0.9, 1.1], as ``data.transforms``' ``jitter: true``),
-    batched on ``x``'s device."""
-    n, dev = x.shape[0], x.device
+def augmentation():
+    """The training augmentation of ``data.transforms`` (``augment: {hflip: 0.5, jitter: true}``) as one kornia
+    ``AugmentationSequential``, called as ``aug(image [N,3,H,W], depth [N,1,H,W])`` on any device, each sample
+    drawn on its own: a left-right flip (p ``HFLIP``), then the image's colour in training's order and formulas
+    (``adjust_color``: gamma, brightness, contrast about the mean grey, saturation about each pixel's grey; factors
+    from ``JITTER_DEFAULTS``). Depth goes in as kornia's "mask", which gets the geometric transforms only, never
+    the photometric ones; valid is read from it after (depth > 0). Deviation: kornia clamps to [0, 1] after each
+    colour step, training once at the end."""
+    import kornia.augmentation as K
 
-    def factor(lo: float, hi: float) -> torch.Tensor:
-        return (lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=g, device="cpu")).to(dev)
+    from ..data.transforms import JITTER_DEFAULTS as jitter
 
-    flip = (torch.rand(n, generator=g) < 0.5).to(dev).view(n, 1, 1, 1)
-    x, depth = torch.where(flip, x.flip(-1), x), torch.where(flip, depth.flip(-1), depth)
-    x = x * factor(1 - JITTER["brightness"], 1 + JITTER["brightness"])
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * factor(1 - JITTER["contrast"], 1 + JITTER["contrast"]) + mean
-    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    x = (x - gray) * factor(1 - JITTER["saturation"], 1 + JITTER["saturation"]) + gray
-    return x.clamp(0, 1) ** factor(*JITTER["gamma"]), depth
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(p=HFLIP),
+        K.RandomGamma(gamma=tuple(jitter["gamma"]), p=1.0),
+        K.ColorJitter(brightness=jitter["brightness"], contrast=jitter["contrast"],
+                      saturation=jitter["saturation"], order=(0, 1, 2), p=1.0),  # training's order, not a random one
+        data_keys=["input", "mask"])
 
 
 class DeviceBatches:
-    """Batches of ``batch`` random samples of a cache file, gathered and augmented on ``device``."""
+    """Batches of ``batch`` random samples of a cache file, gathered and augmented (``augmentation``) on
+    ``device``. The samples are drawn from ``seed``, the augmentations from torch's global generator (kornia's)."""
 
     def __init__(self, path: str, batch: int, device: torch.device, seed: int = 0):
         self.data = torch.from_numpy(np.load(path)).to(device)
         self.batch, self.device = batch, device
         self.g = torch.Generator().manual_seed(seed)
+        self.augment = augmentation()
 
     def __call__(self) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(self.data), (self.batch,), generator=self.g).to(self.device)
         s = self.data[idx].float()
-        x, depth = augment(s[:, :3], s[:, 3:], self.g)
+        x, depth = self.augment(s[:, :3], s[:, 3:])
         return {"image": x.contiguous(memory_format=torch.channels_last), "depth": depth, "valid": depth > 0}
 
 
