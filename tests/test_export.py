@@ -107,6 +107,35 @@ def test_dynamo_exporter(exported, tmp_path):
                                depthforge.load(ckpt).predict_tensor(x, resize="pad"), atol=TOL)
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_a_model_over_the_one_file_limit_keeps_its_weights_beside_the_graph(exported, tmp_path, monkeypatch,
+                                                                             exporter):
+    """Over 2 GiB a protobuf cannot hold the model (Depth Pro: 3.8 GB of weights). Above the threshold (here 0)
+    the weights go to NAME.onnx.data beside the graph, which both runtimes read; int8 refuses such a model."""
+    from depthforge.inference import export
+    from depthforge.inference.quantize import quantize_onnx
+
+    ckpt, _, _ = exported
+    monkeypatch.setattr(export, "EXTERNAL_ABOVE", 0)
+    out = tmp_path / "out" / "big.onnx"
+    result = export_onnx(ckpt, out, exporter=exporter)
+    data = out.with_name("big.onnx.data")
+    assert result["data"] == str(data) and sorted(p.name for p in out.parent.iterdir()) == ["big.onnx",
+                                                                                            "big.onnx.data"]
+    assert result["bytes"] == out.stat().st_size + data.stat().st_size and data.stat().st_size > out.stat().st_size
+    assert result["max_abs_diff"] <= TOL
+    x = torch.rand(2, 3, 40, 56)
+    ref = depthforge.load(ckpt).predict_tensor(x, resize="pad")
+    for runtime in ("onnxruntime", "openvino"):
+        got = depthforge.load(out, runtime=runtime).predict_tensor(x, resize="pad")
+        np.testing.assert_allclose(got, ref, atol=TOL)
+    with pytest.raises(DepthforgeError, match=r"big\.onnx: its weights are in an external data file"):
+        quantize_onnx(out, tmp_path / "q.onnx", [np.zeros((1, 3, 96, 128), np.float32)])
+    with pytest.raises(DepthforgeError, match=r"int8 quantisation takes models of up to 0\.0 GB"):
+        export_onnx(ckpt, tmp_path / "again.onnx", int8=2)
+    assert not (tmp_path / "again.onnx").exists()
+
+
 def test_cli_export(exported, tmp_path, capsys):
     ckpt, _, _ = exported
     assert main(["export", "--checkpoint", str(ckpt), "--onnx", str(tmp_path / "cli.onnx"), "--opset", "18"]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -72,6 +73,33 @@ def remove_partial_writes(folder: str | os.PathLike, names: Iterable[str] | None
                     p.unlink()
                     removed += 1
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid: leave it
+    return True
+
+
+def work_dir(dst: Path, tag: str) -> tempfile.TemporaryDirectory:
+    """A hidden work folder beside ``dst`` (``.NAME.TAG-PID-XXXX``), removed at the end; those of killed runs
+    (their process gone) are removed first, so a kill -9 leaves nothing behind for long. Beside the output rather
+    than in /tmp: the model copies in it are as large as the model, and the user chose that disk for it."""
+    stale = re.compile(rf"\.{re.escape(dst.name)}\.{tag}-(\d+)-\w+")
+    with contextlib.suppress(OSError):
+        for p in dst.parent.iterdir():
+            m = stale.fullmatch(p.name)
+            if m and p.is_dir() and not p.is_symlink() and not _alive(int(m[1])):
+                shutil.rmtree(p, ignore_errors=True)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=f".{dst.name}.{tag}-{os.getpid()}-", dir=dst.parent)
+    except OSError as e:
+        raise DepthforgeError(f"{dst.parent}: cannot write there ({e.strerror or e})") from None
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

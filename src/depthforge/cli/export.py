@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, opset {result['opset']}, "
           f"{result['exporter']} exporter; " + ("dynamic batch, height and width)" if batch is None else
                                               f"dynamic height and width, batch fixed at {batch})"))
+    if result["data"]:
+        print(f"its weights are in {result['data']} (ONNX external data, over 1 GB): keep the two files together")
     if result["max_abs_diff"] is not None:
         print(f"onnxruntime vs PyTorch on a random {batch or 2}-image batch: max |difference| "
               f"{result['max_abs_diff']:.2e}")

@@ -13,7 +13,6 @@ output holds, in words, for other runtimes), so ``depthforge.load("model.onnx")`
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DepthforgeError, error_line
-from ..files import remove_partial_writes, write_bytes
+from ..files import atomic_path, remove_partial_writes, work_dir
 from ..models.base import DepthModel
 from .onnx import CONTRACT_KEY, FOV, INPUT, IO_KEY, META_KEY, OUTPUT, PROMPT, session
 from .runtime import need
@@ -34,6 +33,9 @@ log = logging.getLogger(__name__)
 
 EXPORTERS = ("torchscript", "dynamo")
 MIN_OPSET = 7  # the oldest the TorchScript exporter writes
+# Weights (bytes) above which they go to ``NAME.onnx.data`` beside the graph: one protobuf message holds at most
+# 2 GiB, and Depth Pro's 952 M fp32 parameters are 3.8 GB.
+EXTERNAL_ABOVE = 1 << 30
 
 
 def _example_size(model: DepthModel) -> tuple[int, int]:
@@ -87,20 +89,21 @@ def _example(model: DepthModel, batch: int, size: tuple[int, int], seed: int) ->
 
 
 def _to_proto(model: torch.nn.Module, example: tuple[torch.Tensor, ...], names: tuple[list[str], list[str]],
-              batch: int | None, multiple: int, opset: int, exporter: str):
+              batch: int | None, multiple: int, opset: int, exporter: str, folder: Path):
     onnx = need("onnx")
     inputs, outputs = names
     axes = {} if batch else {0: "batch"}
     if exporter == "torchscript":
-        buf = io.BytesIO()
+        # into a file in ``folder``, not a buffer: over 2 GiB the exporter must write the weights beside the graph
+        file = folder / "model.onnx"
         dynamic = {INPUT: axes | {2: "height", 3: "width"}, OUTPUT: axes | {2: "height", 3: "width"},
                    PROMPT: axes | {2: "prompt_height", 3: "prompt_width"}, FOV: axes}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, example, buf, dynamo=False, input_names=inputs, output_names=outputs,
+            torch.onnx.export(model, example, str(file), dynamo=False, input_names=inputs, output_names=outputs,
                               dynamic_axes={k: v for k, v in dynamic.items() if k in inputs + outputs and v},
                               opset_version=opset)
-        return onnx.load_from_string(buf.getvalue())
+        return onnx.load(str(file))  # with the weights, wherever the exporter put them
     dim = torch.export.Dim
     n = {} if batch else {0: dim("batch", min=1)}
     shapes = {"image": n | {2: multiple * dim("h", min=1), 3: multiple * dim("w", min=1)}}
@@ -111,6 +114,30 @@ def _to_proto(model: torch.nn.Module, example: tuple[torch.Tensor, ...], names: 
         program = torch.onnx.export(model, example, dynamo=True, input_names=inputs, output_names=outputs,
                                     dynamic_shapes=shapes, opset_version=opset, verbose=False)
     return program.model_proto
+
+
+def _write(proto, path: Path) -> Path | None:
+    """Write the model atomically. Weights over ``EXTERNAL_ABOVE`` go to ONNX external data, one file
+    ``NAME.onnx.data`` beside the graph, where ONNX Runtime and OpenVINO look for it; it is written first, so a
+    complete ``.onnx`` always has its weights. Returns the data file's path, or None."""
+    onnx = need("onnx")
+    from onnx.external_data_helper import convert_model_to_external_data, write_external_data_tensors
+
+    data = None
+    if sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_ABOVE:
+        data = path.with_name(f"{path.name}.data")
+        with atomic_path(data) as tmp:
+            convert_model_to_external_data(proto, all_tensors_to_one_file=True, location=tmp.name)
+            write_external_data_tensors(proto, str(tmp.parent))
+        for tensor in proto.graph.initializer:  # the graph names the file by its final name
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = data.name
+    raw = proto.SerializeToString()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+        onnx.checker.check_model(str(tmp))  # by path: the checker finds the weights' file beside it
+    return data
 
 
 def compare(model: DepthModel, path: Path, size: tuple[int, int], seed: int = 1) -> float:
@@ -132,7 +159,9 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
                   exporter: str = "torchscript", check: bool = True) -> dict[str, Any]:
     """Export a depth model with its checkpoint metadata to ``onnx_path`` (atomic write).
 
-    Returns {"path", "opset", "exporter", "bytes", "batch", "max_abs_diff"}: ``batch`` None when dynamic, else
+    Returns {"path", "data", "opset", "exporter", "bytes", "batch", "max_abs_diff"}: ``data`` the weights' file
+    beside the graph for a model over ``EXTERNAL_ABOVE`` bytes (else None), ``bytes`` both files; ``batch`` None
+    when dynamic, else
     the fixed batch size; the last compares onnxruntime with PyTorch on a random batch (of 2 where the batch is
     dynamic) at a size other than the example's, so the dynamic axes are checked too (None with ``check=False``).
     """
@@ -152,21 +181,22 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
     batch = model.export_batch
     names = graph_io(model.contract)
     net = _Camera(model) if model.contract.camera else model
-    try:
-        proto = _to_proto(net, _example(model, batch or 2, (h, w), 0), names, batch, model.multiple, opset,
-                          exporter)
-    except Exception as e:  # exporters raise many types; the user needs the first line
-        raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {error_line(e)}") from None
+    with work_dir(path, "export") as folder:
+        try:
+            proto = _to_proto(net, _example(model, batch or 2, (h, w), 0), names, batch, model.multiple, opset,
+                              exporter, Path(folder))
+        except Exception as e:  # exporters raise many types; the user needs the first line
+            raise DepthforgeError(f"{path}: ONNX export ({exporter}, opset {opset}) failed: {error_line(e)}") \
+                from None
     for key, value in ((META_KEY, info), (CONTRACT_KEY, model.contract.to_dict()),
                        (IO_KEY, describe_io(model.contract, batch))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value, ensure_ascii=False)
     proto.producer_name = "depthforge"
-    data = proto.SerializeToString()
-    onnx.checker.check_model(data)
-    write_bytes(path, data)
+    data = _write(proto, path)
     diff = compare(model, path, (h + model.multiple, w + 2 * model.multiple)) if check else None
-    return {"path": str(path), "opset": opset, "exporter": exporter, "bytes": len(data), "batch": batch,
+    return {"path": str(path), "data": data and str(data), "opset": opset, "exporter": exporter,
+            "bytes": path.stat().st_size + (data.stat().st_size if data else 0), "batch": batch,
             "max_abs_diff": diff}
 
 
@@ -175,7 +205,7 @@ def check_target(path: Path) -> None:
     temp files a killed export left beside it."""
     if path.is_dir():
         raise DepthforgeError(f"{path}: is a folder; give the ONNX file's name, e.g. {path / 'model.onnx'}")
-    remove_partial_writes(path.parent, [path.name])
+    remove_partial_writes(path.parent, [path.name, f"{path.name}.data"])
 
 
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
@@ -193,6 +223,11 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
     if int8:
         check_target(int8_path)
     model, info, _ = open_module(checkpoint)
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if int8 and weights > EXTERNAL_ABOVE:  # said before the long export, not after it
+        raise DepthforgeError(f"{int8_path}: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
+                              f"of weights (one ONNX file); this one has {weights / 1e9:.1f} GB: export it without "
+                              "--int8")
     result = export_module(model, info, onnx_path, opset, exporter, check)
     if int8:
         from .quantize import quantize_onnx

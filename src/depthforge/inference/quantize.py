@@ -17,9 +17,6 @@ import io
 import itertools
 import logging
 import os
-import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -27,7 +24,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import DepthforgeError, error_line
-from ..files import write_bytes
+from ..files import work_dir, write_bytes
 from .onnx import CONTRACT_KEY, IO_KEY, LEGACY_KEY, META_KEY, PROMPT
 from .runtime import need
 
@@ -125,23 +122,6 @@ def _method(method: str):
         raise DepthforgeError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}") from None
 
 
-def _work_dir(dst: Path) -> tempfile.TemporaryDirectory:
-    """A hidden work folder beside ``dst`` (``.NAME.quant-PID-XXXX``), removed at the end; those of killed runs
-    (their process gone) are removed first, so a kill -9 leaves nothing behind for long. Beside the output rather
-    than in /tmp: the model copies are as large as the model, and the user chose that disk for it."""
-    stale = re.compile(rf"\.{re.escape(dst.name)}\.quant-(\d+)-\w+")
-    with contextlib.suppress(OSError):
-        for p in dst.parent.iterdir():
-            m = stale.fullmatch(p.name)
-            if m and p.is_dir() and not p.is_symlink() and not _alive(int(m[1])):
-                shutil.rmtree(p, ignore_errors=True)
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(prefix=f".{dst.name}.quant-{os.getpid()}-", dir=dst.parent)
-    except OSError as e:
-        raise DepthforgeError(f"{dst.parent}: cannot write there ({e.strerror or e})") from None
-
-
 @contextlib.contextmanager
 def _inside(folder: str | os.PathLike) -> Iterator[None]:
     """Work in ``folder``: onnxruntime's symbolic shape inference saves ``sym_shape_infer_temp.onnx`` and
@@ -162,16 +142,6 @@ def _prepare(quant_pre_process, src: Path, prepared: Path) -> None:
     except Exception as e:
         log.info("int8: symbolic shape inference failed (%s); quantising with ONNX's own", error_line(e))
         quant_pre_process(str(src.resolve()), str(prepared), skip_symbolic_shape=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process, or not a pid: leave it
-    return True
 
 
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calibration: Iterable[Any],
@@ -210,9 +180,12 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         raise DepthforgeError(f"activations must be uint8 or int8, got {activations!r}")
     act = QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8
     try:
-        model = onnx.load(str(src))
+        model = onnx.load(str(src), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends
         raise DepthforgeError(f"{src}: not a readable ONNX model ({error_line(e)})") from None
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise DepthforgeError(f"{src}: its weights are in an external data file (a model over 1 GB); int8 "
+                              "quantisation takes one-file ONNX models")
     meta = {p.key: p.value for p in model.metadata_props if p.key in META_KEYS}
     if not model.graph.input:
         raise DepthforgeError(f"{src}: the ONNX model has no input")
@@ -223,7 +196,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     if first is None:
         raise DepthforgeError(f"{src}: no calibration images given")
     reader = _Reader(itertools.chain([first], batches), names)
-    with _work_dir(dst) as tmp:
+    with work_dir(dst, "quant") as tmp:
         prepared = src
         if preprocess:
             prepared = Path(tmp).resolve() / "prepared.onnx"  # absolute: prepared inside tmp as the working folder
