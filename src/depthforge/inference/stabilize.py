@@ -10,7 +10,7 @@ Each frame is blended with the previous *stabilised* output carried into it, in 
    frame, on grey images at a small working size (``work_size``; a larger depth map is stabilised at that size).
 1b. **Large steps: reprojection instead of flow** (``reproject``; with the motion step). Where the flow's carry
    gets less than half the weight a fully trusted frame would (step 4's mean weight < ``strength``/2: the frames are
-   far apart, as NYU's five frames, 0.3–0.6 m and 10–25° apart, where DIS fails on most of the frame), the camera
+   far apart, as in NYU's five frames, 0.2–0.7 m and 4–25° apart, where DIS fails on much of the frame), the camera
    motion is estimated from sparse features instead: ORB keypoints (Rublee et al. 2011) of both frames, matched by
    Hamming distance under Lowe's ratio test (0.8), lifted to 3-D with the previous output at the previous frame's
    keypoints, RANSAC PnP as in step 2. The previous output is then carried by forward reprojection: each valid
