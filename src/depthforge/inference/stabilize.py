@@ -8,6 +8,19 @@ Each frame is blended with the previous *stabilised* output carried into it, in 
 
 1. **Where each pixel was** — OpenCV's DIS optical flow from the current frame back to the previous one, once per
    frame, on grey images at a small working size (``work_size``; a larger depth map is stabilised at that size).
+1b. **Large steps: reprojection instead of flow** (``reproject``; with the motion step). Where the flow's carry
+   gets less than half the weight a fully trusted frame would (step 4's mean weight < ``strength``/2: the frames are
+   far apart, as in NYU's five frames, 0.2–0.7 m and 4–25° apart, where DIS fails on much of the frame), the camera
+   motion is estimated from sparse features instead: ORB keypoints (Rublee et al. 2011) of both frames, matched by
+   Hamming distance under Lowe's ratio test (0.8), lifted to 3-D with the previous output at the previous frame's
+   keypoints, RANSAC PnP as in step 2. The previous output is then carried by forward reprojection: each valid
+   pixel lifted with its depth, moved, projected and splatted onto the 2×2 pixels around its projection with a
+   z-buffer (the front-most wins; what the move hides is dropped; pixels nothing lands on stay untrusted). That
+   carry goes through the same trust gates, and is taken for the frame when its mean blend weight is the higher
+   (the carry that explains more of the frame). On the video suite (small steps) it is never tried, so the
+   suite's results are the flow's; on NYU (DA-V2 metric micro) it is taken on the 25° step, whose pair TAE
+   falls 10.2 → 5.5 (7.7 with the flow), but the next pair loses as much (the pose estimated from a prediction
+   40 % off in AbsRel is no better than the flow's there), so NYU's mean TAE moves little (−14 % either way).
 2. **How the camera moved** (``motion``; default for metric outputs that are not rescaled): the previous output,
    warped by the flow, gives 3-D points in the previous camera and the flow gives where they are seen now; a
    RANSAC PnP (EPnP, then refined) on a few hundred of them gives the rotation R and translation t, and every
@@ -31,14 +44,19 @@ Each frame is blended with the previous *stabilised* output carried into it, in 
    trust falls toward 0 where the photometric error after warping is high (the flow is wrong, or the pixel was
    hidden in the previous frame), outside the previous frame, where the previous output was invalid, and where
    the moved depth disagrees with the new one by more than ``depth_tolerance`` (something moved in depth): there
-   the new prediction is taken as it is, so moving edges are not smeared. ``fb_check`` adds a forward-backward
-   flow check (a second DIS call): measured on the video suite, it rejects good pixels more than bad ones at
-   these sizes and costs double, so it is off by default.
+   the new prediction is taken as it is, so moving edges are not smeared. (A looser 0.6 lowers the video suite's
+   TAE further, −54 → −58 % on DA-V2 metric micro, but smears a moving object's edges and lags behind a real
+   50 % scale change, which tests/test_stabilize.py guards, so it stays 0.3.) ``fb_check`` adds a
+   forward-backward flow check (a second DIS call): measured on the video suite, it rejects good pixels more than
+   bad ones at these sizes and costs double, so it is off by default.
 
 Literature: carrying past depth into the current view and fusing it with the new prediction under
 occlusion-aware weights is the usual online approach (e.g. Khan et al. 2023, "Temporally consistent online depth
-estimation using point-based fusion", with camera poses given and learned fusion weights); here the carry is by
-optical flow plus a pose estimated from it, and the weights are hand-set. Video Depth Anything (Chen et al. 2025)
+estimation using point-based fusion": past depth reprojected into the new view with the camera pose and fused);
+here the pose is not given but estimated (from the flow, or from sparse feature matches and PnP as in feature-based
+visual odometry, for large steps), the intrinsics are assumed, the carry is by optical flow except on large steps
+(where it is the reprojection, z-buffered), only the last output is kept (no point cloud), and the fusion weights
+are hand-set rather than learned. Video Depth Anything (Chen et al. 2025)
 instead trains a spatio-temporal head over a window of frames with a temporal gradient-matching loss and stitches
 windows by scale-shift alignment on overlapping key frames; that needs a trained video model and a window of
 frames, so this filter deviates: it is training-free, works on any per-frame model and sees only the past
@@ -50,7 +68,8 @@ ratio) is scaled back up onto the full-size prediction, so the cost stays that o
 full-size map keeps its own detail.
 
 State kept between frames: the previous frame's grey image and the previous output at the working size, and two
-constant coordinate grids — a fixed number of arrays whatever the clip's length (``state``).
+constant coordinate grids — a fixed number of arrays whatever the clip's length (``state``); step 1b detects the
+previous frame's keypoints again from its grey image when it needs them.
 """
 from __future__ import annotations
 
@@ -69,6 +88,13 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as OpenCV's RGB2GRAY
 EDGE_STEP = 0.05  # a bilinear read more than 5 % off the nearest pixel straddles a depth edge
 PNP_POINTS = 400  # correspondences given to PnP: RANSAC's cost grows with them; a few hundred pin 6 numbers down
 PNP_ERROR = 1.0  # RANSAC inlier threshold, pixels at a 160-pixel side (scaled with the image)
+MIN_POINTS = 12  # fewest PnP correspondences (and inliers) a camera motion is estimated from
+FEATURES = 1000  # ORB keypoints a frame: the state kept for the next frame's matches is at most this
+RATIO = 0.8  # Lowe's ratio test: a match is kept when its distance is under 0.8 x the second best's
+# RANSAC draws for PnP: the flow's correspondences are mostly right (50 suffice); matches across a large step may be
+# a third right, and 4-point draws then need ln(0.01) / ln(1 - 0.33^4) ~ 380 for 99 % odds of one clean draw
+FLOW_DRAWS, MATCH_DRAWS = 50, 400
+TRY_BELOW = 0.5
 
 
 class Stabilizer:
@@ -83,13 +109,15 @@ class Stabilizer:
     scale spread 2.5 % against 0.4 % unmoved on tests/test_stabilize.py's clip), and a disparity's unknown shift makes
     1/disparity a bent depth (measured worse on the video suite)). ``strength`` in [0,1):
     the weight of the carried-over previous output where it is fully trusted. ``work_size``: the longest side the
-    flow is computed at. ``focal``: the assumed focal length as a fraction of the longer side.
+    flow is computed at. ``focal``: the assumed focal length as a fraction of the longer side. ``reproject``: on
+    a large step, try the carry by sparse-feature pose and reprojection (step 1b; default: with ``motion``).
+    ``moved`` / ``reprojected`` count the frames whose carry was moved with a camera motion / was the reprojection.
     """
 
     def __init__(self, output: str = "relative", align: bool | None = None, strength: float = 0.9,
                  work_size: int = 320, photo_tolerance: float = 20.0, depth_tolerance: float = 0.3,
                  motion: bool | None = None, focal: float = 0.81, fb_check: bool = False,
-                 flow_tolerance: float = 1.0):
+                 flow_tolerance: float = 1.0, reproject: bool | None = None):
         if output not in ALIGN_KINDS:
             raise DepthforgeError(f"stabilizer: output must be one of {', '.join(ALIGN_KINDS)}, got {output!r}")
         if not 0 <= strength < 1:
@@ -105,7 +133,9 @@ class Stabilizer:
         self.flow_tolerance, self.photo_tolerance = float(flow_tolerance), float(photo_tolerance)
         self.depth_tolerance, self.fb_check = float(depth_tolerance), bool(fb_check)
         self.frames, self.seconds = 0, 0.0  # frames pushed and the time spent on them
+        self.reproject = self.motion if reproject is None else bool(reproject) and self.motion
         self.moved = 0  # frames whose previous output was moved with an estimated camera motion
+        self.reprojected = 0  # frames whose carry was the reprojection (step 1b), not the flow
         self.reset()
 
     def reset(self) -> None:
@@ -180,8 +210,6 @@ class Stabilizer:
         return self._flow
 
     def _step(self, gray: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        import cv2
-
         h, w = depth.shape
         sh, sw = gray.shape
         if self._gray.shape != gray.shape:  # the frame's size changed under an unchanged depth size: start over
@@ -191,17 +219,48 @@ class Stabilizer:
         dis = self._dis()
         back = dis.calc(gray, self._gray, None)  # where each current pixel was in the previous frame
         mx, my = sx + back[..., 0], sy + back[..., 1]
-        photo = np.abs(gray.astype(np.float32) - cv2.remap(self._gray, mx, my, cv2.INTER_LINEAR,
-                                                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32))
-        inside = (mx >= 0) & (mx <= sw - 1) & (my >= 0) & (my <= sh - 1)
-        bad = (photo / self.photo_tolerance) ** 2
+        extra = None
         if self.fb_check:  # forward-backward: following back then forward must return to the start
+            import cv2
+
             fwd = dis.calc(self._gray, gray, None)
             fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            bad += (np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1]) / self.flow_tolerance) ** 2
-        trust = (np.exp(-bad) * inside).astype(np.float32)
+            extra = (np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1]) / self.flow_tolerance) ** 2
+        valid = np.isfinite(depth) & (depth > 0)
+        cur = np.where(valid, depth, 0).astype(np.float32)
+        warped, trust = self._carried(gray, mx, my, valid, extra)
+        if self.motion:
+            pose = self._flow_pose(warped, trust > 0.5, mx, my)
+            if pose is not None:
+                warped = self._move(warped, mx, my, pose)
+                self.moved += 1
+        if self.align:
+            cur = self._aligned(cur, warped, trust, valid)
+        weight = self._weight(cur, warped, trust)
+        # step 1b: where the flow carries less than half of what a fully trusted frame would (a large step), the
+        # carry by reprojection is tried too, and taken when it explains more of the frame
+        if self.reproject and weight.mean() < TRY_BELOW * self.strength:
+            alt = self._reprojection(gray, valid, cur)
+            if alt is not None and alt[1].mean() > weight.mean():
+                warped, weight = alt
+                self.reprojected += 1
+        out = weight * warped + (1 - weight) * cur
+        return np.where(valid, out, depth).astype(np.float32)
 
-        mapx, mapy = mx, my  # the depth is at the working size (``push``)
+    def _carried(self, gray, mapx, mapy, valid, extra=None):
+        """The previous output read at (mapx, mapy) (each current pixel's place in the previous frame) and the
+        trust in that read: photometric agreement of the two frames there (and ``extra``, a squared error in
+        tolerances), 0 outside the previous frame, on its invalid pixels and on the current frame's."""
+        import cv2
+
+        sh, sw = gray.shape
+        photo = np.abs(gray.astype(np.float32) - cv2.remap(self._gray, mapx, mapy, cv2.INTER_LINEAR,
+                                                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32))
+        inside = (mapx >= 0) & (mapx <= sw - 1) & (mapy >= 0) & (mapy <= sh - 1)
+        bad = (photo / self.photo_tolerance) ** 2
+        if extra is not None:
+            bad += extra
+        trust = (np.exp(-bad) * inside).astype(np.float32)
         prev = self._out
         prev_ok = np.isfinite(prev) & (prev > 0)
         # bilinear on smooth depth, nearest across an edge: a bilinear read there makes a depth between the two
@@ -213,55 +272,155 @@ class Stabilizer:
         warped = np.where(np.abs(lin - near) <= EDGE_STEP * near, lin, near)
         seen = cv2.remap(prev_ok.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=0)
-        valid = np.isfinite(depth) & (depth > 0)
-        trust = np.where(valid & (seen > 0.999), trust, 0).astype(np.float32)
-        if self.motion:
-            warped = self._moved(warped, trust > 0.5, mapx, mapy)
-        cur = np.where(valid, depth, 0).astype(np.float32)
-        if self.align:
-            cur = self._aligned(cur, warped, trust, valid)
+        return warped, np.where(valid & (seen > 0.999), trust, 0).astype(np.float32)
+
+    def _weight(self, cur, warped, trust):
+        """The blend weight of the carried depth: strength x trust, less where the depths disagree (step 4)."""
         # a depth change beyond the tolerance is motion the flow missed (or a real change): do not average it away
         rel = np.abs(cur - warped) / np.maximum(np.maximum(warped, cur), 1e-12)
-        weight = self.strength * trust * np.exp(-(rel / self.depth_tolerance) ** 2)
-        out = weight * warped + (1 - weight) * cur
-        return np.where(valid, out, depth).astype(np.float32)
+        return self.strength * trust * np.exp(-(rel / self.depth_tolerance) ** 2)
 
-    def _moved(self, warped: np.ndarray, use: np.ndarray, mapx: np.ndarray, mapy: np.ndarray) -> np.ndarray:
-        """The warped previous output moved with the camera: R, t by PnP from the previous output's 3-D points
-        (at the flow's source positions ``mapx, mapy``) to where the flow says they are now, then
-        ``z_now = (R·X_prev + t)_z`` per pixel. Unchanged when too few points or PnP fails (a cut, a blank wall)."""
+    def _camera(self, h: int, w: int):
+        """The assumed pinhole camera at (h, w): focal ``focal`` x the longer side, principal point the centre."""
+        f = self.focal * max(h, w)
+        return f, np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
+
+    def _pnp(self, pts3: np.ndarray, pts2: np.ndarray, h: int, w: int, draws: int = FLOW_DRAWS):
+        """R, t (previous camera -> current) from 3-D points in the previous camera and their pixels now: RANSAC
+        EPnP, then refined on its inliers; None when too few points or inliers, or it fails."""
         import cv2
 
-        disparity = self.output == "disparity"
-        z_prev = np.where(warped > 0, 1 / np.maximum(warped, 1e-12), 0) if disparity else warped
-        h, w = warped.shape
-        f = self.focal * max(h, w)
-        idx = np.flatnonzero(use & (z_prev > 0))
-        if idx.size < 12:
-            return warped
-        idx = idx[:: max(1, idx.size // PNP_POINTS)]
-        gx, gy = self._grid
-        z = z_prev.ravel()[idx].astype(np.float64)
-        xp, yp = mapx.ravel()[idx].astype(np.float64), mapy.ravel()[idx].astype(np.float64)
-        pts3 = np.stack([(xp - w / 2) / f * z, (yp - h / 2) / f * z, z], 1)
-        pts2 = np.stack([gx.ravel()[idx], gy.ravel()[idx]], 1).astype(np.float64)
-        k = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
-        ok, rvec, tvec, inl = cv2.solvePnPRansac(pts3, pts2, k, None, iterationsCount=50,
+        if len(pts3) < MIN_POINTS:
+            return None
+        _, k = self._camera(h, w)
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(pts3, pts2, k, None, iterationsCount=draws,
                                                  reprojectionError=PNP_ERROR * max(h, w) / 160,
                                                  flags=cv2.SOLVEPNP_EPNP)
-        if not ok or inl is None or len(inl) < 12:
-            return warped
+        if not ok or inl is None or len(inl) < MIN_POINTS:
+            return None
         ok, rvec, tvec = cv2.solvePnP(pts3[inl[:, 0]], pts2[inl[:, 0]], k, None, rvec, tvec, True,
                                       cv2.SOLVEPNP_ITERATIVE)
         if not (ok and np.isfinite(rvec).all() and np.isfinite(tvec).all()):
-            return warped
-        r = cv2.Rodrigues(rvec)[0]
-        z_now = z_prev * (r[2, 0] * (mapx - w / 2) / f + r[2, 1] * (mapy - h / 2) / f + r[2, 2]) + float(tvec[2, 0])
+            return None
+        return cv2.Rodrigues(rvec)[0], tvec[:, 0].astype(np.float64)
+
+    def _lifted(self, z: np.ndarray, x: np.ndarray, y: np.ndarray, h: int, w: int) -> np.ndarray:
+        """Pixels (x, y) at depth z -> (N,3) points in that camera."""
+        f, _ = self._camera(h, w)
+        z = z.astype(np.float64)
+        return np.stack([(x.astype(np.float64) - w / 2) / f * z, (y.astype(np.float64) - h / 2) / f * z, z], 1)
+
+    def _depth_of(self, out: np.ndarray) -> np.ndarray:
+        """The output as depth (1/disparity for a disparity output), 0 where invalid."""
+        if self.output == "disparity":
+            return np.where(out > 0, 1 / np.maximum(out, 1e-12), 0)
+        return out
+
+    def _flow_pose(self, warped: np.ndarray, use: np.ndarray, mapx: np.ndarray, mapy: np.ndarray):
+        """The camera motion by PnP from the previous output's 3-D points (at the flow's source positions
+        ``mapx, mapy``) to where the flow says they are now; None when too few points or PnP fails."""
+        z_prev = self._depth_of(warped)
+        h, w = warped.shape
+        idx = np.flatnonzero(use & (z_prev > 0))
+        if idx.size < MIN_POINTS:
+            return None
+        idx = idx[:: max(1, idx.size // PNP_POINTS)]
+        gx, gy = self._grid
+        pts3 = self._lifted(z_prev.ravel()[idx], mapx.ravel()[idx], mapy.ravel()[idx], h, w)
+        pts2 = np.stack([gx.ravel()[idx], gy.ravel()[idx]], 1).astype(np.float64)
+        return self._pnp(pts3, pts2, h, w)
+
+    def _move(self, warped: np.ndarray, mapx: np.ndarray, mapy: np.ndarray, pose) -> np.ndarray:
+        """The carried previous output (read at ``mapx, mapy``) moved with the camera: ``z_now = (R·X_prev + t)_z``
+        per pixel (step 2)."""
+        r, t = pose
+        z_prev = self._depth_of(warped)
+        h, w = warped.shape
+        f, _ = self._camera(h, w)
+        z_now = z_prev * (r[2, 0] * (mapx - w / 2) / f + r[2, 1] * (mapy - h / 2) / f + r[2, 2]) + float(t[2])
         keep = (z_prev > 0) & (z_now > 0)
-        self.moved += 1
-        if disparity:
+        if self.output == "disparity":
             return np.where(keep, 1 / np.maximum(z_now, 1e-12), 0).astype(np.float32)
         return np.where(keep, z_now, 0).astype(np.float32)
+
+    def _keypoints(self, gray: np.ndarray):
+        """ORB keypoints (N,2) and binary descriptors (N,32) of a grey frame; None when it has none."""
+        import cv2
+
+        # edge and patch 15 px instead of ORB's 31: a 126x168 frame keeps most of its corners
+        orb = cv2.ORB_create(FEATURES, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        keys, desc = orb.detectAndCompute(gray, None)
+        if desc is None or len(keys) < MIN_POINTS:
+            return None
+        return np.float32([k.pt for k in keys]), desc
+
+    def _sparse_pose(self, gray: np.ndarray):
+        """The camera motion from sparse feature matches (step 1b): ORB keypoints of the previous and the current
+        frame, matched by Hamming distance under Lowe's ratio test, lifted to 3-D with the previous output at the
+        previous frame's keypoints, then PnP (``MATCH_DRAWS`` RANSAC draws)."""
+        import cv2
+
+        before, now = self._keypoints(self._gray), self._keypoints(gray)
+        if before is None or now is None:
+            return None
+        pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(before[1], now[1], k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+        if len(good) < MIN_POINTS:
+            return None
+        p0 = before[0][[m.queryIdx for m in good]]
+        p1 = now[0][[m.trainIdx for m in good]]
+        z_prev = self._depth_of(self._out)
+        h, w = z_prev.shape
+        z = z_prev[np.clip(np.rint(p0[:, 1]).astype(int), 0, h - 1), np.clip(np.rint(p0[:, 0]).astype(int), 0, w - 1)]
+        ok = z > 0
+        return self._pnp(self._lifted(z[ok], p0[ok, 0], p0[ok, 1], h, w), p1[ok].astype(np.float64), h, w,
+                         MATCH_DRAWS)
+
+    def _reprojection(self, gray: np.ndarray, valid: np.ndarray, cur: np.ndarray):
+        """The previous output carried by reprojection (step 1b): moved with the sparse camera motion and splatted
+        into the current view; the carried depth and its blend weight, or None without a motion."""
+        pose = self._sparse_pose(gray)
+        if pose is None:
+            return None
+        mapx, mapy = self._splat(self._depth_of(self._out), pose)
+        warped, trust = self._carried(gray, mapx, mapy, valid)
+        warped = self._move(warped, mapx, mapy, pose)
+        return warped, self._weight(cur, warped, trust)
+
+    def _splat(self, z_prev: np.ndarray, pose):
+        """Where each current pixel was in the previous frame, by forward reprojection: every valid previous pixel
+        is lifted with its depth, moved by (R, t) and projected; each lands on the 2x2 pixels around its
+        projection (a 1-pixel footprint, so a view that comes closer has no cracks) and the front-most wins (a
+        z-buffer: what the move hides is dropped). A pixel's source is the winner's previous position, shifted by
+        the pixel's offset from the projection. Pixels nothing lands on get -1 (outside: untrusted)."""
+        r, t = pose
+        h, w = z_prev.shape
+        f, _ = self._camera(h, w)
+        sx, sy = self._small_grid
+        ok = z_prev > 0
+        src_x, src_y = sx[ok], sy[ok]
+        pts = self._lifted(z_prev[ok], src_x, src_y, h, w) @ r.T + t
+        front = pts[:, 2] > 1e-6
+        pts, src_x, src_y = pts[front], src_x[front], src_y[front]
+        z = pts[:, 2]
+        u, v = f * pts[:, 0] / z + w / 2, f * pts[:, 1] / z + h / 2
+        x0, y0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+        off_x, off_y = src_x - u, src_y - v  # the source position minus the projection, per point
+        zbuf = np.full(h * w, np.inf)
+        corners = []
+        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            x, y = x0 + dx, y0 + dy
+            inside = np.flatnonzero((x >= 0) & (x < w) & (y >= 0) & (y < h))
+            pix = y[inside] * w + x[inside]
+            np.minimum.at(zbuf, pix, z[inside])
+            corners.append((inside, pix))
+        mapx, mapy = np.full(h * w, -1, np.float32), np.full(h * w, -1, np.float32)
+        for inside, pix in corners:
+            win = z[inside] <= zbuf[pix]
+            at, pix = inside[win], pix[win]
+            mapx[pix] = (pix % w) + off_x[at]
+            mapy[pix] = (pix // w) + off_y[at]
+        return mapx.reshape(h, w), mapy.reshape(h, w)
 
     def _aligned(self, cur: np.ndarray, ref: np.ndarray, trust: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """``cur`` brought to the scale (and shift, for disparity) of the warped reference ``ref``."""
