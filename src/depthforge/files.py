@@ -1,6 +1,6 @@
-"""Writing outputs: atomic writes (temp file + fsync + rename), output folders, and image / depth / array files
-every command shares (their bytes come from ``encode``). A crash leaves either the old file or the new one, never
-half of one."""
+"""Writing outputs: atomic writes (temp file + fsync + rename), output folders, hidden work folders beside an
+output, and image / depth / array files every command shares (their bytes come from ``encode``). A crash leaves
+either the old file or the new one, never half of one."""
 from __future__ import annotations
 
 import contextlib

@@ -161,9 +161,9 @@ def export_module(model: DepthModel, info: dict, onnx_path: str | os.PathLike, o
 
     Returns {"path", "data", "opset", "exporter", "bytes", "batch", "max_abs_diff"}: ``data`` the weights' file
     beside the graph for a model over ``EXTERNAL_ABOVE`` bytes (else None), ``bytes`` both files; ``batch`` None
-    when dynamic, else
-    the fixed batch size; the last compares onnxruntime with PyTorch on a random batch (of 2 where the batch is
-    dynamic) at a size other than the example's, so the dynamic axes are checked too (None with ``check=False``).
+    when dynamic, else the fixed batch size; ``max_abs_diff`` compares onnxruntime with PyTorch on a random batch
+    (of 2 where the batch is dynamic) at a size other than the example's, so the dynamic axes are checked too (None
+    with ``check=False``).
     """
     onnx = need("onnx")
     if exporter not in EXPORTERS:
@@ -223,8 +223,8 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
     if int8:
         check_target(int8_path)
     model, info, _ = open_module(checkpoint)
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    if int8 and weights > EXTERNAL_ABOVE:  # said before the long export, not after it
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values()) if int8 else 0
+    if weights > EXTERNAL_ABOVE:  # said before the long export, not after it
         raise DepthforgeError(f"{int8_path}: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
                               f"of weights (one ONNX file); this one has {weights / 1e9:.1f} GB: export it without "
                               "--int8")

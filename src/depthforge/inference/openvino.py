@@ -62,6 +62,7 @@ def _read(path: Path):
     if allocator in PREFERENCE:  # OpenVINO's CPU plugin aborts in free() beside a preloaded tcmalloc/jemalloc
         raise DepthforgeError(f"{path}: OpenVINO cannot run beside the preloaded {allocator} "
                               f"(LD_PRELOAD={os.environ.get('LD_PRELOAD', '')}); unset it for this process")
+    need("openvino")  # each time: core() is cached, and the package may have gone since (tests take it away)
     if not path.is_file():
         raise DepthforgeError(f"{path}: model not found")
     if path.suffix.lower() not in (".onnx", ".xml"):
