@@ -89,12 +89,12 @@ EDGE_STEP = 0.05  # a bilinear read more than 5 % off the nearest pixel straddle
 PNP_POINTS = 400  # correspondences given to PnP: RANSAC's cost grows with them; a few hundred pin 6 numbers down
 PNP_ERROR = 1.0  # RANSAC inlier threshold, pixels at a 160-pixel side (scaled with the image)
 MIN_POINTS = 12  # fewest PnP correspondences (and inliers) a camera motion is estimated from
-FEATURES = 1000  # ORB keypoints a frame: the state kept for the next frame's matches is at most this
+FEATURES = 1000  # ORB keypoints a frame (both frames' are detected when step 1b runs; none are kept between frames)
 RATIO = 0.8  # Lowe's ratio test: a match is kept when its distance is under 0.8 x the second best's
 # RANSAC draws for PnP: the flow's correspondences are mostly right (50 suffice); matches across a large step may be
 # a third right, and 4-point draws then need ln(0.01) / ln(1 - 0.33^4) ~ 380 for 99 % odds of one clean draw
 FLOW_DRAWS, MATCH_DRAWS = 50, 400
-TRY_BELOW = 0.5
+TRY_BELOW = 0.5  # step 1b is tried when the flow's mean blend weight is under this share of ``strength``
 
 
 class Stabilizer:
