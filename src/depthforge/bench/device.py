@@ -26,7 +26,6 @@ DEVICE_MODELS = {"seed-unet": (240, 320), "depthformer": (128, 160), "dpt": (128
                  "binsformer": (128, 160), "glpn": (128, 160), "depth-anything-v2": (518, 518)}
 AT = (128, 160)  # a model not listed above
 PREDICT_BATCHES = (1, 8, 32, 128)
-HFLIP = 0.5  # the recipes' ``augment.hflip``
 
 
 def write_cache(path: Path, n: int, size) -> Path:
@@ -46,17 +45,17 @@ def write_cache(path: Path, n: int, size) -> Path:
 def augmentation():
     """The training augmentation of ``data.transforms`` (``augment: {hflip: 0.5, jitter: true}``) as one kornia
     ``AugmentationSequential``, called as ``aug(image [N,3,H,W], depth [N,1,H,W])`` on any device, each sample
-    drawn on its own: a left-right flip (p ``HFLIP``), then the image's colour in training's order and formulas
+    drawn on its own: a left-right flip (p ``HFLIP_TRUE``), then the image's colour in training's order and formulas
     (``adjust_color``: gamma, brightness, contrast about the mean grey, saturation about each pixel's grey; factors
     from ``JITTER_DEFAULTS``). Depth goes in as kornia's "mask", which gets the geometric transforms only, never
     the photometric ones; valid is read from it after (depth > 0). Deviation: kornia clamps to [0, 1] after each
     colour step, training once at the end."""
     import kornia.augmentation as K
 
-    from ..data.transforms import JITTER_DEFAULTS as jitter
+    from ..data.transforms import HFLIP_TRUE, JITTER_DEFAULTS as jitter
 
     return K.AugmentationSequential(
-        K.RandomHorizontalFlip(p=HFLIP),
+        K.RandomHorizontalFlip(p=HFLIP_TRUE),
         K.RandomGamma(gamma=tuple(jitter["gamma"]), p=1.0),
         K.ColorJitter(brightness=jitter["brightness"], contrast=jitter["contrast"],
                       saturation=jitter["saturation"], order=(0, 1, 2), p=1.0),  # training's order, not a random one

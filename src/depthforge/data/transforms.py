@@ -178,6 +178,7 @@ def _number(value: Any, key: str, lo: float, hi: float) -> float:
 
 
 JITTER_DEFAULTS = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "gamma": [0.9, 1.1]}
+HFLIP_TRUE = 0.5  # the flip probability ``hflip: true`` means
 AUGMENT_KEYS = ("hflip", "crop", "rotate", "jitter")
 
 
@@ -198,7 +199,7 @@ class TrainTransform:
                                   f"known: {', '.join(AUGMENT_KEYS)}")
         self.size = (int(size[0]), int(size[1]))
         flip = cfg.get("hflip", 0.0)
-        self.hflip = 0.5 if flip is True else _number(flip or 0.0, "hflip", 0.0, 1.0)
+        self.hflip = HFLIP_TRUE if flip is True else _number(flip or 0.0, "hflip", 0.0, 1.0)
         crop_ = cfg.get("crop", False)
         if isinstance(crop_, (list, tuple)):
             if len(crop_) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in crop_):
