@@ -8,9 +8,16 @@
 #
 # Each model keeps its family's -synth recipe (loss, optimiser, schedule, precision); the overrides below set the
 # shared data and the size. Depth Anything V2 needs multiples of its 14-pixel patch, so it trains at 126x168 on the
-# same rooms; every model is tested at 128x160. A finished run is kept: rerunning skips it. ZOO_EXTRA (overrides
-# for every run) and ZOO_COMPARE (compare options) are for quick trials and the test of this script.
+# same rooms; every model is tested at 128x160. A finished run is kept: rerunning skips it. An interrupted one
+# (Ctrl-C or SIGTERM: the trainer saves its last step) continues where it stopped when the script is run again, its
+# wall time the sum of its parts (wall_s.part holds the seconds of the parts before). ZOO_EXTRA (overrides for
+# every run) and ZOO_COMPARE (compare options) are for quick trials and the test of this script.
 set -euo pipefail
+# a Ctrl-C or SIGTERM sent to the whole group reaches the trainer too, which saves its step and exits 130/143: the
+# script waits for it and keeps that run's time (below) instead of dying first; one sent to the script alone stops
+# it after the run in progress
+stop=0
+trap 'stop=1' INT TERM
 out=${1:-runs/zoo}
 shift || true
 df=${DEPTHFORGE:-.venv/bin/depthforge}
@@ -37,13 +44,26 @@ mkdir -p "$out"
 models=()
 for name in "${names[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "zoo_table: unknown model $name (known: ${order[*]})" >&2; exit 1; }
+  ((stop == 0)) || { echo "zoo_table: stopped before $name; run the script again to continue" >&2; exit 143; }
   ckpt="$out/$name/checkpoints/last.ckpt"
+  part="$out/$name/wall_s.part"
   if [[ ! -f "$out/$name/wall_s" ]]; then
-    SECONDS=0  # an unfinished run (no wall_s) starts again
+    before=0 how=--overwrite  # no checkpoint yet: a new run (over a run that died before its first save)
+    if [[ -f "$ckpt" ]]; then
+      before=$(cat "$part" 2>/dev/null || echo 0) how=--resume
+      echo "$name: resuming $ckpt (${before} s so far)"
+    fi
+    SECONDS=0
+    rc=0
     # shellcheck disable=SC2086  # the recipe strings are word lists on purpose
-    "$df" train ${recipe[$name]} $data ${ZOO_EXTRA:-} out="$out/$name" --no-progress --overwrite
-    echo "$SECONDS" > "$out/$name/wall_s"
-    echo "$name: trained in $SECONDS s"
+    "$df" train ${recipe[$name]} $data ${ZOO_EXTRA:-} out="$out/$name" --no-progress "$how" || rc=$?
+    echo $((before + SECONDS)) > "$part"
+    if ((rc)); then
+      echo "zoo_table: $name stopped (exit $rc); run the script again to continue it" >&2
+      exit "$rc"
+    fi
+    mv "$part" "$out/$name/wall_s"
+    echo "$name: trained in $(cat "$out/$name/wall_s") s"
   fi
   models+=(--model "$ckpt")
 done

@@ -135,6 +135,60 @@ def mean_abs_rel(preds, gts):
     return float(np.mean([np.mean(np.abs(p - g)[g > 0] / g[g > 0]) for p, g in zip(preds, gts)]))
 
 
+def yaw(degrees):
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def textured_planes(seed, size=(192, 256), n=8, step=(0.03, 0.01, 0.05), turn=0.5):
+    """A textured panel 1.5 m in front of a textured wall at 4 m, seen by the stabiliser's assumed camera (focal
+    0.81 x the width, centred) moving ``step`` metres and turning ``turn`` degrees a frame: uint8 frames, exact
+    depth, and each frame's camera-to-world rotation and centre."""
+    g = np.random.default_rng(seed)
+    textures = [cv2.GaussianBlur(g.random((800, 800)).astype(np.float32), (0, 0), 1.5) for _ in range(2)]
+    h, w = size
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([(u - w / 2) / (0.81 * w), (v - h / 2) / (0.81 * w), np.ones_like(u)], -1)  # camera z = 1
+    frames, depths, poses = [], [], []
+    for i in range(n):
+        rot, centre = yaw(turn * i), np.array(step) * i
+        d = rays @ rot.T
+        grey, depth = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+        for z, tex, panel in ((4.0, textures[0], False), (1.5, textures[1], True)):
+            s = (z - centre[2]) / d[..., 2]  # along each ray to the plane; also the depth, as the ray's z is 1
+            x, y = centre[0] + s * d[..., 0], centre[1] + s * d[..., 1]
+            hit = (x > -0.6) & (x < 0.2) & (np.abs(y) < 0.5) if panel else np.ones((h, w), bool)
+            look = cv2.remap(tex, (x * 150 + 400).astype(np.float32), (y * 150 + 400).astype(np.float32),
+                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            grey[hit], depth[hit] = look[hit], s[hit]
+        grey = (grey - grey.min()) / (grey.max() - grey.min())
+        frames.append(np.repeat((grey * 255).astype(np.uint8)[..., None], 3, 2))
+        depths.append(depth)
+        poses.append((rot, centre))
+    return frames, depths, poses
+
+
+def test_the_camera_motion_is_estimated_from_flow_and_depth():
+    """A perfect model on a textured scene with parallax (a panel in front of a wall), the camera stepping 6 cm and
+    turning 0.5° a frame: the motion the stabiliser estimates (``pose``, from the flow and the previous output)
+    is the true one within 0.25° and 15 % of the step (median over 3 clips of 7 steps; measured 0.06° and 8 %). A
+    pose that kept the rotation at 0 (0.5° off) or scaled the step by 1.5 (44 % off) fails."""
+    rot_err, step_err = [], []
+    for seed in range(3):
+        frames, depths, poses = textured_planes(seed)
+        stab = Stabilizer("metric")
+        for i, (frame, depth) in enumerate(zip(frames, depths)):
+            stab.push(frame, depth)
+            if i:
+                (r0, c0), (r1, c1) = poses[i - 1], poses[i]
+                r, t = stab.pose  # true motion: X_now = r1^T (r0 X_prev + c0 - c1)
+                cos = (np.trace(r.T @ r1.T @ r0) - 1) / 2
+                rot_err.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+                truth = r1.T @ (c0 - c1)
+                step_err.append(np.linalg.norm(t - truth) / np.linalg.norm(truth))
+    assert np.median(rot_err) < 0.25 and np.median(step_err) < 0.15, (np.median(rot_err), np.median(step_err))
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_camera_motion_removes_the_lag_of_a_walk(seed):
     """Walking towards a wall, a perfect model's depth falls every frame; the previous output carried over keeps

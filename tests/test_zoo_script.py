@@ -1,8 +1,9 @@
 """scripts/zoo_table.sh, the README's model-zoo table, end to end on a few tiny rooms: its recipes resolve, each
 run trains into its folder with its wall time, and one comparison holds them all (ZoeDepth's BEiT once broke
-compare's FLOP count after predicting)."""
+compare's FLOP count after predicting); a run stopped half way continues where it stopped."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,3 +40,35 @@ def test_zoo_script_trains_each_model_and_compares_them(tmp_path):
     bad = subprocess.run(["bash", str(ROOT / "scripts" / "zoo_table.sh"), str(out), "no-such-model"], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no-such-model" in bad.stderr
+
+
+def test_a_stopped_run_continues_where_it_stopped(tmp_path):
+    """SIGTERM to the script's process group mid-run: the trainer saves its step, the script exits 143 and keeps
+    the seconds so far; run again, it resumes that checkpoint (not a new run) and the wall time adds both parts."""
+    import torch
+
+    env = dict(os.environ, DEPTHFORGE=str(Path(sys.executable).parent / "depthforge"),
+               ZOO_EXTRA=TINY.replace("train.epochs=1", "train.epochs=12") + " train.checkpoint_every_n_steps=1",
+               ZOO_COMPARE="--suite-n 2 --suites edges")
+    out = tmp_path / "zoo"
+    cmd = ["bash", str(ROOT / "scripts" / "zoo_table.sh"), str(out), "glpn"]
+    ckpt = out / "glpn" / "checkpoints" / "last.ckpt"
+    first = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not ckpt.is_file() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGTERM)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 143, err[-2000:]
+    assert "glpn stopped (exit 143)" in err and not (out / "glpn" / "wall_s").exists()
+    part = int((out / "glpn" / "wall_s.part").read_text())
+    stopped_at = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+    assert 1 <= stopped_at < 12
+    again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"glpn: resuming {ckpt} ({part} s so far)" in again.stdout
+    assert torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"] == 12
+    wall = int((out / "glpn" / "wall_s").read_text())
+    assert wall >= part + 1 and not (out / "glpn" / "wall_s.part").exists()
+    assert f"glpn: trained in {wall} s" in again.stdout

@@ -111,7 +111,9 @@ class Stabilizer:
     the weight of the carried-over previous output where it is fully trusted. ``work_size``: the longest side the
     flow is computed at. ``focal``: the assumed focal length as a fraction of the longer side. ``reproject``: on
     a large step, try the carry by sparse-feature pose and reprojection (step 1b; default: with ``motion``).
-    ``moved`` / ``reprojected`` count the frames whose carry was moved with a camera motion / was the reprojection.
+    ``moved`` / ``reprojected`` count the frames whose carry was moved with a camera motion / was the reprojection;
+    ``pose`` is the camera motion estimated for the last frame (R, t: a point X in the previous camera is at
+    R·X + t in the current one, t in the output's units), None when none was.
     """
 
     def __init__(self, output: str = "relative", align: bool | None = None, strength: float = 0.9,
@@ -136,6 +138,7 @@ class Stabilizer:
         self.reproject = self.motion if reproject is None else bool(reproject) and self.motion
         self.moved = 0  # frames whose previous output was moved with an estimated camera motion
         self.reprojected = 0  # frames whose carry was the reprojection (step 1b), not the flow
+        self.pose = None  # the last frame's camera motion from the previous one (R [3,3], t [3]), when estimated
         self.reset()
 
     def reset(self) -> None:
@@ -229,10 +232,11 @@ class Stabilizer:
         valid = np.isfinite(depth) & (depth > 0)
         cur = np.where(valid, depth, 0).astype(np.float32)
         warped, trust = self._carried(gray, mx, my, valid, extra)
+        self.pose = None
         if self.motion:
-            pose = self._flow_pose(warped, trust > 0.5, mx, my)
-            if pose is not None:
-                warped = self._move(warped, mx, my, pose)
+            self.pose = self._flow_pose(warped, trust > 0.5, mx, my)
+            if self.pose is not None:
+                warped = self._move(warped, mx, my, self.pose)
                 self.moved += 1
         if self.align:
             cur = self._aligned(cur, warped, trust, valid)
@@ -242,7 +246,7 @@ class Stabilizer:
         if self.reproject and weight.mean() < TRY_BELOW * self.strength:
             alt = self._reprojection(gray, valid, cur)
             if alt is not None and alt[1].mean() > weight.mean():
-                warped, weight = alt
+                warped, weight, self.pose = alt
                 self.reprojected += 1
         out = weight * warped + (1 - weight) * cur
         return np.where(valid, out, depth).astype(np.float32)
@@ -378,14 +382,14 @@ class Stabilizer:
 
     def _reprojection(self, gray: np.ndarray, valid: np.ndarray, cur: np.ndarray):
         """The previous output carried by reprojection (step 1b): moved with the sparse camera motion and splatted
-        into the current view; the carried depth and its blend weight, or None without a motion."""
+        into the current view; the carried depth, its blend weight and the motion, or None without a motion."""
         pose = self._sparse_pose(gray)
         if pose is None:
             return None
         mapx, mapy = self._splat(self._depth_of(self._out), pose)
         warped, trust = self._carried(gray, mapx, mapy, valid)
         warped = self._move(warped, mapx, mapy, pose)
-        return warped, self._weight(cur, warped, trust)
+        return warped, self._weight(cur, warped, trust), pose
 
     def _splat(self, z_prev: np.ndarray, pose):
         """Where each current pixel was in the previous frame, by forward reprojection: every valid previous pixel
