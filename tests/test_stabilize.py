@@ -85,6 +85,25 @@ def test_relative_jitter_is_removed_and_sequence_error_kept():
     assert scale_spread(out, gts) < 0.2 * scale_spread(raw, gts), (scale_spread(raw, gts), scale_spread(out, gts))
 
 
+def test_a_frame_that_shares_too_little_with_the_last_keeps_its_own_scale():
+    """A relative model's next frame shows new content except a strip of a quarter of its width (a fast pan): a
+    scale fitted on that strip alone is not trusted (the frame's own scale is kept, outside the strip untouched),
+    while a frame that shares most of the view is brought to the reference's scale."""
+    frames, gts, _ = clip(n=2)
+    w = gts[0].shape[1]
+    other, _, _ = clip(n=1, seed=5)  # another texture: nothing in common with frame 0
+    for share, expect in ((0.25, 1.0), (0.75, 0.5)):
+        keep = int(share * w)
+        frame = other[0].copy()
+        frame[:, :keep] = frames[0][:, :keep]  # the shared strip: the same pixels where they were
+        depth = np.concatenate([gts[0][:, :keep], 2.5 * np.ones_like(gts[0][:, keep:])], 1)
+        stab = Stabilizer("relative", motion=False)
+        stab.push(frames[0], gts[0])
+        out = stab.push(frame, 2 * depth)  # the model doubles its scale in the next frame
+        ratio = np.median(out[:, keep + 8:] / (2 * depth[:, keep + 8:]))
+        assert abs(ratio - expect) < 0.05, (share, ratio)
+
+
 def scale_spread(preds, gts):
     """How much the per-frame scale (median prediction / truth) varies over the clip: std / mean."""
     scales = [np.median(p / g) for p, g in zip(preds, gts)]
