@@ -39,7 +39,9 @@ Each frame is blended with the previous *stabilised* output carried into it, in 
    ratios (scale only) for relative depth, a trimmed least-squares scale and shift for disparity, the same split
    evaluation uses (``evaluation.metrics``: "median" for relative, "lstsq-disparity" for disparity). Only
    trusted pixels take part; the fit is done on block-averaged maps, where the per-pixel noise is small, because
-   a least-squares slope fitted against a noisy regressor shrinks toward zero (regression dilution).
+   a least-squares slope fitted against a noisy regressor shrinks toward zero (regression dilution). A frame
+   of which less than half is carried with trust (``MIN_OVERLAP``: a cut, or a step where the flow failed)
+   keeps its own scale.
 4. **Trust-gated blend**: ``out = w·moved_previous + (1-w)·aligned_current`` with ``w = strength·trust``. The
    trust falls toward 0 where the photometric error after warping is high (the flow is wrong, or the pixel was
    hidden in the previous frame), outside the previous frame, where the previous output was invalid, and where
