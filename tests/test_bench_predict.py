@@ -83,6 +83,23 @@ def test_every_runtime_on_a_hugging_face_folder_against_pytorch_fp32(folder):
     assert "| onnxruntime int8 |" in table
 
 
+@pytest.mark.slow
+def test_a_model_with_its_weights_beside_the_graph_is_timed_without_int8(folder, monkeypatch):
+    """Depth Pro's 3.8 GB export keeps its weights in NAME.onnx.data, which int8 quantisation does not take: the
+    table still times every other runtime, and the int8 rows say why they are empty (here with the threshold
+    lowered to 0)."""
+    from depthforge.inference import export
+
+    monkeypatch.setattr(export, "EXTERNAL_ABOVE", 0)
+    p = predict_table(folder, size=(28, 42), test_n=1, calib_n=1, n=1)
+    rows = p["backends"]
+    for name in ("onnxruntime_int8", "openvino_int8"):
+        assert "no int8 model: int8 quantisation takes models of up to 0.0 GB" in rows[name]["error"]
+    for name in ROWS - {"onnxruntime_int8", "openvino_int8"}:
+        assert "error" not in rows[name], (name, rows[name])
+    assert rows["onnxruntime_fp32"]["max_abs_diff"] < 1e-3 and rows["openvino_fp32"]["max_abs_diff"] < 1e-3
+
+
 @pytest.mark.slow  # the CLI measures the matrix-multiply ceiling first: ~15 s
 def test_a_size_that_is_not_a_multiple_of_the_patch_is_one_line(folder, capsys):
     with pytest.raises(DepthforgeError, match=r"^bench --predict-size 30 42: depth-anything-v2 takes sides that are "

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import DepthforgeError
 from .checks import check_size, model_multiple
 from .machine import brief, say
 
@@ -112,6 +113,16 @@ def _measure(forward: Callable[..., torch.Tensor], images: torch.Tensor, prompts
             "images": k, "preds": preds}
 
 
+def _int8(path: Path, exported: dict) -> Path:
+    """The int8 model's path, or why there is none: a model whose weights are beside its graph is not quantised."""
+    from ..inference.export import EXTERNAL_ABOVE
+
+    if exported["data"] is not None:
+        raise DepthforgeError(f"no int8 model: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
+                              f"of weights (one ONNX file), this export has {exported['bytes'] / 1e9:.1f} GB")
+    return path
+
+
 def _prompts(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Each room's depth prompt [N,1,h,w] metres: its ground truth downsampled as evaluation prompts a model."""
     from ..inference.prompt import prompt_from_depth
@@ -164,11 +175,13 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
     with tempfile.TemporaryDirectory(prefix="depthforge-bench-") as tmp:
         fp32_onnx, int8_onnx = Path(tmp) / "model.onnx", Path(tmp) / "model-int8.onnx"
         say(progress, "prediction: exporting and quantising ...")
-        export_module(model, info, fp32_onnx, check=False)
-        calib, calib_depth, calib_valid = synth_batches("train", calib_n, (h, w))
-        pairs = ([x[None].numpy() for x in calib] if prompts is None else  # an export with a prompt input: pairs
-                 [(x[None].numpy(), p[None].numpy()) for x, p in zip(calib, _prompts(calib_depth, calib_valid))])
-        quantize_onnx(fp32_onnx, int8_onnx, pairs)
+        exported = export_module(model, info, fp32_onnx, check=False)
+        if exported["data"] is None:
+            calib, calib_depth, calib_valid = synth_batches("train", calib_n, (h, w))
+            pairs = ([x[None].numpy() for x in calib] if prompts is None else  # a prompt input: pairs
+                     [(x[None].numpy(), p[None].numpy()) for x, p in zip(calib, _prompts(calib_depth, calib_valid))])
+            quantize_onnx(fp32_onnx, int8_onnx, pairs)
+        # else (weights beside the graph: Depth Pro) there is no int8 model; its rows say why, the others run
 
         def torch_forward(bf16: bool):
             def f(*x):
@@ -180,10 +193,10 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
             "torch_fp32": lambda: torch_forward(False),
             "torch_bf16": lambda: torch_forward(True),
             "onnxruntime_fp32": lambda: load_onnx(fp32_onnx, "cpu").backend,
-            "onnxruntime_int8": lambda: load_onnx(int8_onnx, "cpu").backend,
+            "onnxruntime_int8": lambda: load_onnx(_int8(int8_onnx, exported), "cpu").backend,
             "openvino_fp32": lambda: load_openvino(fp32_onnx, precision="fp32").backend,
             "openvino_bf16": lambda: load_openvino(fp32_onnx, precision="bf16").backend,
-            "openvino_int8": lambda: load_openvino(int8_onnx, precision="auto").backend,
+            "openvino_int8": lambda: load_openvino(_int8(int8_onnx, exported), precision="auto").backend,
         }
         ref = None
         for name, make in backends.items():
