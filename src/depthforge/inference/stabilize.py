@@ -166,6 +166,7 @@ class Stabilizer:
     def push(self, frame: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """The next frame and its depth -> the stabilised depth (H,W) float32, the input's kind and units."""
         start = time.perf_counter()
+        self.pose = None  # until this frame's motion is estimated
         depth = np.asarray(depth, np.float32)
         frame = np.asarray(frame)
         if depth.ndim != 2 or frame.shape[:2] != depth.shape:
@@ -238,7 +239,6 @@ class Stabilizer:
         valid = np.isfinite(depth) & (depth > 0)
         cur = np.where(valid, depth, 0).astype(np.float32)
         warped, trust = self._carried(gray, mx, my, valid, extra)
-        self.pose = None
         if self.motion:
             self.pose = self._flow_pose(warped, trust > 0.5, mx, my)
             if self.pose is not None:
