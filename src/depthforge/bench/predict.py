@@ -115,11 +115,10 @@ def _measure(forward: Callable[..., torch.Tensor], images: torch.Tensor, prompts
 
 def _int8(path: Path, exported: dict) -> Path:
     """The int8 model's path, or why there is none: a model whose weights are beside its graph is not quantised."""
-    from ..inference.export import EXTERNAL_ABOVE
+    from ..inference.export import check_int8_size
 
     if exported["data"] is not None:
-        raise DepthforgeError(f"no int8 model: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
-                              f"of weights (one ONNX file), this export has {exported['bytes'] / 1e9:.1f} GB")
+        check_int8_size("no int8 model", exported["bytes"], "the other runtimes are timed")
     return path
 
 

@@ -210,6 +210,15 @@ def check_target(path: Path) -> None:
     remove_partial_writes(path.parent, [path.name, f"{path.name}.data"])
 
 
+def check_int8_size(what: str | os.PathLike, weights: int, advice: str) -> None:
+    """Refuse an int8 model of ``weights`` bytes over ``EXTERNAL_ABOVE``: the quantiser takes one ONNX file, and
+    such weights are written beside the graph. ``what``: the thing the error names; ``advice``: what to do
+    instead, said after the reason."""
+    if weights > EXTERNAL_ABOVE:
+        raise DepthforgeError(f"{what}: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
+                              f"of weights (one ONNX file); this one has {weights / 1e9:.1f} GB: {advice}")
+
+
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
                 exporter: str = "torchscript", check: bool = True, int8: int = 0) -> dict[str, Any]:
     """A checkpoint, Hugging Face folder or hub id -> ONNX file; see ``export_module``. With ``int8`` > 0, also a
@@ -226,10 +235,7 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
         check_target(int8_path)
     model, info, _ = open_module(checkpoint)
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values()) if int8 else 0
-    if weights > EXTERNAL_ABOVE:  # said before the long export, not after it
-        raise DepthforgeError(f"{int8_path}: int8 quantisation takes models of up to {EXTERNAL_ABOVE / 1e9:.1f} GB "
-                              f"of weights (one ONNX file); this one has {weights / 1e9:.1f} GB: export it without "
-                              "--int8")
+    check_int8_size(int8_path, weights, "export it without --int8")  # said before the long export, not after it
     result = export_module(model, info, onnx_path, opset, exporter, check)
     if int8:
         from .quantize import quantize_onnx
