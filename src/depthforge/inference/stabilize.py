@@ -184,11 +184,11 @@ class Stabilizer:
         else:
             out = self._step(gray, small)
         self._gray, self._out = gray, out
-        if small is not depth:
-            out = _grown(out, small, depth)
+        # a new array either way: the state must not be changed by what the caller does with the result
+        out = _grown(out, small, depth) if small is not depth else out.copy()
         self.frames += 1
         self.seconds += time.perf_counter() - start
-        return out.copy()
+        return out
 
     # ------------------------------------------------------------------------------------------------------------
     def _small_gray(self, frame: np.ndarray) -> np.ndarray:
@@ -463,8 +463,11 @@ def _shrunk(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``depth`` averaged down to ``shape`` over its valid pixels only (0 where fewer than half are valid)."""
     import cv2
 
-    ok = (np.isfinite(depth) & (depth > 0)).astype(np.float32)
     size = (shape[1], shape[0])
+    ok = np.isfinite(depth) & (depth > 0)
+    if ok.all():  # the usual case (a dense prediction): one resize, no masking
+        return cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
+    ok = ok.astype(np.float32)
     num = cv2.resize(np.where(ok > 0, depth, 0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
     den = cv2.resize(ok, size, interpolation=cv2.INTER_AREA)
     return np.where(den > 0.5, num / np.maximum(den, 1e-6), 0).astype(np.float32)
@@ -476,7 +479,8 @@ def _grown(out: np.ndarray, small: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
     ratio = np.where((small > 0) & (out > 0), out / np.maximum(small, 1e-12), 1).astype(np.float32)
     ratio = cv2.resize(ratio, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.where(np.isfinite(depth) & (depth > 0), depth * ratio, depth).astype(np.float32)
+    # the ratio is finite and positive, so an invalid pixel (0, negative or not finite) stays invalid as it is
+    return depth * ratio
 
 
 def _trimmed_lstsq(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
