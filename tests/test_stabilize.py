@@ -367,15 +367,18 @@ def test_streaming_state_is_bounded():
     assert stab.frames == 40 and stab.ms_per_frame > 0
 
 
-def test_invalid_pixels_pass_through_and_bad_shapes_are_refused():
+@pytest.mark.parametrize("work_size", [320, 64])  # the map as it is, and shrunk to 48x64 and grown back
+def test_invalid_pixels_pass_through_and_bad_shapes_are_refused(work_size):
     frames, gts, _ = clip(n=3)
-    stab = Stabilizer("relative")
+    stab = Stabilizer("relative", work_size=work_size)
     for f, g in zip(frames, gts):
         g = g.copy()
         g[:5, :5] = 0
         g[6, 6] = np.nan
+        g[7, 7] = -1
         out = stab.push(f, g)
-        assert (out[:5, :5] == 0).all() and np.isnan(out[6, 6]) and np.isfinite(out[10:, 10:]).all()
+        assert out.dtype == np.float32 and (out[:5, :5] == 0).all() and np.isnan(out[6, 6]) and out[7, 7] < 0
+        assert np.isfinite(out[10:, 10:]).all() and (out[10:, 10:] > 0).all()
     with pytest.raises(DepthforgeError, match="one size"):
         stab.push(frames[0], gts[0][:50])
     with pytest.raises(DepthforgeError, match="output must be one of"):
