@@ -10,8 +10,10 @@
 # shared data and the size. Depth Anything V2 needs multiples of its 14-pixel patch, so it trains at 126x168 on the
 # same rooms; every model is tested at 128x160. A finished run is kept: rerunning skips it. An interrupted one
 # (Ctrl-C or SIGTERM: the trainer saves its last step) continues where it stopped when the script is run again, its
-# wall time the sum of its parts (wall_s.part holds the seconds of the parts before). ZOO_EXTRA (overrides for
-# every run) and ZOO_COMPARE (compare options) are for quick trials and the test of this script.
+# wall time the sum of its parts (wall_s.part holds the seconds of the parts before). Every recipe still to train is
+# resolved before the first run starts, so a bad one fails in seconds rather than after hours of the others;
+# ZOO_DRY=1 does only that. ZOO_EXTRA (overrides for every run) and ZOO_COMPARE (compare options) are for quick
+# trials and the test of this script.
 set -euo pipefail
 # a Ctrl-C or SIGTERM sent to the whole group reaches the trainer too, which saves its step and exits 130/143: the
 # script waits for it and keeps that run's time (below) instead of dying first; one sent to the script alone stops
@@ -41,9 +43,18 @@ order=(seed-unet depthformer binsformer resnet-unet-34 da-v2-metric-small glpn z
        da-v2-metric-micro)
 names=("${@:-${order[@]}}")
 mkdir -p "$out"
-models=()
 for name in "${names[@]}"; do
   [[ -n "${recipe[$name]:-}" ]] || { echo "zoo_table: unknown model $name (known: ${order[*]})" >&2; exit 1; }
+  [[ -f "$out/$name/wall_s" ]] && continue
+  # shellcheck disable=SC2086
+  if ! err=$("$df" train ${recipe[$name]} $data ${ZOO_EXTRA:-} out="$out/$name" --print-config 2>&1 >/dev/null); then
+    echo "zoo_table: $name: ${err#error: }" >&2
+    exit 1
+  fi
+done
+[[ -z "${ZOO_DRY:-}" ]] || { echo "zoo_table: the recipes of ${names[*]} resolve"; exit 0; }
+models=()
+for name in "${names[@]}"; do
   ((stop == 0)) || { echo "zoo_table: stopped before $name; run the script again to continue" >&2; exit 143; }
   ckpt="$out/$name/checkpoints/last.ckpt"
   part="$out/$name/wall_s.part"
@@ -55,6 +66,7 @@ for name in "${names[@]}"; do
     fi
     SECONDS=0
     rc=0
+    mkdir -p "$out/$name"  # for wall_s.part, even when the trainer stops before writing anything
     # shellcheck disable=SC2086  # the recipe strings are word lists on purpose
     "$df" train ${recipe[$name]} $data ${ZOO_EXTRA:-} out="$out/$name" --no-progress "$how" || rc=$?
     echo $((before + SECONDS)) > "$part"

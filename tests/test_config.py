@@ -28,3 +28,14 @@ def test_bad_overrides_are_one_line_errors(bad):
 def test_missing_config(tmp_path):
     with pytest.raises(DepthforgeError, match="recipe not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_number_where_a_model_takes_text_is_taken_as_text():
+    """``model.size=34`` is read by YAML as a number, and the shell strips quotes that would make it text: the
+    ResNet size "34" is meant (scripts/zoo_table.sh's ResNet-34 row failed on it). A number where a number is
+    taken stays one, and text where a number is taken is still refused."""
+    recipe = resolve("unet-synth", ["model.size=34"])
+    assert recipe.model.kwargs["size"] == "34"
+    assert resolve("quick", ["model.width=0.5"]).model.kwargs["width"] == 0.5
+    with pytest.raises(DepthforgeError, match="model.width"):
+        resolve("quick", ["model.width=abc"])

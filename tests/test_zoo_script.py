@@ -42,6 +42,22 @@ def test_zoo_script_trains_each_model_and_compares_them(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no-such-model" in bad.stderr
 
 
+def test_every_recipe_of_the_table_resolves_before_any_run_starts(tmp_path):
+    """Every model's recipe and overrides are resolved up front (ZOO_DRY=1: only that): the ResNet-34 row once
+    failed only after the seed U-Net's hours of training (its ``model.size=34`` was a number). A bad override is
+    one line naming the model, and nothing is trained or written."""
+    env = dict(os.environ, DEPTHFORGE=str(Path(sys.executable).parent / "depthforge"), ZOO_DRY="1")
+    script = ["bash", str(ROOT / "scripts" / "zoo_table.sh"), str(tmp_path / "zoo")]
+    run = subprocess.run(script, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "resnet-unet-34" in run.stdout and "resolve" in run.stdout, run.stderr[-2000:]
+    env["ZOO_EXTRA"] = "model.nope=1"
+    bad = subprocess.run([*script, "seed-unet", "dpt"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+    assert bad.stderr.startswith("zoo_table: seed-unet: ") and "model.nope" in bad.stderr, bad.stderr
+    assert list((tmp_path / "zoo").iterdir()) == []
+
+
 def test_a_stopped_run_continues_where_it_stopped(tmp_path):
     """SIGTERM to the script's process group mid-run: the trainer saves its step, the script exits 143 and keeps
     the seconds so far; run again, it resumes that checkpoint (not a new run) and the wall time adds both parts."""

@@ -66,7 +66,8 @@ def _check_named(section: str, value: Named) -> None:
 
 def _check_types(section: str, value: Named, factory) -> None:
     """Each keyword argument against the factory's annotation, so ``model.width=abc`` is one line here rather
-    than a TypeError deep inside the model."""
+    than a TypeError deep inside the model. A number where only text is taken becomes its text: YAML reads
+    ``model.size=34`` (or ``size: 34``) as a number, and a shell strips the quotes that would make it text."""
     try:
         params = inspect.signature(factory, eval_str=True).parameters
     except Exception:  # an annotation that names what only type checkers import: nothing to check against
@@ -82,9 +83,23 @@ def _check_types(section: str, value: Named, factory) -> None:
         try:
             adapter.validate_python(given)
         except ValidationError as e:
+            if _as_text(adapter, given):
+                value.model_extra[key] = str(given)
+                continue
             msg = e.errors()[0]["msg"]
             raise DepthforgeError(f"{section}.{key}: {msg[0].lower() + msg[1:]} (got {short(given)}); allowed: "
                                   f"{describe(param.annotation)}") from None
+
+
+def _as_text(adapter: TypeAdapter, given: Any) -> bool:
+    """Whether ``given`` is a number that ``adapter`` takes as text (``str(given)``)."""
+    if isinstance(given, bool) or not isinstance(given, (int, float)):
+        return False
+    try:
+        adapter.validate_python(str(given))
+    except ValidationError:
+        return False
+    return True
 
 
 def validate(cfg: dict[str, Any], where: str = "recipe") -> Recipe:
