@@ -9,10 +9,9 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
-from scipy.spatial.transform import Rotation
 
 from depthforge.data import build_dataset, detect_format
-from depthforge.data.poses import associate, read_poses
+from depthforge.data.poses import associate, pose_line, read_poses
 from depthforge.data.synth import SynthVideo
 from depthforge.errors import DepthforgeError
 from depthforge.evaluation.metrics import get_protocol
@@ -26,12 +25,6 @@ NYU_K = [518.8579, 519.4696, 325.5824, 253.7362]
 def synth_clip(frames=5):
     data = SynthVideo(n=1, size=SIZE, frames=frames, moving=False)
     return [data[i] for i in range(frames)]
-
-
-def pose_line(pose) -> str:
-    x, y, z, w = Rotation.from_matrix(np.asarray(pose, np.float64)[:3, :3]).as_quat()
-    tx, ty, tz = np.asarray(pose, np.float64)[:3, 3]
-    return f"{tx:.7f} {ty:.7f} {tz:.7f} {x:.9f} {y:.9f} {z:.9f} {w:.9f}"
 
 
 def save_rgb(path, sample):
@@ -109,6 +102,36 @@ def test_frames_with_a_pose_file_in_number_order(tmp_path):
     gts = [data[i]["depth"][0].numpy().astype(float) for i in range(11)]
     assert tae(gts, [data[i]["intrinsics"].numpy() for i in range(11)], [data[i]["pose"].numpy() for i in range(11)]) \
         < 0.6
+
+
+def test_a_clip_written_by_data_synth_reads_back_as_frames_with_poses(tmp_path):
+    """``depthforge data synth --video`` writes the video suite's clip as a frames folder (read back: the same
+    8-bit images, depth to the millimetre, poses and intrinsics as the suite's, no moving ball) and as an H.264
+    video that decodes to as many frames at the asked rate."""
+    import av
+
+    from depthforge.cli import main
+
+    out = tmp_path / "clips"
+    assert main(["data", "synth", "--video", "--out", str(out), "--frames", "4", "--size", *map(str, SIZE),
+                 "--fps", "12"]) == 0
+    assert detect_format(out / "clip_0000") == "frames"
+    data, suite = build_dataset(str(out / "clip_0000")), synth_clip(4)
+    assert len(data) == 4
+    for got, want in zip(data, suite):
+        np.testing.assert_allclose(got["pose"].numpy(), want["pose"].numpy(), atol=1e-6)
+        np.testing.assert_allclose(got["intrinsics"].numpy(), want["intrinsics"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(got["image"].numpy(), want["image"].numpy(), atol=1e-6)
+        assert (got["depth"] - want["depth"]).abs().max().item() <= 0.0005 + 1e-6  # millimetres
+    with av.open(str(out / "clip_0000.mp4")) as video:
+        stream = video.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(stream)]
+        assert float(stream.average_rate) == 12 and len(frames) == 4 and frames[0].shape == (*SIZE, 3)
+    assert not (tmp_path / "clips" / "clip_0001").exists()
+    for bad in (["--frames", "1"], ["--fps", "0"], ["--fps", "inf"], ["--holes"], ["--size", "4", "4"]):  # refused before any write
+        assert main(["data", "synth", "--video", "--out", str(tmp_path / "bad"), *bad]) == 1, bad
+    assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--frames", "8"]) == 1  # --frames is for clips
+    assert not (tmp_path / "bad").exists()
 
 
 def frames_folder(tmp_path, n=3):

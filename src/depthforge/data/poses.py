@@ -27,6 +27,15 @@ def pose_matrix(tx: float, ty: float, tz: float, qx: float, qy: float, qz: float
     return out
 
 
+def pose_line(pose: np.ndarray) -> str:
+    """(4,4) camera-to-world -> its ``tx ty tz qx qy qz qw`` line (``pose_matrix``'s inverse; w >= 0)."""
+    from scipy.spatial.transform import Rotation
+
+    q = Rotation.from_matrix(np.asarray(pose, np.float64)[:3, :3]).as_quat()  # x, y, z, w: TUM's order
+    q = -q if q[3] < 0 else q
+    return " ".join(f"{v:.9f}" for v in (*np.asarray(pose, np.float64)[:3, 3], *q))
+
+
 def parse_pose(fields: list[str], where: str) -> np.ndarray:
     """``tx ty tz qx qy qz qw`` -> (4,4) camera-to-world; ``where`` (file:line) names a bad line."""
     try:
