@@ -128,7 +128,8 @@ def test_a_clip_written_by_data_synth_reads_back_as_frames_with_poses(tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in video.decode(stream)]
         assert float(stream.average_rate) == 12 and len(frames) == 4 and frames[0].shape == (*SIZE, 3)
     assert not (tmp_path / "clips" / "clip_0001").exists()
-    for bad in (["--frames", "1"], ["--fps", "0"], ["--fps", "inf"], ["--holes"], ["--size", "4", "4"]):  # refused before any write
+    # refused before anything is written
+    for bad in (["--frames", "1"], ["--fps", "0"], ["--fps", "inf"], ["--holes"], ["--size", "4", "4"]):
         assert main(["data", "synth", "--video", "--out", str(tmp_path / "bad"), *bad]) == 1, bad
     assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--frames", "8"]) == 1  # --frames is for clips
     assert not (tmp_path / "bad").exists()

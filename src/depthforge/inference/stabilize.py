@@ -466,7 +466,7 @@ def _shrunk(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     size = (shape[1], shape[0])
     ok = np.isfinite(depth) & (depth > 0)
     if ok.all():  # the usual case (a dense prediction): one resize, no masking
-        return cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(np.ascontiguousarray(depth), size, interpolation=cv2.INTER_AREA)
     ok = ok.astype(np.float32)
     num = cv2.resize(np.where(ok > 0, depth, 0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
     den = cv2.resize(ok, size, interpolation=cv2.INTER_AREA)

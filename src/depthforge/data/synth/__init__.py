@@ -19,8 +19,8 @@ from .textures import Texture, value_noise
 from .video import SynthVideo
 from .writer import check_clip, render_rate, write_clip, write_dataset
 
-__all__ = ["BUILDERS", "check_clip", "FURNITURE", "EPS", "BACKGROUND", "SHADOW_BIAS", "SEED_TAG", "SPLITS", "Box", "Camera",
+__all__ = ["BUILDERS", "FURNITURE", "EPS", "BACKGROUND", "SHADOW_BIAS", "SEED_TAG", "SPLITS", "Box", "Camera",
            "Cylinder", "Light", "Plane", "Room", "Scene", "Shape", "Sphere", "SynthDataset", "SynthVideo", "Texture",
-           "camera_rays", "camera_rotation", "first_hits", "kinect_holes", "primary_hits", "random_scene",
-           "render", "render_rate", "render_scene", "scene_rng", "synth_intrinsics", "value_noise",
+           "camera_rays", "camera_rotation", "check_clip", "first_hits", "kinect_holes", "primary_hits",
+           "random_scene", "render", "render_rate", "render_scene", "scene_rng", "synth_intrinsics", "value_noise",
            "world_rays", "write_clip", "write_dataset"]
