@@ -16,8 +16,8 @@ from .scenes import SEED_TAG, SPLITS, random_scene, render_scene, scene_rng, syn
 from .sensor import kinect_holes
 from .shapes import Box, Cylinder, Plane, Room, Shape, Sphere
 from .textures import Texture, value_noise
-from .video import SynthVideo
-from .writer import check_clip, render_rate, write_clip, write_dataset
+from .video import SynthVideo, check_clip
+from .writer import render_rate, write_clip, write_dataset
 
 __all__ = ["BUILDERS", "FURNITURE", "EPS", "BACKGROUND", "SHADOW_BIAS", "SEED_TAG", "SPLITS", "Box", "Camera",
            "Cylinder", "Light", "Plane", "Room", "Scene", "Shape", "Sphere", "SynthDataset", "SynthVideo", "Texture",

@@ -109,6 +109,17 @@ class Clip:
                 "pose": pose.astype(np.float32), "moving": moving}
 
 
+def check_clip(split: str, size, frames: int, path: str | None) -> tuple[int, int]:
+    """A clip's options checked before anything is rendered or written (one line each); returns the size."""
+    size = check_size(size)
+    clip_rng(0, split)
+    if not 2 <= int(frames) <= MAX_FRAMES:
+        raise DepthforgeError(f"synth-video: frames per clip must be 2..{MAX_FRAMES}, got {frames}")
+    if path is not None and path not in PATHS:
+        raise DepthforgeError(f"synth-video: unknown camera path {path!r} (known: {', '.join(PATHS)})")
+    return size
+
+
 @register("synth-video")
 class SynthVideo(Dataset):
     """``n`` synthetic clips of ``frames`` frames each at ``size`` (H, W); sample i is frame i % frames of clip
@@ -119,14 +130,9 @@ class SynthVideo(Dataset):
 
     def __init__(self, split: str = "test", n: int = 4, size=(240, 320), frames: int = FRAMES,
                  path: str | None = None, moving: bool | None = None):
-        clip_rng(0, split)
         if int(n) < 1:
             raise DepthforgeError(f"synth-video: n (clips) must be >= 1, got {n}")
-        if not 2 <= int(frames) <= MAX_FRAMES:
-            raise DepthforgeError(f"synth-video: frames per clip must be 2..{MAX_FRAMES}, got {frames}")
-        if path is not None and path not in PATHS:
-            raise DepthforgeError(f"synth-video: unknown camera path {path!r} (known: {', '.join(PATHS)})")
-        self.split, self.n, self.size, self.frames = split, int(n), check_size(size), int(frames)
+        self.split, self.n, self.size, self.frames = split, int(n), check_clip(split, size, frames, path), int(frames)
         self.path, self.moving = path, moving
         self._clip: tuple[int, Clip] | None = None  # the last clip used: frames are read in order
 

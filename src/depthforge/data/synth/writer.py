@@ -12,7 +12,7 @@ from ...errors import DepthforgeError
 from ...files import remove_partial_writes, write_bytes, write_depth_png, write_image
 from ..poses import pose_line
 from .scenes import check_size, render_scene, scene_rng, synth_intrinsics
-from .video import FRAMES, MAX_FRAMES, PATHS, Clip, clip_rng
+from .video import FRAMES, Clip, check_clip
 
 MAX_SCENES = 100_000  # file names hold 5 digits, so that they sort in scene order
 
@@ -30,24 +30,12 @@ def write_dataset(out, n: int, size=(240, 320), split: str = "train", holes: boo
     remove_partial_writes(out, ["intrinsics.txt"])  # the user's folder: only our own file's temps
     for folder in (out / "rgb", out / "depth"):
         remove_partial_writes(folder)
-    k = synth_intrinsics(size)
-    write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
+    _write_intrinsics(out, size)
     for i in tqdm(range(int(n)), desc=f"rendering {split} scenes", unit="scene", disable=not progress):
         s = render_scene(i, split, size, holes)
         write_image(out / "rgb" / f"{i:05d}.png", s["image"])
         write_depth_png(out / "depth" / f"{i:05d}.png", s["depth"])
     return out
-
-
-def check_clip(split: str, size, frames: int, path: str | None) -> tuple[int, int]:
-    """``write_clip``'s options checked before anything is written (one line each); returns the size."""
-    size = check_size(size)
-    clip_rng(0, split)
-    if not 2 <= int(frames) <= MAX_FRAMES:
-        raise DepthforgeError(f"synth video: frames per clip must be 2..{MAX_FRAMES}, got {frames}")
-    if path is not None and path not in PATHS:
-        raise DepthforgeError(f"synth video: unknown camera path {path!r} (known: {', '.join(PATHS)})")
-    return size
 
 
 def write_clip(out, clip: int = 0, split: str = "test", size=(240, 320), frames: int = FRAMES,
@@ -61,8 +49,7 @@ def write_clip(out, clip: int = 0, split: str = "test", size=(240, 320), frames:
     size = check_clip(split, size, frames, path)
     remove_partial_writes(out)
     scene = Clip(int(clip), split, size, int(frames), path, moving=False)
-    k = synth_intrinsics(size)
-    write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
+    _write_intrinsics(out, size)
     poses = []
     for t in tqdm(range(int(frames)), desc=f"rendering clip {clip} ({scene.path})", unit="frame",
                   disable=not progress):
@@ -75,6 +62,12 @@ def write_clip(out, clip: int = 0, split: str = "test", size=(240, 320), frames:
             on_frame(rgb)
     write_bytes(out / "pose.txt", ("\n".join(poses) + "\n").encode())
     return out
+
+
+def _write_intrinsics(out: Path, size: tuple[int, int]) -> None:
+    """``intrinsics.txt`` as the folder and frames readers take it: ``fx fy cx cy`` in pixels."""
+    k = synth_intrinsics(size)
+    write_bytes(out / "intrinsics.txt", f"{k[0, 0]:.6f} {k[1, 1]:.6f} {k[0, 2]:.6f} {k[1, 2]:.6f}\n".encode())
 
 
 def render_rate(size=(240, 320), n: int = 20) -> float:
