@@ -118,8 +118,8 @@ def profile_models(names=None, *, size=PROFILE_SIZE, batch: int = PROFILE_BATCH,
                    progress: bool = False) -> dict[str, Any]:
     """``profile_worker`` per model (default ``PROFILE_MODELS``) at ``size`` (a multiple of each model's: see
     ``checks.check_size``), ``batch``, ``steps`` profiled steps after one warm-up. ``precision``: "bf16"
-    (autocast), "fp32", or "auto": bf16 where the CPU multiplies bf16 natively (``roof["bf16_native"]``), else
-    fp32 (emulated bf16 is slower than fp32). GFLOP/s are given as a fraction of both ceilings."""
+    (autocast), "fp32", or "auto": bf16 where its matrix products are the faster (``roof["bf16_fast"]``), else
+    fp32. GFLOP/s are given as a fraction of both ceilings."""
     from ..models import MODELS
 
     names = list(names) if names else list(PROFILE_MODELS)
@@ -127,7 +127,7 @@ def profile_models(names=None, *, size=PROFILE_SIZE, batch: int = PROFILE_BATCH,
     if unknown:
         raise DepthforgeError(f"bench: unknown model(s) {', '.join(unknown)}; known: {', '.join(sorted(MODELS))}")
     if precision == "auto":
-        precision = "bf16" if (roof or {}).get("bf16_native", True) else "fp32"
+        precision = "bf16" if (roof or {}).get("bf16_fast", True) else "fp32"
     out: dict[str, Any] = {"size": list(size), "batch": batch, "steps": steps, "precision": precision,
                            "kwargs": kwargs_key, "models": {}}
     for name in names:
