@@ -111,3 +111,43 @@ def test_a_size_that_is_not_a_multiple_of_the_patch_is_one_line(folder, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and err == ("error: bench --predict-size 266 351: depth-anything-v2 takes sides that are "
                                  "multiples of 14 (its size multiple); e.g. --predict-size 266 350")
+
+
+def test_int8_ops_conv_matmul_quantises_a_transformers_matrix_products_too(folder, tmp_path, capsys):
+    """``--int8-ops conv,matmul`` (export and bench) also quantises MatMul/Gemm — a ViT's linear layers, where its
+    time goes — and the result still runs and tracks fp32; a bad list is one line before anything is written."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from depthforge.inference.export import export_module
+    from depthforge.inference.load import open_module
+    from depthforge.inference.quantize import parse_ops, quantize_onnx
+
+    assert parse_ops("conv") == ("Conv",) and parse_ops(" Conv , matmul") == ("Conv", "MatMul", "Gemm")
+    for bad in ("", "conv,attention"):
+        with pytest.raises(DepthforgeError, match="--int8-ops .*conv, matmul"):
+            parse_ops(bad)
+    model, info, _ = open_module(folder)
+    src = tmp_path / "m.onnx"
+    export_module(model, info, src, check=False)
+    x = torch.rand(2, 3, 28, 42)
+    calib = [x[i:i + 1].numpy() for i in range(2)]
+    ref = model.eval()(x).detach().numpy()
+    counts = {}
+    for ops in ("conv", "conv,matmul"):
+        dst = tmp_path / f"{ops.replace(',', '_')}.onnx"
+        quantize_onnx(src, dst, calib, ops=parse_ops(ops))
+        graph = onnx.load(str(dst)).graph
+        quantised = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+        counts[ops] = {op: sum(n.op_type == op and any(i in quantised or i.endswith("DequantizeLinear_Output")
+                                                        for i in n.input) for n in graph.node)
+                       for op in ("Conv", "MatMul")}
+        sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+        out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9, ops
+    assert counts["conv"]["Conv"] > 0 and counts["conv"]["MatMul"] == 0
+    assert counts["conv,matmul"]["MatMul"] > 0 and counts["conv,matmul"]["Conv"] == counts["conv"]["Conv"]
+    assert main(["export", "--checkpoint", str(folder), "--onnx", str(tmp_path / "x.onnx"), "--int8",
+                 "--int8-ops", "conv,bins"]) == 1
+    assert "--int8-ops 'conv,bins'" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

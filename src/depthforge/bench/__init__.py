@@ -106,7 +106,7 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
           sections=("train", "models", "predict", "data"), progress: bool = True, device: str = "cpu",
           profile_names=None, profile_size=PROFILE_SIZE, profile_batch: int = PROFILE_BATCH,
           profile_steps: int = 1, profile_kwargs: str = "catalog",
-          device_options: dict | None = None) -> dict[str, Any]:
+          device_options: dict | None = None, int8_ops=None) -> dict[str, Any]:
     """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring). ``model_size``
     None: 128x128 rounded up to each model's multiple; a given size must be a multiple of each model's."""
     dev = check_device(device)
@@ -152,7 +152,7 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
         say(progress, "prediction (PyTorch, onnxruntime, OpenVINO) ...")
         job = {"kind": "predict", "checkpoint": None if checkpoint is None else str(checkpoint),
                "size": list(predict_size), "width": width, "steps": predict_train_steps, "test_n": test_n,
-               "calib_n": calib_n, "flops_roof": roof}
+               "calib_n": calib_n, "flops_roof": roof, "int8_ops": int8_ops and list(int8_ops)}
         results["predict"] = spawn(job, "glibc")
         if results["predict"].get("bad_input"):  # a size the model cannot take, a source it cannot open
             raise DepthforgeError(results["predict"]["error"])

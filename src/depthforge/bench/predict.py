@@ -132,7 +132,7 @@ def _prompts(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320), width: float = 1.0,
                   steps: int = 20, test_n: int = 8, calib_n: int = 4, n: int = 5, budget: float = 30.0,
-                  flops_roof: dict | None = None, progress: bool = False) -> dict[str, Any]:
+                  flops_roof: dict | None = None, int8_ops=None, progress: bool = False) -> dict[str, Any]:
     """One image (batch 1) at ``size`` through every back end and precision, side by side.
 
     The model: ``checkpoint`` (a depthforge checkpoint, Hugging Face folder or hub id), else a seed U-Net briefly
@@ -145,13 +145,13 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
     (``TARGET_SPEEDUP`` × at ≤ ``TARGET_DISAGREEMENT``) or the ``gap``; ``d1``: δ1 against the rooms' ground truth.
     A slow row (``budget`` seconds) times fewer calls and compares fewer images: ``repeats``, ``images``.
     OpenVINO rows say what their float parts ran in (``runs``: a bf16 hint runs as f32 on a CPU without bf16).
-    int8 is onnxruntime's static QDQ quantisation (``inference.quantize``) calibrated on ``calib_n`` synthetic
-    training rooms.
+    int8 is onnxruntime's static QDQ quantisation (``inference.quantize``) of the ONNX op types ``int8_ops`` (default ``OPS``),
+    calibrated on ``calib_n`` synthetic training rooms.
     """
     from ..inference.export import export_module
     from ..inference.onnx import load_onnx
     from ..inference.openvino import load_openvino
-    from ..inference.quantize import quantize_onnx
+    from ..inference.quantize import OPS, quantize_onnx
 
     if checkpoint is not None:
         from ..inference.load import open_module
@@ -179,7 +179,7 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
             calib, calib_depth, calib_valid = synth_batches("train", calib_n, (h, w))
             pairs = ([x[None].numpy() for x in calib] if prompts is None else  # a prompt input: pairs
                      [(x[None].numpy(), p[None].numpy()) for x, p in zip(calib, _prompts(calib_depth, calib_valid))])
-            quantize_onnx(fp32_onnx, int8_onnx, pairs)
+            quantize_onnx(fp32_onnx, int8_onnx, pairs, ops=int8_ops or OPS)
         # else (weights beside the graph: Depth Pro) there is no int8 model; its rows say why, the others run
 
         def torch_forward(bf16: bool):
@@ -222,6 +222,7 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
             row["speedup_vs_torch_fp32"] = base / row["ms"]
             _target(row)
     result = {"model": source, "size": [h, w], "test_images": test_n, "output": output, "backends": rows,
+              "int8_ops": list(int8_ops or OPS),
               "target": {"speedup_vs_torch_fp32": TARGET_SPEEDUP, "disagreement": TARGET_DISAGREEMENT}}
     if flops_roof:
         from ..models.catalog import gflops

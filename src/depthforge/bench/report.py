@@ -66,6 +66,8 @@ def predict_markdown(p: dict) -> str:
         runtime = name.replace("_", " ").replace("torch", "PyTorch").replace("openvino", "OpenVINO")
         if name.endswith("bf16") and row.get("runs") == "f32":
             runtime += " (runs f32: no native bf16)"
+        if name.endswith("int8") and p.get("int8_ops", ["Conv"]) != ["Conv"]:
+            runtime += f" ({', '.join(p['int8_ops'])})"
         if "error" in row:
             lines.append(f"| {runtime} | — | — | — | — | fails: {row['error']} |")
             continue

@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--predict-size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     g.add_argument("--train-steps", type=int, default=20, help="steps of the brief training (0: random weights)")
     g.add_argument("--test-images", type=int, default=8, help="held-out synthetic rooms for δ1")
+    g.add_argument("--int8-ops", default="conv", metavar="OPS",
+                   help="what the int8 rows quantise: conv (default) or conv,matmul (as export --int8-ops)")
     g = p.add_argument_group("data pipeline")
     g.add_argument("--workers", type=int, default=None, help="loader workers (default: the default recipe's)")
     g.add_argument("--data-samples", type=int, default=48, help="frames per file format")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import DEFAULT_SETTINGS, SETTINGS, bench
     from ..bench.report import print_report
     from ..errors import DepthforgeError
+    from ..inference.quantize import parse_ops
 
     only = args.only if args.only is not None else (["device"] if args.device.startswith("cuda") else
                                                      list(CPU_SECTIONS))
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                     sections=tuple(only), progress=not args.json, device=args.device,
                     profile_names=args.profile_models, profile_size=tuple(args.profile_size),
                     profile_batch=args.profile_batch, profile_steps=args.profile_steps,
-                    profile_kwargs=args.profile_kwargs, device_options=device_options(args))
+                    profile_kwargs=args.profile_kwargs, device_options=device_options(args),
+                    int8_ops=parse_ops(args.int8_ops))
     if args.json:
         print(json.dumps(results))
     else:

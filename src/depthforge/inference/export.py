@@ -220,11 +220,13 @@ def check_int8_size(what: str | os.PathLike, weights: int, advice: str) -> None:
 
 
 def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, opset: int | None = None,
-                exporter: str = "torchscript", check: bool = True, int8: int = 0) -> dict[str, Any]:
+                exporter: str = "torchscript", check: bool = True, int8: int = 0,
+                int8_ops: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A checkpoint, Hugging Face folder or hub id -> ONNX file; see ``export_module``. With ``int8`` > 0, also a
     static int8 model beside it (``NAME-int8.onnx``), calibrated on up to that many images of the checkpoint's
     training data, or of the built-in synthetic rooms for a model without a recipe (``int8_path``,
-    ``int8_images``: how many it was, ``int8_max_abs_diff`` in the result)."""
+    ``int8_images``: how many it was, ``int8_max_abs_diff`` in the result); ``int8_ops``: the ONNX op types
+    quantised (default ``quantize.OPS``, the convolutions; see ``quantize.OP_SETS``)."""
     from .load import open_module
 
     if int8 < 0:
@@ -238,13 +240,13 @@ def export_onnx(checkpoint: str | os.PathLike, onnx_path: str | os.PathLike, ops
     check_int8_size(int8_path, weights, "export it without --int8")  # said before the long export, not after it
     result = export_module(model, info, onnx_path, opset, exporter, check)
     if int8:
-        from .quantize import quantize_onnx
+        from .quantize import OPS, quantize_onnx
 
         calibration = calibration_from_recipe(info, model, int8)
         if len(calibration) < int8:
             log.warning("int8: the training split has %d readable image(s), fewer than the %d asked; calibrating on "
                         "those", len(calibration), int8)
-        quantize_onnx(path, int8_path, calibration)
+        quantize_onnx(path, int8_path, calibration, ops=int8_ops or OPS)
         result["int8_path"], result["int8_images"] = str(int8_path), len(calibration)
         if check:
             result["int8_max_abs_diff"] = compare(model, int8_path, _example_size(model))
