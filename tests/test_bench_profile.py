@@ -91,7 +91,8 @@ def test_targets_say_met_or_the_gap_and_the_operator_holding_a_miss():
     r = {"profile": {"size": [128, 160], "batch": 16, "models": {
             "depthformer": _prof("depthformer", 10.0, 0.05), "binsformer": _prof("binsformer", 1.0, 0.3)}},
          "train": {"size": [240, 320], "batch": 16, "settings": {"bf16_channels_last": {
-             "step_s": 1.2, "gflops_per_s": 40.0, "peak_rss_mb": 3500.0}}}, "ceiling": {"bf16_gflops": 100.0, "fp32_gflops": 10.0, "bf16_fast": True}}
+             "step_s": 1.2, "gflops_per_s": 40.0, "peak_rss_mb": 3500.0}}},
+         "ceiling": {"bf16_gflops": 100.0, "fp32_gflops": 10.0, "bf16_fast": True}}
     rows = {t["target"].split(",")[0].split(" at ")[0]: t for t in targets(r)}
     d = rows["depthformer training step"]
     assert d["met"] is False and d["gap"] == 2.0 and d["held_by"].startswith("aten::grid_sampler_2d (sampling, 40%")

@@ -145,8 +145,8 @@ def predict_table(checkpoint: str | os.PathLike | None = None, *, size=(240, 320
     (``TARGET_SPEEDUP`` × at ≤ ``TARGET_DISAGREEMENT``) or the ``gap``; ``d1``: δ1 against the rooms' ground truth.
     A slow row (``budget`` seconds) times fewer calls and compares fewer images: ``repeats``, ``images``.
     OpenVINO rows say what their float parts ran in (``runs``: a bf16 hint runs as f32 on a CPU without bf16).
-    int8 is onnxruntime's static QDQ quantisation (``inference.quantize``) of the ONNX op types ``int8_ops`` (default ``OPS``),
-    calibrated on ``calib_n`` synthetic training rooms.
+    int8 is onnxruntime's static QDQ quantisation (``inference.quantize``) of the ONNX op types ``int8_ops``
+    (default ``OPS``), calibrated on ``calib_n`` synthetic training rooms.
     """
     from ..inference.export import export_module
     from ..inference.onnx import load_onnx

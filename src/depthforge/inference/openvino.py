@@ -33,7 +33,7 @@ from .predictor import Backend, Predictor
 from .runtime import need
 
 # auto: bf16 where it is the faster (AMX), else f32. Not the plugin's own default, which takes bf16 wherever the CPU
-# has AVX512-BF16, where it is slower without AMX (DA-V2 Small at 518x518: 742 ms against 435 in f32; allocator.fast_bf16)
+# has AVX512-BF16, where it is slower without AMX (DA-V2 Small at 518x518: 742 ms against 435 in f32; fast_bf16)
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "auto": None}
 log = logging.getLogger(__name__)
 SHAPE_CACHE = 4  # compiled models kept, one per input shape; a predictor sees one or two shapes in practice
