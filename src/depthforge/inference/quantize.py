@@ -41,7 +41,7 @@ OPS = ("Conv",)
 # products) pays where the CPU has int8 dot products (VNNI/AMX): DA-V2 Small at 266x350 in OpenVINO (f32 float
 # parts), 61 ms against 100 ms with Conv alone and 118 ms in fp32 (Intel Xeon with AVX512-VNNI, 2026-12-08), but
 # it is less exact (δ1 disagreement with fp32 5.7 % against 3.7 %, random weights) and no faster without VNNI.
-OP_SETS = {"conv": ("Conv",), "matmul": ("MatMul", "Gemm")}
+OP_SETS = {"conv": OPS, "matmul": ("MatMul", "Gemm")}
 
 
 def parse_ops(text: str) -> tuple[str, ...]:
