@@ -61,6 +61,8 @@ def test_operators_are_classed_arithmetic_or_memory_bound():
     assert {op_class(n) for n in ("aten::addmm", "aten::bmm", "aten::mkldnn_convolution", "aten::convolution_backward",
                                   "aten::baddbmm", "aten::linear")} == {"arithmetic"}
     assert op_class("aten::grid_sampler_2d_backward") == "sampling"
+    # the fused deformable-attention kernel (models/msda.py) is sampling, forward and backward
+    assert op_class("FusedDeformableSampling") == op_class("FusedDeformableSamplingBackward") == "sampling"
     assert op_class("aten::_softmax") == op_class("aten::_softmax_backward_data") == "softmax"
     assert {op_class(n) for n in ("aten::copy_", "aten::permute", "aten::cat", "aten::clone")} == {"layout"}
     assert op_class("aten::native_layer_norm_backward") == "normalisation"

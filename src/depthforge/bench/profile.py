@@ -25,7 +25,7 @@ CLASSES = (
                    r"_scaled_dot_product_.*attention.*|scaled_dot_product_attention)$"),
     ("sampling", r"^(grid_sampler.*|upsample.*|_upsample.*|im2col|col2im|max_pool.*|avg_pool.*|"
                  r"adaptive_.*pool.*|index_select|gather|scatter.*|index|index_put_?|_index_put.*|"
-                 r"index_add_?|embedding.*|roll)$"),
+                 r"index_add_?|embedding.*|roll|FusedDeformableSampling(Backward)?)$"),
     ("softmax", r"^(_?softmax|_?log_softmax|_softmax_backward_data|_log_softmax_backward_data|softmax_backward)$"),
     ("layout", r"^(permute|contiguous|copy_|clone|cat|stack|_to_copy|to|reshape|view|_unsafe_view|transpose|"
                r"t|expand|as_strided|slice|select|narrow|split|split_with_sizes|chunk|unbind|unfold|flatten|"
@@ -49,7 +49,8 @@ KINDS = [name for name, _ in CLASSES] + ["other"]
 
 def op_class(name: str) -> str:
     """The class of profiler event ``name`` ("aten::addmm" -> "arithmetic"); autograd nodes ("AddmmBackward0")
-    are "other": their self time is the Python-free bookkeeping around the aten calls they make."""
+    are "other": their self time is the Python-free bookkeeping around the aten calls they make, except the fused
+    deformable-attention kernel's (``models/msda.py``), whose self time is the kernel itself."""
     op = name.split("::", 1)[-1]
     for kind, pattern in _COMPILED:
         if pattern.match(op):
