@@ -11,39 +11,45 @@
 
 namespace {
 
-struct Corner {
-  int64_t offset;          // row of the corner in its level (y * w + x)
-  double weight, dx, dy;   // bilinear weight and its derivatives by x and y (pixels)
-};
-
-// The up to four in-range corners of sampling point (x, y), in pixels, on an h×w level.
-inline int corners(double x, double y, int64_t h, int64_t w, Corner* out) {
-  if (!(x > -1 && y > -1 && x < w && y < h)) return 0;
-  const double x0 = std::floor(x), y0 = std::floor(y), fx = x - x0, fy = y - y0;
-  const int64_t ix = static_cast<int64_t>(x0), iy = static_cast<int64_t>(y0);
-  const int64_t xs[2] = {ix, ix + 1}, ys[2] = {iy, iy + 1};
-  const double wx[2] = {1 - fx, fx}, wy[2] = {1 - fy, fy}, sign[2] = {-1, 1};
-  int n = 0;
-  for (int j = 0; j < 2; ++j) {
-    if (ys[j] < 0 || ys[j] >= h) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (xs[i] < 0 || xs[i] >= w) continue;
-      out[n++] = {ys[j] * w + xs[i], wy[j] * wx[i], wy[j] * sign[i], sign[j] * wx[i]};
-    }
-  }
-  return n;
-}
-
 struct Dims {
   int64_t N, S, H, D, Q, L, P;
   const int64_t* shapes;  // [L, 2]: h, w
   const int64_t* starts;  // [L]
 };
 
+// The four corners of one sampling point: rows of the value (a row of zeros where a corner is outside the map,
+// so every point takes the same branch-free path), bilinear weights and their derivatives by x and y (pixels).
+template <typename T>
+struct Point {
+  int64_t row[4];  // corner's row in the level (y * w + x), or -1 outside
+  T weight[4], dx[4], dy[4];
+};
+
+// Point (x, y), in pixels, on an h×w level; false when it is outside (-1, w) × (-1, h) (no corner inside).
+template <typename T>
+inline bool bilinear(T x, T y, int64_t h, int64_t w, Point<T>& p) {
+  if (!(x > -1 && y > -1 && x < w && y < h)) return false;
+  const T x0 = std::floor(x), y0 = std::floor(y), fx = x - x0, fy = y - y0;
+  const int64_t ix = static_cast<int64_t>(x0), iy = static_cast<int64_t>(y0);
+  const bool inx[2] = {ix >= 0, ix + 1 < w}, iny[2] = {iy >= 0, iy + 1 < h};
+  const T wx[2] = {1 - fx, fx}, wy[2] = {1 - fy, fy}, sign[2] = {-1, 1};
+  for (int j = 0; j < 2; ++j)
+    for (int i = 0; i < 2; ++i) {
+      const int c = 2 * j + i;
+      p.row[c] = inx[i] && iny[j] ? (iy + j) * w + ix + i : -1;
+      p.weight[c] = wy[j] * wx[i];
+      p.dx[c] = wy[j] * sign[i];
+      p.dy[c] = sign[j] * wx[i];
+    }
+  return true;
+}
+
 template <typename T>
 void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* out) {
+  const int64_t stride = z.H * z.D;  // between rows of one head's value
   at::parallel_for(0, z.N * z.H, 1, [&](int64_t begin, int64_t end) {
-    Corner c[4];
+    std::vector<T> zeros(z.D, T(0));
+    Point<T> pt;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / z.H, h = task % z.H;
       for (int64_t q = 0; q < z.Q; ++q) {
@@ -54,14 +60,16 @@ void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* o
           const T* level = v + ((n * z.S + z.starts[l]) * z.H + h) * z.D;
           for (int64_t p = 0; p < z.P; ++p) {
             const int64_t k = base + l * z.P + p;
-            const int m = corners(static_cast<double>(loc[2 * k]) * lw - 0.5,
-                                  static_cast<double>(loc[2 * k + 1]) * lh - 0.5, lh, lw, c);
-            for (int j = 0; j < m; ++j) {
-              const T w = static_cast<T>(c[j].weight) * attn[k];
-              const T* __restrict__ row = level + c[j].offset * z.H * z.D;
-#pragma omp simd
-              for (int64_t d = 0; d < z.D; ++d) acc[d] += w * row[d];
+            if (!bilinear<T>(loc[2 * k] * lw - T(0.5), loc[2 * k + 1] * lh - T(0.5), lh, lw, pt)) continue;
+            const T* __restrict__ r[4];
+            T w[4];
+            for (int c = 0; c < 4; ++c) {
+              r[c] = pt.row[c] < 0 ? zeros.data() : level + pt.row[c] * stride;
+              w[c] = pt.weight[c] * attn[k];
             }
+#pragma omp simd
+            for (int64_t d = 0; d < z.D; ++d)
+              acc[d] += w[0] * r[0][d] + w[1] * r[1][d] + w[2] * r[2][d] + w[3] * r[3][d];
           }
         }
       }
@@ -72,8 +80,10 @@ void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* o
 template <typename T>
 void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, const T* grad,
                      T* grad_v, T* grad_loc, T* grad_attn) {
+  const int64_t stride = z.H * z.D;
   at::parallel_for(0, z.N * z.H, 1, [&](int64_t begin, int64_t end) {
-    Corner c[4];
+    std::vector<T> zeros(z.D, T(0)), scratch(z.D);  // read and written in place of corners outside the map
+    Point<T> pt;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / z.H, h = task % z.H;
       for (int64_t q = 0; q < z.Q; ++q) {
@@ -84,23 +94,38 @@ void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, con
           const int64_t level = ((n * z.S + z.starts[l]) * z.H + h) * z.D;
           for (int64_t p = 0; p < z.P; ++p) {
             const int64_t k = base + l * z.P + p;
-            const int m = corners(static_cast<double>(loc[2 * k]) * lw - 0.5,
-                                  static_cast<double>(loc[2 * k + 1]) * lh - 0.5, lh, lw, c);
             const T a = attn[k];
+            if (!bilinear<T>(loc[2 * k] * lw - T(0.5), loc[2 * k + 1] * lh - T(0.5), lh, lw, pt)) {
+              grad_attn[k] = grad_loc[2 * k] = grad_loc[2 * k + 1] = 0;
+              continue;
+            }
+            const T* __restrict__ r[4];
+            T* __restrict__ gr[4];
+            T w[4];
+            for (int c = 0; c < 4; ++c) {
+              r[c] = pt.row[c] < 0 ? zeros.data() : v + level + pt.row[c] * stride;
+              gr[c] = pt.row[c] < 0 ? scratch.data() : grad_v + level + pt.row[c] * stride;
+              w[c] = pt.weight[c] * a;
+            }
+            T d0 = 0, d1 = 0, d2 = 0, d3 = 0;  // the gradient's dot product with each corner's value
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+            for (int64_t d = 0; d < z.D; ++d) {
+              const T gd = g[d];
+              d0 += gd * r[0][d];
+              d1 += gd * r[1][d];
+              d2 += gd * r[2][d];
+              d3 += gd * r[3][d];
+              gr[0][d] += w[0] * gd;
+              gr[1][d] += w[1] * gd;
+              gr[2][d] += w[2] * gd;
+              gr[3][d] += w[3] * gd;
+            }
+            const T dot[4] = {d0, d1, d2, d3};
             T sample = 0, dx = 0, dy = 0;
-            for (int j = 0; j < m; ++j) {
-              const T* __restrict__ row = v + level + c[j].offset * z.H * z.D;
-              T* __restrict__ grow = grad_v + level + c[j].offset * z.H * z.D;
-              const T w = static_cast<T>(c[j].weight) * a;
-              T dot = 0;
-#pragma omp simd reduction(+ : dot)
-              for (int64_t d = 0; d < z.D; ++d) {
-                dot += g[d] * row[d];
-                grow[d] += w * g[d];
-              }
-              sample += static_cast<T>(c[j].weight) * dot;
-              dx += static_cast<T>(c[j].dx) * dot;
-              dy += static_cast<T>(c[j].dy) * dot;
+            for (int c = 0; c < 4; ++c) {
+              sample += pt.weight[c] * dot[c];
+              dx += pt.dx[c] * dot[c];
+              dy += pt.dy[c] * dot[c];
             }
             grad_attn[k] = sample;
             grad_loc[2 * k] = a * dx * static_cast<T>(lw);
