@@ -31,7 +31,9 @@ from torch.nn import functional as F
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "msda.cpp"
-FLAGS = ("-O3", "-fopenmp-simd", "-march=native")  # -march=native: the build is keyed by this CPU's flags
+# -fopenmp: ATen's parallel_for is OpenMP inside the kernel (one thread without it); -march=native: the build is
+# keyed by this CPU's flags
+FLAGS = ("-O3", "-fopenmp", "-march=native")
 CHOICE = "DEPTHFORGE_MSDA"  # "torch" forces the PyTorch path
 _native: Any = None  # the compiled module; False once it could not be built
 
@@ -59,7 +61,8 @@ def _build():
         name = f"depthforge_msda_{key.hexdigest()[:12]}"
         if not (Path(cpp_extension.get_default_build_root()) / name / f"{name}.so").exists():
             log.warning("building the fused deformable-attention kernel for this CPU (once, about 30 s)")
-        return cpp_extension.load(name, [str(SOURCE)], extra_cflags=list(FLAGS), verbose=False)
+        return cpp_extension.load(name, [str(SOURCE)], extra_cflags=list(FLAGS), extra_ldflags=["-fopenmp"],
+                                  verbose=False)
     except Exception as e:  # no source, compiler or ninja, a failed build: the PyTorch path still works
         reason = " ".join(str(e).split())[:200]
         log.warning("the fused deformable-attention kernel could not be built (%s); using the slower PyTorch path",

@@ -1,12 +1,14 @@
 // Multi-scale deformable attention's sampling on the CPU, fused: each query's bilinear samples are weighted and
 // summed as they are read, so the [N·heads, D, Q, points] sample tensors of the PyTorch path are never written.
 // Follows Deformable DETR's CUDA kernel (fundamentalvision/Deformable-DETR, ms_deform_im2col_cuda.cuh): the same
-// inputs, grid_sample's bilinear rule with zero padding and align_corners=False (pixel x = loc_x * W - 0.5), a
+// arithmetic, grid_sample's bilinear rule with zero padding and align_corners=False (pixel x = loc_x * W - 0.5), a
 // point outside (-1, W) × (-1, H) skipped, the same gradients. One task per (batch, head): each task writes only
 // its own slices of the outputs and gradients, so no atomics are needed.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -44,9 +46,10 @@ inline bool bilinear(T x, T y, int64_t h, int64_t w, Point<T>& p) {
   return true;
 }
 
-template <typename T>
+template <typename T, int64_t FixedD>
 void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* out) {
   const int64_t stride = z.H * z.D;  // between rows of one head's value
+  const int64_t D = FixedD ? FixedD : z.D;  // a constant lets the compiler unroll the short loops below
   at::parallel_for(0, z.N * z.H, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> zeros(z.D, T(0));
     Point<T> pt;
@@ -68,7 +71,7 @@ void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* o
               w[c] = pt.weight[c] * attn[k];
             }
 #pragma omp simd
-            for (int64_t d = 0; d < z.D; ++d)
+            for (int64_t d = 0; d < D; ++d)
               acc[d] += w[0] * r[0][d] + w[1] * r[1][d] + w[2] * r[2][d] + w[3] * r[3][d];
           }
         }
@@ -77,10 +80,11 @@ void forward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, T* o
   });
 }
 
-template <typename T>
+template <typename T, int64_t FixedD>
 void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, const T* grad,
                      T* grad_v, T* grad_loc, T* grad_attn) {
   const int64_t stride = z.H * z.D;
+  const int64_t D = FixedD ? FixedD : z.D;
   at::parallel_for(0, z.N * z.H, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> zeros(z.D, T(0)), scratch(z.D);  // read and written in place of corners outside the map
     Point<T> pt;
@@ -109,7 +113,7 @@ void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, con
             }
             T d0 = 0, d1 = 0, d2 = 0, d3 = 0;  // the gradient's dot product with each corner's value
 #pragma omp simd reduction(+ : d0, d1, d2, d3)
-            for (int64_t d = 0; d < z.D; ++d) {
+            for (int64_t d = 0; d < D; ++d) {
               const T gd = g[d];
               d0 += gd * r[0][d];
               d1 += gd * r[1][d];
@@ -137,6 +141,19 @@ void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, con
   });
 }
 
+// Calls f with the head width as a compile-time constant for the common widths (0: any other, read at run time).
+template <typename F>
+void with_width(int64_t d, F&& f) {
+  switch (d) {
+    case 4: return f(std::integral_constant<int64_t, 4>{});
+    case 8: return f(std::integral_constant<int64_t, 8>{});
+    case 16: return f(std::integral_constant<int64_t, 16>{});
+    case 32: return f(std::integral_constant<int64_t, 32>{});
+    case 64: return f(std::integral_constant<int64_t, 64>{});
+    default: return f(std::integral_constant<int64_t, 0>{});
+  }
+}
+
 Dims dims(const at::Tensor& value, const at::Tensor& shapes, const at::Tensor& starts, const at::Tensor& loc,
           const at::Tensor& attn) {
   TORCH_CHECK(value.dim() == 4 && loc.dim() == 6 && attn.dim() == 5 && loc.size(5) == 2, "msda: bad ranks");
@@ -146,6 +163,7 @@ Dims dims(const at::Tensor& value, const at::Tensor& shapes, const at::Tensor& s
   TORCH_CHECK(loc.scalar_type() == value.scalar_type() && attn.scalar_type() == value.scalar_type(),
               "msda: mixed dtypes");
   TORCH_CHECK(shapes.size(0) == loc.size(3) && starts.size(0) == loc.size(3), "msda: levels differ");
+  TORCH_CHECK(value.size(2) == loc.size(2), "msda: heads differ");
   return {value.size(0), value.size(1), value.size(2), value.size(3), loc.size(1), loc.size(3), loc.size(4),
           shapes.data_ptr<int64_t>(), starts.data_ptr<int64_t>()};
 }
@@ -159,8 +177,9 @@ at::Tensor msda_forward(const at::Tensor& value, const at::Tensor& shapes, const
   const Dims z = dims(value, shapes, starts, loc, attn);
   auto out = at::zeros({z.N, z.Q, z.H, z.D}, value.options());
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "msda_forward", [&] {
-    forward_kernel<scalar_t>(z, value.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(), attn.data_ptr<scalar_t>(),
-                             out.data_ptr<scalar_t>());
+    const auto args = std::make_tuple(z, value.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(),
+                                      attn.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+    with_width(z.D, [&](auto width) { std::apply(forward_kernel<scalar_t, decltype(width)::value>, args); });
   });
   return out;
 }
@@ -173,9 +192,10 @@ std::vector<at::Tensor> msda_backward(const at::Tensor& value, const at::Tensor&
               "msda: bad gradient");
   auto gv = at::zeros_like(value), gl = at::empty_like(loc), ga = at::empty_like(attn);
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "msda_backward", [&] {
-    backward_kernel<scalar_t>(z, value.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(), attn.data_ptr<scalar_t>(),
-                              grad.data_ptr<scalar_t>(), gv.data_ptr<scalar_t>(), gl.data_ptr<scalar_t>(),
-                              ga.data_ptr<scalar_t>());
+    const auto args = std::make_tuple(z, value.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(),
+                                      attn.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), gv.data_ptr<scalar_t>(),
+                                      gl.data_ptr<scalar_t>(), ga.data_ptr<scalar_t>());
+    with_width(z.D, [&](auto width) { std::apply(backward_kernel<scalar_t, decltype(width)::value>, args); });
   });
   return {gv, gl, ga};
 }
