@@ -95,10 +95,19 @@ def test_a_failed_build_falls_back_to_pytorch_with_one_line(monkeypatch, caplog,
     monkeypatch.setattr(msda, "_native", None)
     monkeypatch.setattr(msda, "SOURCE", broken)
     assert msda.native_kernel() is None and msda.native_kernel() is None
-    assert len([r for r in caplog.records if "could not be built" in r.getMessage()]) == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "could not be built" in m]) == len([m for m in said if "building the" in m]) == 1
+    assert "error:" in said[-1]  # the compiler's own line, not its command
     x = inputs()
     out = LevelwiseDeformableSampling()(x[0], torch.tensor(SHAPES), SHAPES, torch.tensor([0, 48, 60]), x[1], x[2])
     assert torch.allclose(out, reference(*x), atol=1e-5)
+
+
+def test_a_built_kernel_loads_without_the_building_line(caplog):
+    needs_kernel()
+    caplog.clear()
+    assert msda._build() is not None
+    assert not [r for r in caplog.records if "building the" in r.getMessage()]
 
 
 def test_depthformer_and_binsformer_sample_level_by_level():

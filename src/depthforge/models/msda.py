@@ -59,12 +59,15 @@ def _build():
     try:
         key = hashlib.sha1(SOURCE.read_bytes() + " ".join(FLAGS).encode() + cpu.encode() + torch.__version__.encode())
         name = f"depthforge_msda_{key.hexdigest()[:12]}"
-        if not (Path(cpp_extension.get_default_build_root()) / name / f"{name}.so").exists():
+        # torch builds in TORCH_EXTENSIONS_DIR/<name>/, else in its default root's py311_cpu/<name>/
+        root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+        if not any(root.glob(f"{name}/{name}.so")) and not any(root.glob(f"*/{name}/{name}.so")):
             log.warning("building the fused deformable-attention kernel for this CPU (once, about 30 s)")
         return cpp_extension.load(name, [str(SOURCE)], extra_cflags=list(FLAGS), extra_ldflags=["-fopenmp"],
                                   verbose=False)
     except Exception as e:  # no source, compiler or ninja, a failed build: the PyTorch path still works
-        reason = " ".join(str(e).split())[:200]
+        lines = str(e).splitlines() or [type(e).__name__]
+        reason = " ".join(next((x for x in lines if "error:" in x), lines[0]).split())[:200]  # the compiler's line
         log.warning("the fused deformable-attention kernel could not be built (%s); using the slower PyTorch path",
                     reason)
         return None
