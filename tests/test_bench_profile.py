@@ -81,6 +81,20 @@ def test_profile_worker_splits_a_real_step_by_operator():
     # a U-Net's time is in its convolutions
     assert any(op["op"] in ("aten::mkldnn_convolution", "aten::convolution_backward") for op in r["top_ops"][:3])
     assert r["top_memory_bound"]["class"] != "arithmetic"
+    assert "deformable_sampling" not in r  # a U-Net has no deformable attention
+
+
+def test_profile_worker_says_which_deformable_sampling_ran_and_times_the_kernel_as_sampling():
+    from depthforge.models.msda import native_kernel
+
+    r = profile_worker({"model": "depthformer", "kwargs": {"size": "micro"}, "size": [64, 64], "batch": 2,
+                        "steps": 1, "precision": "fp32", "top": 40})
+    if native_kernel() is None:
+        assert r["deformable_sampling"] == "pytorch"
+        return
+    assert r["deformable_sampling"] == "fused kernel"
+    kernel = [op for op in r["top_ops"] if op["op"].startswith("FusedDeformableSampling")]
+    assert {op["class"] for op in kernel} == {"sampling"} and len(kernel) == 2  # forward and backward
 
 
 def _prof(name, step, fraction):

@@ -81,6 +81,7 @@ def profile_worker(job: dict) -> dict:
 
     from ..losses import build_loss
     from ..models import MODELS
+    from ..models.msda import LevelwiseDeformableSampling, native_kernel
     from ..training.step import optimizer_step
     from .train import train_flops
 
@@ -107,7 +108,10 @@ def profile_worker(job: dict) -> dict:
             loss = optimizer_step(model, loss_fn, opt, data, bf16=bf16)
             walls.append(time.perf_counter() - t)
     step = sorted(walls)[len(walls) // 2]
-    return {"size": [h, w], "batch": batch, "precision": job["precision"], "steps": job["steps"],
+    sampling = {}  # which deformable-attention path ran, for the families that have one
+    if any(isinstance(m, LevelwiseDeformableSampling) for m in model.modules()):
+        sampling = {"deformable_sampling": "fused kernel" if native_kernel() is not None else "pytorch"}
+    return {"size": [h, w], "batch": batch, "precision": job["precision"], "steps": job["steps"], **sampling,
             "parameters": sum(p.numel() for p in model.parameters()), "gflop_per_step": flops / 1e9,
             "step_s": step, "first_step_s": first, "peak_rss_mb": rss_mb(), "base_rss_mb": base,
             "loss": float(loss.detach()), "threads": torch.get_num_threads(),
