@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class FusedDeformableSampling(torch.autograd.Function):
         return native_kernel().forward(value, shapes, starts, loc, weights)
 
     @staticmethod
+    @once_differentiable  # its gradients are not differentiable again: a second derivative fails loudly
     def backward(ctx, grad):
         d_value, d_loc, d_weights = native_kernel().backward(*ctx.saved_tensors, grad.contiguous())
         return d_value, None, None, d_loc, d_weights
@@ -97,7 +99,8 @@ def fused(value: Tensor, shapes: Tensor, starts: Tensor, loc: Tensor, weights: T
     work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     n, queries, heads = loc.shape[:3]
     out = FusedDeformableSampling.apply(value.to(work).contiguous(), shapes.to(torch.int64).contiguous(),
-                       starts.to(torch.int64).contiguous(), loc.to(work).contiguous(), weights.to(work).contiguous())
+                                        starts.to(torch.int64).contiguous(), loc.to(work).contiguous(),
+                                        weights.to(work).contiguous())
     return out.view(n, queries, heads * value.shape[-1]).to(dtype)
 
 
@@ -110,7 +113,8 @@ def _fusable(value: Tensor) -> bool:
 
 
 class LevelwiseDeformableSampling(nn.Module):
-    """Drop-in for ``transformers``' ``MultiScaleDeformableAttention`` (same ``forward`` arguments and result)."""
+    """Drop-in for ``transformers``' ``MultiScaleDeformableAttention`` (same ``forward`` arguments and result): the
+    fused kernel where it runs (``_fusable``), else level by level (``levelwise``)."""
 
     def forward(self, value: Tensor, value_spatial_shapes: Tensor, value_spatial_shapes_list: list[tuple],
                 level_start_index: Tensor, sampling_locations: Tensor, attention_weights: Tensor,
