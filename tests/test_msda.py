@@ -115,3 +115,33 @@ def test_depthformer_and_binsformer_sample_level_by_level():
         model = build_model(name, size="micro")
         kinds = {type(m) for m in model.modules()}
         assert LevelwiseDeformableSampling in kinds and MultiScaleDeformableAttention not in kinds, name
+
+
+@pytest.mark.parametrize("name", ["depthformer", "binsformer"])
+def test_a_models_gradients_are_the_same_with_the_kernel_and_without(name, monkeypatch):
+    """End to end through the family's own attention modules: one loss, every parameter's gradient. The offsets
+    are moved off their initial grid first: at a whole pixel, bilinear sampling has no derivative, and float
+    rounding alone picks the side each path takes."""
+    needs_kernel()
+    torch.manual_seed(0)
+    model = build_model(name, size="micro").train()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("sampling_offsets.bias"):
+                p.add_(torch.empty_like(p).uniform_(-0.4, 0.4))
+    x = torch.rand(2, 3, 64, 96)
+    grads = []
+    for choice in ("fused", "torch"):
+        monkeypatch.setenv("DEPTHFORGE_MSDA", choice)
+        torch.manual_seed(1)  # the same dropout masks
+        model.zero_grad()
+        model(x).log().square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    sampled = [n for n in grads[0] if "sampling_offsets" in n]
+    assert sampled and all(grads[0][n].abs().max() > 0 for n in sampled)  # the kernel's location gradients reach them
+    # float32: the two paths sum in other orders, so relative to each gradient's scale, and to the largest one for
+    # gradients that are rounding of an exact zero (a bias before a softmax or a batch norm)
+    largest = max(g.abs().max() for g in grads[1].values())
+    for n in grads[0]:
+        assert (grads[0][n] - grads[1][n]).abs().max() <= 1e-3 * grads[1][n].abs().max() + 1e-6 * largest, n
