@@ -111,25 +111,21 @@ void backward_kernel(const Dims& z, const T* v, const T* loc, const T* attn, con
               gr[c] = pt.row[c] < 0 ? scratch.data() : grad_v + level + pt.row[c] * stride;
               w[c] = pt.weight[c] * a;
             }
-            T d0 = 0, d1 = 0, d2 = 0, d3 = 0;  // the gradient's dot product with each corner's value
-#pragma omp simd reduction(+ : d0, d1, d2, d3)
+            // the gradient's dot products with the sample and with its derivatives by x and y
+            const T* __restrict__ cw = pt.weight;
+            const T* __restrict__ cx = pt.dx;
+            const T* __restrict__ cy = pt.dy;
+            T sample = 0, dx = 0, dy = 0;
+#pragma omp simd reduction(+ : sample, dx, dy)
             for (int64_t d = 0; d < D; ++d) {
-              const T gd = g[d];
-              d0 += gd * r[0][d];
-              d1 += gd * r[1][d];
-              d2 += gd * r[2][d];
-              d3 += gd * r[3][d];
+              const T gd = g[d], v0 = r[0][d], v1 = r[1][d], v2 = r[2][d], v3 = r[3][d];
+              sample += gd * (cw[0] * v0 + cw[1] * v1 + cw[2] * v2 + cw[3] * v3);
+              dx += gd * (cx[0] * v0 + cx[1] * v1 + cx[2] * v2 + cx[3] * v3);
+              dy += gd * (cy[0] * v0 + cy[1] * v1 + cy[2] * v2 + cy[3] * v3);
               gr[0][d] += w[0] * gd;
               gr[1][d] += w[1] * gd;
               gr[2][d] += w[2] * gd;
               gr[3][d] += w[3] * gd;
-            }
-            const T dot[4] = {d0, d1, d2, d3};
-            T sample = 0, dx = 0, dy = 0;
-            for (int c = 0; c < 4; ++c) {
-              sample += pt.weight[c] * dot[c];
-              dx += pt.dx[c] * dot[c];
-              dy += pt.dy[c] * dot[c];
             }
             grad_attn[k] = sample;
             grad_loc[2 * k] = a * dx * static_cast<T>(lw);
