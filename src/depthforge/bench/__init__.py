@@ -40,7 +40,7 @@ from .data import NYU_HW, default_workers, pipeline_rates
 from .machine import ceiling, load_average, say, spawn
 from .profile import PROFILE_BATCH, PROFILE_SIZE, profile_models
 from .targets import targets
-from .train import DEFAULT_SETTINGS, FASTEST, SETTINGS, model_steps, train_steps
+from .train import FASTEST, SETTINGS, default_settings, model_steps, train_steps
 
 MAX_BATCH_PIXELS = 2**25  # batch x H x W of one training step: 28x the default 16 x 240 x 320
 # option -> (low, high): what ``depthforge bench`` takes, checked before anything is allocated or timed
@@ -98,7 +98,7 @@ def check_args(*, size, batch: int, steps: int, width: float, settings, rounds: 
                               f"known: {', '.join(sorted(MODELS))}")
 
 
-def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, settings=DEFAULT_SETTINGS,
+def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.0, settings=None,
           rounds: int = 1, models: list[str] | None = None, model_size=None, model_batch: int = 2,
           model_sizes: dict | None = None, model_kwargs: str = "catalog", checkpoint: str | None = None,
           predict_size=(240, 320), predict_train_steps: int = 20, test_n: int = 8, calib_n: int = 4,
@@ -108,7 +108,9 @@ def bench(*, size=(240, 320), batch: int = 16, steps: int = 2, width: float = 1.
           profile_steps: int = 1, profile_kwargs: str = "catalog",
           device_options: dict | None = None, int8_ops=None) -> dict[str, Any]:
     """Every figure of ``depthforge bench`` as one JSON-able dict (see the module docstring). ``model_size``
-    None: 128x128 rounded up to each model's multiple; a given size must be a multiple of each model's."""
+    None: 128x128 rounded up to each model's multiple; a given size must be a multiple of each model's.
+    ``settings`` None: ``default_settings()`` (TensorFlow's fp32 too where it is installed)."""
+    settings = tuple(settings or default_settings())
     dev = check_device(device)
     exact, model_size = model_size is not None, tuple(model_size or (128, 128))
     check_args(size=size, batch=batch, steps=steps, width=width, settings=settings, rounds=rounds, models=models,

@@ -73,14 +73,22 @@ def ceiling(n: int = 2048, seconds: float = 0.5) -> dict[str, float]:
             "bf16_fast": bf16 > fp32}  # measured: with AVX512-BF16 but no AMX bf16 is the slower
 
 
-def spawn(job: dict, allocator: str = "auto", extra_env: dict | None = None, timeout: float = 1800) -> dict:
+# runs ``work(job)`` of the file argv[1] with job argv[2], without importing its package (``tf_seed.py``: no torch)
+RUN_FILE = ("import importlib.util as u, json, sys; s = u.spec_from_file_location('worker', sys.argv[1]); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); print(json.dumps(m.work(json.loads(sys.argv[2]))))")
+
+
+def spawn(job: dict, allocator: str = "auto", extra_env: dict | None = None, timeout: float = 1800,
+          script: Path | None = None) -> dict:
     env = malloc_env(os.environ, allocator)
     env.update(extra_env or {})
     env.setdefault("HF_HUB_OFFLINE", "1")  # random weights only: never wait on the network
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     try:
-        proc = subprocess.run([sys.executable, "-m", "depthforge.bench", json.dumps(job)], env=env,
+        cmd = [sys.executable, "-m", "depthforge.bench"] if script is None else [sys.executable, "-c", RUN_FILE,
+                                                                              str(script)]
+        proc = subprocess.run([*cmd, json.dumps(job)], env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}

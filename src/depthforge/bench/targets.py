@@ -89,6 +89,13 @@ def targets(r: dict) -> list[dict]:
     rows.append(_row(f"{label}: GFLOP/s", fraction, SEED_FRACTION, unit, False, seed_prof, note))
     rows.append(_row(f"{label}: peak RSS", s.get("peak_rss_mb") if ok else None, SEED_MB, "MB", True, seed_prof,
                      note))
+    # fp32 no slower than the seed's own TensorFlow fp32 in the same run (tf_seed.py; where TensorFlow is installed)
+    ours, theirs = ran.get("fp32", {}), ran.get("tensorflow_fp32", {})
+    both = ok and "step_s" in ours and "step_s" in theirs
+    why = note or ("" if both else "TensorFlow's step not run here (pip install tensorflow-cpu, then bench again)")
+    rows.append(_row(f"seed U-Net fp32 step against TensorFlow's fp32, batch {BATCH} at {SEED_AT[0]}x{SEED_AT[1]}",
+                     ours["step_s"] / theirs["step_s"] if both else None, 1.0, "x TensorFlow's step", True, seed_prof,
+                     why))
     rows += device_targets(r.get("device"))
     return rows
 

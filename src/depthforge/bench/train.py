@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ import torch
 from ..allocator import current_allocator
 from ..errors import DepthforgeError
 from .machine import brief, load_average, rss_mb, say, spawn
+from .tf_seed import available as tensorflow_available
 
 # name: (precision, channels_last, allocator, extra environment). "bf16conv": an fp32 model whose convolutions
 # oneDNN runs in bf16 (torch.backends.mkldnn.conv.fp32_precision), no autocast.
@@ -25,9 +27,18 @@ SETTINGS: dict[str, tuple[str, bool, str, dict[str, str]]] = {
     "bf16_channels_last_omp_bind": ("bf16", True, "auto", {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}),
     "bf16conv_channels_last": ("bf16conv", True, "auto", {}),
     "bf16": ("bf16", False, "auto", {}),
+    # the same network, loss and optimiser in the seed's own framework (tf_seed.py), where TensorFlow is installed
+    "tensorflow_fp32": ("fp32", False, "auto", {}),
+    "tensorflow_bf16": ("bf16", False, "auto", {}),
 }
 DEFAULT_SETTINGS = ("fp32", "bf16_channels_last")
+TF_SCRIPT = Path(__file__).with_name("tf_seed.py")
 FASTEST = "bf16_channels_last"  # what ``depthforge train`` uses with precision bf16-mixed + channels_last
+
+
+def default_settings() -> tuple[str, ...]:
+    """``DEFAULT_SETTINGS``, and TensorFlow's fp32 beside them where it is installed (issue 22: report both)."""
+    return DEFAULT_SETTINGS + (("tensorflow_fp32",) if tensorflow_available() else ())
 
 
 def train_flops(model: torch.nn.Module, size, batch: int) -> float:
@@ -115,8 +126,12 @@ def train_steps(settings=DEFAULT_SETTINGS, *, size=(240, 320), batch: int = 16, 
             say(progress, f"training step {name} (round {r + 1}/{rounds}) ...")
             job = {"kind": "step", "model": "seed-unet", "kwargs": kwargs, "loss": "seed", "size": list(size),
                    "batch": batch, "steps": steps, "precision": precision, "channels_last": cl}
+            script = None
+            if name.startswith("tensorflow"):
+                job, script = {"size": list(size), "batch": batch, "steps": steps, "width": width,
+                               "precision": precision}, TF_SCRIPT
             before = load_average()
-            out = spawn(job, allocator, extra)
+            out = spawn(job, allocator, extra, script=script)
             out["load"] = before
             runs[name].append(out)
     result: dict[str, Any] = {"model": f"seed-unet width {width}", "size": list(size), "batch": batch,
@@ -129,7 +144,7 @@ def train_steps(settings=DEFAULT_SETTINGS, *, size=(240, 320), batch: int = 16, 
         med = {k: statistics.median(o[k] for o in ok) for k in ("step_s", "cpu_s", "load")}
         row = {**med, "peak_rss_mb": max(o["peak_rss_mb"] for o in ok), "loss": ok[0]["loss"],
                "allocator": ok[0]["allocator"], "samples_per_s": batch / med["step_s"],
-               "runs": [round(o["step_s"], 3) for o in ok]}
+               "runs": [round(o["step_s"], 3) for o in ok], "framework": ok[0].get("framework", "pytorch")}
         result["settings"][name] = _with_flops(row, flops, roof, SETTINGS[name][0])
     base = result["settings"].get(settings[0], {})
     for row in result["settings"].values():

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=float, default=1.0, help="U-Net width multiplier (1.0 = the seed's)")
     g.add_argument("--settings", type=_names, default=None, metavar="NAMES",
                    help="comma-separated settings, or 'all' (allocators, oneDNN, thread binding); "
-                        "default: fp32,bf16_channels_last")
+                        "default: fp32,bf16_channels_last, and tensorflow_fp32 where TensorFlow is installed")
     g.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the settings (medians kept)")
     g = p.add_argument_group("every registered model")
     g.add_argument("--models", type=_names, default=None, metavar="NAMES", help="comma-separated model names")
@@ -74,7 +74,7 @@ def device_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import DEFAULT_SETTINGS, SETTINGS, bench
+    from ..bench import SETTINGS, bench, default_settings
     from ..bench.report import print_report
     from ..errors import DepthforgeError
     from ..inference.quantize import parse_ops
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in only if s not in SECTIONS]
     if bad:
         raise DepthforgeError(f"bench --only: unknown section(s) {', '.join(bad)}; known: {', '.join(SECTIONS)}")
-    settings = args.settings or list(DEFAULT_SETTINGS)
+    settings = args.settings or list(default_settings())
     if settings == ["all"]:
         settings = list(SETTINGS)
     results = bench(size=tuple(args.size), batch=args.batch, steps=args.steps, width=args.width, settings=settings,
