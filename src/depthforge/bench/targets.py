@@ -77,7 +77,7 @@ def targets(r: dict) -> list[dict]:
     t = r.get("train") or {}
     # the default setting (bf16 + channels_last) where it ran, else the fastest one that did (fp32 where bf16
     # is emulated and too slow to run at this size)
-    ran = {k: v for k, v in t.get("settings", {}).items() if "step_s" in v}
+    ran = {k: v for k, v in t.get("settings", {}).items() if "step_s" in v and not k.startswith("tensorflow")}
     setting = FASTEST if FASTEST in ran else min(ran, key=lambda k: ran[k]["step_s"], default=FASTEST)
     s = ran.get(setting, {})
     ok = t.get("size") == SEED_AT and t.get("batch") == BATCH and "step_s" in s
@@ -90,7 +90,7 @@ def targets(r: dict) -> list[dict]:
     rows.append(_row(f"{label}: peak RSS", s.get("peak_rss_mb") if ok else None, SEED_MB, "MB", True, seed_prof,
                      note))
     # fp32 no slower than the seed's own TensorFlow fp32 in the same run (tf_seed.py; where TensorFlow is installed)
-    ours, theirs = ran.get("fp32", {}), ran.get("tensorflow_fp32", {})
+    ours, theirs = ran.get("fp32", {}), t.get("settings", {}).get("tensorflow_fp32", {})
     both = ok and "step_s" in ours and "step_s" in theirs
     why = note or ("" if both else "TensorFlow's step not run here (pip install tensorflow-cpu, then bench again)")
     rows.append(_row(f"seed U-Net fp32 step against TensorFlow's fp32, batch {BATCH} at {SEED_AT[0]}x{SEED_AT[1]}",
