@@ -3,13 +3,13 @@ network in TensorFlow/Keras, the seed's loss, Adam amsgrad, one compiled ``tf.fu
 ``train.step_worker`` times PyTorch's. Runs only where ``tensorflow`` is installed (``pip install
 tensorflow-cpu``: not a dependency of depthforge); ``available()`` says whether it is.
 
-The network is ``models/seed_unet.py`` layer for layer in Keras, as the seed wrote it (its trainable parameter count
-is the same, 8,634,593 at width 1 and 4 levels): two (conv3×3 → LeakyReLU 0.2 → BatchNorm) per level and
+The network is ``models/seed_unet.py`` layer for layer in Keras (the seed's Keras model's trainable parameter count,
+8,634,593 at width 1 and 4 levels, is its count too): two (conv3×3 → LeakyReLU 0.2 → BatchNorm) per level and
 max-pooling down; a bottleneck of two (conv3×3 → LeakyReLU); bilinear ×2 up → conv3×3 → LeakyReLU, concatenated with
 the skip, then two (conv3×3 → LeakyReLU → BatchNorm); a 3×3 conv and a sigmoid. The loss is the seed's notebook's
 (``../shared/fixtures/README.md``, ``losses/seed.py``): clip((1 − SSIM)/2, 0, 1) + mean |∇y − ∇ŷ| + 0.1 · mean
 |y − ŷ| on depth ÷ max depth, with ``tf.image.ssim`` and ``tf.image.image_gradients``. "bf16" is Keras's own
-``mixed_bfloat16`` policy, as the seed's team would have switched it on. This file imports neither torch nor the
+``mixed_bfloat16`` policy (TensorFlow's bf16 path; the output and the loss stay float32). This file imports neither torch nor the
 rest of depthforge: ``machine.spawn(job, script=this file)`` runs its ``work`` in a process of its own.
 """
 from __future__ import annotations
