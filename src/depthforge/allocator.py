@@ -101,14 +101,20 @@ def current_allocator() -> str:
     return "glibc" if os.environ.get("GLIBC_TUNABLES") == MALLOC_TUNING else "default"
 
 
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags (the first ``flags`` line of /proc/cpuinfo); None where it cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return frozenset(text.partition("flags")[2].partition("\n")[0].partition(":")[2].split())
+
+
 def fast_bf16() -> bool:
     """Whether bf16 runs faster than fp32 on this CPU: only with AMX tiles (``amx_bf16``). Without AMX oneDNN's
     bf16 is slower: emulated on AVX2 (the seed U-Net's training step, batch 16 at 96x128: 11 s against 0.9 s on an
     AVX2-only AMD EPYC), and slower still with AVX512-BF16 alone (batch 16 at 128x160: 3.10 s against 2.24 s; a
     2048² matrix product 168 against 333 GFLOP/s; OpenVINO's DA-V2 Small 742 against 435 ms — an Intel Xeon,
     model 207, whose AMX the virtual machine does not expose, 2026-12-08). With AMX a bf16 step was ~3.5x faster."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: unknown, so treated as fast (the recipe and the report keep bf16)
-        return True
-    return "amx_bf16" in flags
+    flags = cpu_flags()
+    return flags is None or "amx_bf16" in flags  # not Linux: unknown, so treated as fast (bf16 is kept)

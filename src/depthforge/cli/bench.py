@@ -74,7 +74,7 @@ def device_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import SETTINGS, bench, default_settings
+    from ..bench import SETTINGS, bench
     from ..bench.report import print_report
     from ..errors import DepthforgeError
     from ..inference.quantize import parse_ops
@@ -84,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in only if s not in SECTIONS]
     if bad:
         raise DepthforgeError(f"bench --only: unknown section(s) {', '.join(bad)}; known: {', '.join(SECTIONS)}")
-    settings = args.settings or list(default_settings())
-    if settings == ["all"]:
-        settings = list(SETTINGS)
+    settings = list(SETTINGS) if args.settings == ["all"] else args.settings  # None: bench's defaults
     results = bench(size=tuple(args.size), batch=args.batch, steps=args.steps, width=args.width, settings=settings,
                     rounds=args.rounds, models=args.models,
                     model_size=args.model_size and tuple(args.model_size),

@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+from ..allocator import cpu_flags
+
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "msda.cpp"
 # -fopenmp: ATen's parallel_for is OpenMP inside the kernel (one thread without it); -march=native: the build is
@@ -54,10 +56,7 @@ def native_kernel():
 def _build():
     from torch.utils import cpp_extension
 
-    try:
-        cpu = Path("/proc/cpuinfo").read_text().partition("flags")[2].partition("\n")[0]
-    except OSError:
-        cpu = ""
+    cpu = " ".join(sorted(cpu_flags() or ()))
     try:
         key = hashlib.sha1(SOURCE.read_bytes() + " ".join(FLAGS).encode() + cpu.encode() + torch.__version__.encode())
         name = f"depthforge_msda_{key.hexdigest()[:12]}"
